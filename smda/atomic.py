@@ -1,0 +1,45 @@
+"""Atomic writes: a reader sees the old file or the new one, never half of one.
+
+Write to a temporary sibling (same directory, so the final rename is atomic on POSIX), flush
+and fsync, then ``os.replace`` onto the target. On any error the temporary file is removed
+and the previous target is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write_bytes"]
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path | str, *, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success move it onto ``target``.
+
+    The caller writes the temporary path with any library (netCDF4, h5py, rasterio...).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def atomic_write_bytes(target: Path | str, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target, mode=mode) as tmp:
+        tmp.write_bytes(data)

@@ -1,0 +1,192 @@
+"""smda's command-line interface (``smda --help``).
+
+The CLI is an edge: it loads the settings once, sets up logging, calls library functions and
+presents their results. It holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smda import __version__
+from smda.config import Settings, load_settings
+from smda.errors import SmdaError
+from smda.grid import BBox
+
+app = typer.Typer(
+    help="smda — seamless daily global surface soil moisture (ML-DA: TC labels, LightGBM, SMAP nudging).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+twin_app = typer.Typer(
+    help="The offline twin: a synthetic world with a known truth behind loopback replicas of the providers.",
+    no_args_is_help=True,
+)
+app.add_typer(twin_app, name="twin")
+
+console = Console(stderr=True)
+DEMO_REGION = "-105,30,-95,40"
+
+RegionOpt = Annotated[str, typer.Option(help="Region 'west,south,east,north' in degrees (west > east crosses the antimeridian).")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic world (same seed → same world).")]
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _parse_region(text: str) -> BBox:
+    try:
+        return BBox.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--region") from exc
+
+
+def _parse_date(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date YYYY-MM-DD", param_hint=name) from None
+
+
+def _twin_config(region: str, today: str | None, seed: int, epoch: str):  # type: ignore[no-untyped-def]
+    from smda.twin.service import TwinConfig
+    from smda.twin.world import WorldSpec
+
+    today_d = _parse_date(today, "--today") if today else datetime.now(UTC).date()
+    return TwinConfig(
+        world=WorldSpec(seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch")),
+        today=today_d,
+    )
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    """smda command-line interface. Settings come from SMDA_* environment variables (see README)."""
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.command()
+def config() -> None:
+    """Show the effective configuration (SMDA_* variables) — no secrets are shown."""
+    settings = _settings()
+    typer.echo(json.dumps(json.loads(settings.model_dump_json()), indent=2))
+
+
+@twin_app.command("serve")
+def twin_serve(
+    region: RegionOpt = DEMO_REGION,
+    today: Annotated[str | None, typer.Option(help="The date the twin believes is today (default: real today, UTC).")] = None,
+    seed: SeedOpt = 42,
+    epoch: Annotated[str, typer.Option(help="Start of the world's water-balance integration.")] = "2015-01-01",
+    endpoints_file: Annotated[Path, typer.Option(help="Where to write the endpoints JSON (use it as SMDA_ENDPOINTS).")] = Path("twin-endpoints.json"),
+    workdir: Annotated[Path | None, typer.Option(help="Where replicas keep generated files (default: a temporary folder).")] = None,
+    faults: Annotated[Path | None, typer.Option(help="JSON list of faults [{'provider': 'cds', 'kind': 'status', 'status': 503, ...}].")] = None,
+) -> None:
+    """Run the offline twin's replicas (CDS, Earthdata, MSWEP) until interrupted.
+
+    Writes the endpoints file; `export SMDA_ENDPOINTS=<file>` points smda at the twin.
+    """
+    _settings()
+    from smda.twin.faults import Fault
+    from smda.twin.service import Twin
+
+    twin = Twin(_twin_config(region, today, seed, epoch), workdir)
+    if faults is not None:
+        for item in json.loads(faults.read_text()):
+            provider = item.pop("provider")
+            twin.add_fault(provider, Fault.from_dict(item))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with twin:
+        twin.endpoints().write(endpoints_file)
+        console.print(f"twin serving (today {twin.clock.today}, region {region}, seed {seed}); endpoints in {endpoints_file}")
+        console.print(f"  export SMDA_ENDPOINTS={endpoints_file.resolve()}")
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    console.print("twin stopped")
+
+
+@twin_app.command("truth")
+def twin_truth(
+    start: Annotated[str, typer.Option(help="First day YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(help="Last day YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option(help="netCDF file to write the truth to.")],
+    region: RegionOpt = DEMO_REGION,
+    seed: SeedOpt = 42,
+    epoch: str = "2015-01-01",
+) -> None:
+    """Write the twin world's true surface soil moisture (m3 m-3) for a period to netCDF."""
+    _settings()
+    from smda.atomic import atomic_path
+    from smda.twin.world import World, WorldSpec
+
+    world = World(WorldSpec(seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch")))
+    truth = world.truth(_parse_date(start, "--start"), _parse_date(end, "--end"))
+    with atomic_path(out) as tmp:
+        truth.to_netcdf(tmp)
+    console.print(f"wrote truth {dict(truth.sizes)} to {out}")
+
+
+@twin_app.command("params")
+def twin_params(region: RegionOpt = DEMO_REGION, seed: SeedOpt = 42) -> None:
+    """Print the true error parameters of each synthetic product (JSON)."""
+    from dataclasses import asdict
+
+    from smda.twin.world import World, WorldSpec
+
+    world = World(WorldSpec(seed=seed, region=_parse_region(region)))
+    typer.echo(json.dumps({k: asdict(v) for k, v in world.error_params.items()}, indent=2, default=str))
+
+
+@app.command()
+def demo(
+    region: RegionOpt = DEMO_REGION,
+    today: Annotated[str, typer.Option(help="The twin's today.")] = "2024-07-20",
+    seed: SeedOpt = 42,
+) -> None:
+    """Run the demo on the offline twin: serve it and fetch one day through the real clients."""
+    settings = _settings()
+    from smda.demo import fetch_one_day
+    from smda.twin.service import Twin
+
+    config_ = _twin_config(region, today, seed, "2015-01-01")
+    with Twin(config_) as twin:
+        endpoints = twin.endpoints()
+        day = twin.clock.newest("era5")
+        console.print(f"offline twin up (today {twin.clock.today}); fetching {day} for region {region}")
+        fetched = fetch_one_day(endpoints, day, config_.world.region, settings.data_dir / "raw")
+        table = Table(title=f"fetched {day} from the offline twin")
+        for col in ("source", "file", "bytes"):
+            table.add_column(col)
+        for f in fetched:
+            table.add_row(f.source, str(f.path), f"{f.size:,}")
+        Console().print(table)
+        console.print(f"requests served: {twin.status()['requests']}")
+
+
+def run() -> None:
+    """Entry point that turns smda errors into a one-line message and exit code 1."""
+    try:
+        app()
+    except SmdaError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(1) from None
+
+

@@ -1,0 +1,80 @@
+"""smda's settings: typed, loaded once at the edge (CLI or flow) and passed down.
+
+Every setting can come from the environment with the ``SMDA_`` prefix (or a ``.env`` file in
+the working directory). The library never reads the environment itself: functions take the
+:class:`Settings` object, or the values they need.
+
+==========================  ==================================================================
+variable                    meaning
+==========================  ==================================================================
+``SMDA_DATA_DIR``           where everything smda stores lives (cache, staged inputs, models,
+                            state chain, products). Default ``./data``.
+``SMDA_ENDPOINTS``          path of the endpoints JSON written by ``smda twin serve``. When set,
+                            every provider client is pointed at those (twin) endpoints.
+``SMDA_REGION``             default region ``west,south,east,north`` (default: the globe).
+``SMDA_MSWEP_URL``          MSWEP daily file URL template (fsspec URL with ``{yyyy}{ddd}``),
+                            e.g. the path of an rclone-synced mirror.
+``SMDA_LOG_LEVEL``          logging level (INFO).
+==========================  ==================================================================
+
+Provider credentials are not smda settings: they are read by the providers' own clients from
+their usual places (``CDSAPI_URL``/``CDSAPI_KEY`` or ``~/.cdsapirc``; ``EARTHDATA_TOKEN`` or
+``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD`` or ``~/.netrc``) or from Prefect blocks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from smda.errors import ConfigError
+from smda.grid import BBox
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """smda configuration (see the module docstring for the environment variables)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SMDA_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(default=Path("data"), description="Root of everything smda stores.")
+    endpoints: Path | None = Field(
+        default=None, description="Endpoints JSON written by `smda twin serve` (twin mode)."
+    )
+    region: str | None = Field(default=None, description="Default region 'west,south,east,north'.")
+    mswep_url: str | None = Field(
+        default=None, description="MSWEP daily file URL template with {yyyy} and {ddd}."
+    )
+    log_level: str = Field(default="INFO", description="Logging level.")
+
+    @field_validator("region")
+    @classmethod
+    def _check_region(cls, value: str | None) -> str | None:
+        if value is not None:
+            BBox.parse(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+        if value.upper() not in levels:
+            raise ValueError(f"log level {value!r} is not one of {', '.join(levels)}")
+        return value.upper()
+
+    @property
+    def bbox(self) -> BBox | None:
+        return BBox.parse(self.region) if self.region else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings from the environment (and ``overrides``), with errors that name the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"invalid smda configuration (check the SMDA_* variables): {exc}") from exc

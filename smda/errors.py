@@ -1,0 +1,68 @@
+"""smda's exception tree: every error says what happened and what the user can do.
+
+``SmdaError`` is the root. Three kinds matter to operations and are handled differently:
+
+- :class:`NotYetAvailable` — the provider has not published the data yet. An expected,
+  normal outcome: try again later. Never retried in a loop, never reported as a failure.
+- :class:`TransientError` — a failure that may go away (429, 5xx, timeouts, resets, a
+  truncated or corrupt download). Retried with bounded backoff.
+- :class:`PermanentError` — retrying cannot help (credentials rejected, licence not
+  accepted, invalid request, malformed file). Fails fast with instructions.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "CredentialsError",
+    "InvalidRequest",
+    "LicenceNotAccepted",
+    "MalformedFile",
+    "NotYetAvailable",
+    "PermanentError",
+    "SmdaError",
+    "TransientError",
+]
+
+
+class SmdaError(Exception):
+    """Root of all errors raised by smda."""
+
+
+class ConfigError(SmdaError):
+    """The configuration is invalid (bad value, missing file); the message names the setting."""
+
+
+class NotYetAvailable(SmdaError):
+    """The provider has not published the requested data yet; try again later.
+
+    Do not raise this for data that will never exist (use :class:`InvalidRequest`).
+    """
+
+
+class TransientError(SmdaError):
+    """A failure that may succeed on retry (rate limit, server error, timeout, bad transfer)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(SmdaError):
+    """A failure that retrying cannot fix; the message says what the user must do."""
+
+
+class CredentialsError(PermanentError):
+    """Credentials are missing or were rejected by the provider."""
+
+
+class LicenceNotAccepted(PermanentError):
+    """The account has not accepted the dataset's licence (CDS) or EULA (Earthdata)."""
+
+
+class InvalidRequest(PermanentError):
+    """The provider rejected the request as invalid (unknown variable, bad date, bad area)."""
+
+
+class MalformedFile(PermanentError):
+    """A file does not have the structure its producer documents."""
