@@ -6,6 +6,7 @@ presents their results. It holds no logic of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -37,13 +38,20 @@ app.add_typer(twin_app, name="twin")
 console = Console(stderr=True)
 DEMO_REGION = "-105,30,-95,40"
 
-RegionOpt = Annotated[str, typer.Option(help="Region 'west,south,east,north' in degrees (west > east crosses the antimeridian).")]
+RegionOpt = Annotated[
+    str,
+    typer.Option(
+        help="Region 'west,south,east,north' in degrees (west > east crosses the antimeridian)."
+    ),
+]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic world (same seed → same world).")]
 
 
 def _settings() -> Settings:
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return settings
 
 
@@ -67,13 +75,17 @@ def _twin_config(region: str, today: str | None, seed: int, epoch: str):  # type
 
     today_d = _parse_date(today, "--today") if today else datetime.now(UTC).date()
     return TwinConfig(
-        world=WorldSpec(seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch")),
+        world=WorldSpec(
+            seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch")
+        ),
         today=today_d,
     )
 
 
 @app.callback()
-def main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+def main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
     """smda command-line interface. Settings come from SMDA_* environment variables (see README)."""
     if version:
         typer.echo(__version__)
@@ -90,12 +102,27 @@ def config() -> None:
 @twin_app.command("serve")
 def twin_serve(
     region: RegionOpt = DEMO_REGION,
-    today: Annotated[str | None, typer.Option(help="The date the twin believes is today (default: real today, UTC).")] = None,
+    today: Annotated[
+        str | None,
+        typer.Option(help="The date the twin believes is today (default: real today, UTC)."),
+    ] = None,
     seed: SeedOpt = 42,
-    epoch: Annotated[str, typer.Option(help="Start of the world's water-balance integration.")] = "2015-01-01",
-    endpoints_file: Annotated[Path, typer.Option(help="Where to write the endpoints JSON (use it as SMDA_ENDPOINTS).")] = Path("twin-endpoints.json"),
-    workdir: Annotated[Path | None, typer.Option(help="Where replicas keep generated files (default: a temporary folder).")] = None,
-    faults: Annotated[Path | None, typer.Option(help="JSON list of faults [{'provider': 'cds', 'kind': 'status', 'status': 503, ...}].")] = None,
+    epoch: Annotated[
+        str, typer.Option(help="Start of the world's water-balance integration.")
+    ] = "2015-01-01",
+    endpoints_file: Annotated[
+        Path, typer.Option(help="Where to write the endpoints JSON (use it as SMDA_ENDPOINTS).")
+    ] = Path("twin-endpoints.json"),
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where replicas keep generated files (default: a temporary folder)."),
+    ] = None,
+    faults: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON list of faults [{'provider': 'cds', 'kind': 'status', 'status': 503, ...}]."
+        ),
+    ] = None,
 ) -> None:
     """Run the offline twin's replicas (CDS, Earthdata, MSWEP) until interrupted.
 
@@ -114,12 +141,12 @@ def twin_serve(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with twin:
         twin.endpoints().write(endpoints_file)
-        console.print(f"twin serving (today {twin.clock.today}, region {region}, seed {seed}); endpoints in {endpoints_file}")
+        console.print(
+            f"twin serving (today {twin.clock.today}, region {region}, seed {seed}); endpoints in {endpoints_file}"
+        )
         console.print(f"  export SMDA_ENDPOINTS={endpoints_file.resolve()}")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     console.print("twin stopped")
 
 
@@ -137,7 +164,9 @@ def twin_truth(
     from smda.atomic import atomic_path
     from smda.twin.world import World, WorldSpec
 
-    world = World(WorldSpec(seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch")))
+    world = World(
+        WorldSpec(seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch"))
+    )
     truth = world.truth(_parse_date(start, "--start"), _parse_date(end, "--end"))
     with atomic_path(out) as tmp:
         truth.to_netcdf(tmp)
@@ -152,7 +181,9 @@ def twin_params(region: RegionOpt = DEMO_REGION, seed: SeedOpt = 42) -> None:
     from smda.twin.world import World, WorldSpec
 
     world = World(WorldSpec(seed=seed, region=_parse_region(region)))
-    typer.echo(json.dumps({k: asdict(v) for k, v in world.error_params.items()}, indent=2, default=str))
+    typer.echo(
+        json.dumps({k: asdict(v) for k, v in world.error_params.items()}, indent=2, default=str)
+    )
 
 
 @app.command()
@@ -170,7 +201,9 @@ def demo(
     with Twin(config_) as twin:
         endpoints = twin.endpoints()
         day = twin.clock.newest("era5")
-        console.print(f"offline twin up (today {twin.clock.today}); fetching {day} for region {region}")
+        console.print(
+            f"offline twin up (today {twin.clock.today}); fetching {day} for region {region}"
+        )
         fetched = fetch_one_day(endpoints, day, config_.world.region, settings.data_dir / "raw")
         table = Table(title=f"fetched {day} from the offline twin")
         for col in ("source", "file", "bytes"):
@@ -188,5 +221,3 @@ def run() -> None:
     except SmdaError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise SystemExit(1) from None
-
-

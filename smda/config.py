@@ -77,4 +77,6 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise ConfigError(f"invalid smda configuration (check the SMDA_* variables): {exc}") from exc
+        raise ConfigError(
+            f"invalid smda configuration (check the SMDA_* variables): {exc}"
+        ) from exc

@@ -83,7 +83,10 @@ def fetch_one_day(endpoints: Endpoints, day: date, region: BBox, dest: Path) -> 
 
     url = endpoints.mswep.url_template.format(yyyy=f"{day:%Y}", ddd=f"{day:%j}")
     mswep_target = dest / "mswep" / f"{day:%Y%j}.nc"
-    with http_session(endpoints) as session, session.get(url, timeout=TIMEOUT, stream=True) as response:
+    with (
+        http_session(endpoints) as session,
+        session.get(url, timeout=TIMEOUT, stream=True) as response,
+    ):
         response.raise_for_status()
         with atomic_path(mswep_target) as tmp, tmp.open("wb") as fh:
             for chunk in response.iter_content(1 << 20):

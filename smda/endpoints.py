@@ -100,5 +100,3 @@ def client_environment(endpoints: Endpoints) -> dict[str, str]:
         env["REQUESTS_CA_BUNDLE"] = endpoints.earthdata.ca_bundle
         env["SSL_CERT_FILE"] = endpoints.earthdata.ca_bundle
     return env
-
-

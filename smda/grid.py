@@ -46,7 +46,9 @@ class BBox:
     def __post_init__(self) -> None:
         problems = []
         if not -90.0 <= self.south < self.north <= 90.0:
-            problems.append(f"need −90 ≤ south < north ≤ 90, got south={self.south} north={self.north}")
+            problems.append(
+                f"need −90 ≤ south < north ≤ 90, got south={self.south} north={self.north}"
+            )
         for name in ("west", "east"):
             value = getattr(self, name)
             if not -180.0 <= value <= 360.0:
@@ -63,7 +65,9 @@ class BBox:
         try:
             west, south, east, north = (float(p) for p in parts)
         except ValueError as exc:
-            raise ValueError(f"region {text!r} must be four numbers 'west,south,east,north'") from exc
+            raise ValueError(
+                f"region {text!r} must be four numbers 'west,south,east,north'"
+            ) from exc
         return cls(west, south, east, north)
 
     @property
@@ -105,7 +109,7 @@ class Grid:
         n_lat, n_lon = self.global_shape
         if abs(n_lat * self.res - 180.0) > 1e-6 or abs(n_lon * self.res - 360.0) > 1e-6:
             raise ValueError(f"resolution {self.res}° does not divide the globe evenly")
-        if not (0 <= self.row0 and self.row0 + self.nrows <= n_lat and self.nrows > 0):
+        if not (self.row0 >= 0 and self.row0 + self.nrows <= n_lat and self.nrows > 0):
             raise ValueError(f"rows {self.row0}..{self.row0 + self.nrows} outside 0..{n_lat}")
         if not (0 <= self.col0 < n_lon and 0 < self.ncols <= n_lon):
             raise ValueError(f"columns start {self.col0}, count {self.ncols} invalid for {n_lon}")
@@ -122,7 +126,7 @@ class Grid:
         The result is expressed relative to the global grid of the same resolution and must
         lie within this grid.
         """
-        n_lat, n_lon = self.global_shape
+        n_lon = self.global_shape[1]
         r_start = math.ceil((90.0 - bbox.north) / self.res - 0.5 - _EPS)
         r_stop = math.floor((90.0 - bbox.south) / self.res - 0.5 + _EPS) + 1
         west = float(_wrap_lon(bbox.west))
@@ -163,17 +167,18 @@ class Grid:
     @property
     def lats(self) -> FloatArray:
         """Cell-centre latitudes, north to south (degrees_north)."""
-        return 90.0 - (self.rows + 0.5) * self.res
+        return np.asarray(90.0 - (self.rows + 0.5) * self.res, dtype=np.float64)
 
     @property
     def lons(self) -> FloatArray:
         """Cell-centre longitudes in [−180, 180) (degrees_east); they jump at the antimeridian."""
-        return -180.0 + (self.cols + 0.5) * self.res
+        return np.asarray(-180.0 + (self.cols + 0.5) * self.res, dtype=np.float64)
 
     @property
     def lons_continuous(self) -> FloatArray:
         """Cell-centre longitudes increasing monotonically (may exceed 180 across the antimeridian)."""
-        return -180.0 + (np.arange(self.col0, self.col0 + self.ncols) + 0.5) * self.res
+        cols = np.arange(self.col0, self.col0 + self.ncols, dtype=np.float64)
+        return np.asarray(-180.0 + (cols + 0.5) * self.res, dtype=np.float64)
 
     @property
     def bounds(self) -> BBox:
@@ -186,7 +191,14 @@ class Grid:
     @property
     def transform(self) -> tuple[float, float, float, float, float, float]:
         """GDAL-ordered affine (a, b, c, d, e, f) with continuous longitudes."""
-        return (self.res, 0.0, -180.0 + self.col0 * self.res, 0.0, -self.res, 90.0 - self.row0 * self.res)
+        return (
+            self.res,
+            0.0,
+            -180.0 + self.col0 * self.res,
+            0.0,
+            -self.res,
+            90.0 - self.row0 * self.res,
+        )
 
     crs = "EPSG:4326"
 
@@ -215,7 +227,9 @@ class Grid:
         c = (other.col0 - self.col0) % self.global_shape[1]
         return slice(r, r + other.nrows), slice(c, c + other.ncols)
 
-    def locate(self, lat: FloatArray, lon: FloatArray) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
+    def locate(
+        self, lat: FloatArray, lon: FloatArray
+    ) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
         """Row/column (within this grid) of the cells containing points, and a validity mask."""
         lat = np.asarray(lat, dtype=np.float64)
         lon = np.asarray(lon, dtype=np.float64)
@@ -224,7 +238,13 @@ class Grid:
         gcol = np.floor((_wrap_lon(lon) + 180.0) / self.res).astype(np.intp) % n_lon
         row = grow - self.row0
         col = (gcol - self.col0) % n_lon
-        ok = (row >= 0) & (row < self.nrows) & (col < self.ncols) & np.isfinite(lat) & np.isfinite(lon)
+        ok = (
+            (row >= 0)
+            & (row < self.nrows)
+            & (col < self.ncols)
+            & np.isfinite(lat)
+            & np.isfinite(lon)
+        )
         return np.where(ok, row, 0), np.where(ok, col, 0), ok
 
     def __str__(self) -> str:

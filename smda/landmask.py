@@ -46,7 +46,9 @@ def land_fraction(lsm: xr.DataArray, grid: Grid) -> xr.DataArray:
     lat_name, lon_name = _lat_lon_names(lsm)
     extra = [d for d in lsm.dims if d not in (lat_name, lon_name)]
     if any(lsm.sizes[d] != 1 for d in extra):
-        raise ValueError(f"lsm must be 2-D (or have size-1 extra dims), got sizes {dict(lsm.sizes)}")
+        raise ValueError(
+            f"lsm must be 2-D (or have size-1 extra dims), got sizes {dict(lsm.sizes)}"
+        )
     field = lsm.isel({d: 0 for d in extra}).transpose(lat_name, lon_name)
     values = points_to_cells(field.values, field[lat_name].values, field[lon_name].values, grid)
     return xr.DataArray(
@@ -54,7 +56,10 @@ def land_fraction(lsm: xr.DataArray, grid: Grid) -> xr.DataArray:
         dims=("lat", "lon"),
         coords={"lat": grid.lats, "lon": grid.lons},
         name="land_fraction",
-        attrs={"units": "1", "long_name": "land fraction of the cell (mean of the 4 ERA5 lsm points)"},
+        attrs={
+            "units": "1",
+            "long_name": "land fraction of the cell (mean of the 4 ERA5 lsm points)",
+        },
     )
 
 
@@ -68,6 +73,10 @@ def land_mask(lsm: xr.DataArray, grid: Grid, *, threshold: float = 0.5) -> xr.Da
         dims=frac.dims,
         coords=frac.coords,
         name="land",
-        attrs={"long_name": "land mask", "threshold_land_fraction": threshold, "based_on_variable": "lsm"},
+        attrs={
+            "long_name": "land mask",
+            "threshold_land_fraction": threshold,
+            "based_on_variable": "lsm",
+        },
     )
     return mask

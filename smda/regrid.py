@@ -22,7 +22,9 @@ __all__ = ["conservative", "conservative_weights", "points_to_cells"]
 FloatArray = npt.NDArray[np.floating]
 
 
-def _overlap(src_lo: np.ndarray, src_hi: np.ndarray, dst_lo: np.ndarray, dst_hi: np.ndarray) -> sp.csr_matrix:
+def _overlap(
+    src_lo: np.ndarray, src_hi: np.ndarray, dst_lo: np.ndarray, dst_hi: np.ndarray
+) -> sp.csr_matrix:
     """Sparse matrix (n_dst, n_src) of the 1-D overlap lengths of intervals."""
     lo = np.maximum(dst_lo[:, None], src_lo[None, :])
     hi = np.minimum(dst_hi[:, None], src_hi[None, :])
@@ -51,7 +53,9 @@ def conservative_weights(src: Grid, dst: Grid) -> tuple[sp.csr_matrix, sp.csr_ma
     d_e = d_west + shift + np.arange(dst.ncols + 1) * dst.res
     if src.is_global:
         # A global source wraps: add a copy shifted by ±360° and fold it back.
-        blocks = [_overlap(s_e[:-1] + k, s_e[1:] + k, d_e[:-1], d_e[1:]) for k in (-360.0, 0.0, 360.0)]
+        blocks = [
+            _overlap(s_e[:-1] + k, s_e[1:] + k, d_e[:-1], d_e[1:]) for k in (-360.0, 0.0, 360.0)
+        ]
         w_lon = (blocks[0] + blocks[1] + blocks[2]).tocsr()
     else:
         w_lon = _overlap(s_e[:-1], s_e[1:], d_e[:-1], d_e[1:])
@@ -93,7 +97,7 @@ def conservative(
     data = data.reshape((-1, *data.shape[-2:]))
     out = np.empty((data.shape[0], dst.nrows, dst.ncols), dtype=np.float32)
     w_lon_t = w_lon.T.tocsr()
-    full = np.asarray((w_lat @ np.ones(src.shape) @ w_lon_t))
+    full = np.asarray(w_lat @ np.ones(src.shape) @ w_lon_t)
     for k, layer in enumerate(data):
         valid = np.isfinite(layer)
         num = w_lat @ np.where(valid, layer, 0.0) @ w_lon_t
@@ -140,7 +144,9 @@ def points_to_cells(
         cw = np.array([lon_pos[int(k) % n_lon] for k in west_key])
         ce = np.array([lon_pos[(int(k) + 1) % n_lon] for k in west_key])
     except KeyError as exc:
-        raise ValueError(f"point field does not cover grid {dst}: missing point index {exc}") from exc
+        raise ValueError(
+            f"point field does not cover grid {dst}: missing point index {exc}"
+        ) from exc
     data = np.asarray(field)
     quad = (
         data[..., rn[:, None], cw[None, :]].astype(np.float64)

@@ -15,7 +15,9 @@ REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 def real_data() -> Path:
     """The real producer files (../shared/data/real), present on every developer machine and in CI."""
     if not REAL.is_dir():
-        pytest.fail(f"real producer samples not found at {REAL}: check out ../shared beside the repository")
+        pytest.fail(
+            f"real producer samples not found at {REAL}: check out ../shared beside the repository"
+        )
     return REAL
 
 
@@ -26,6 +28,9 @@ def twin(tmp_path: Path) -> Iterator[object]:
     from smda.twin.service import Twin, TwinConfig
     from smda.twin.world import WorldSpec
 
-    config = TwinConfig(world=WorldSpec(seed=7, region=BBox(-100, 35, -99, 36), epoch=date(2024, 1, 1)), today=date(2024, 7, 20))
+    config = TwinConfig(
+        world=WorldSpec(seed=7, region=BBox(-100, 35, -99, 36), epoch=date(2024, 1, 1)),
+        today=date(2024, 7, 20),
+    )
     with Twin(config, tmp_path / "twin") as running:
         yield running

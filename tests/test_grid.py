@@ -49,16 +49,17 @@ def test_antimeridian_region_wraps() -> None:
 
 def test_locate_points_in_region() -> None:
     sub = GLOBAL_025.subset(BBox(170, -10, -170, 10))
-    r, c, ok = sub.locate(np.array([0.1, 0.1, 50.0]), np.array([-179.9, 179.9, 0.0]))
+    _, c, ok = sub.locate(np.array([0.1, 0.1, 50.0]), np.array([-179.9, 179.9, 0.0]))
     assert ok.tolist() == [True, True, False]
     assert sub.lons[c[0]] == -179.875 and sub.lons[c[1]] == 179.875
 
 
 @pytest.mark.parametrize(
-    "text", ["1,2,3", "a,b,c,d", "0,50,10,40"],
+    "text",
+    ["1,2,3", "a,b,c,d", "0,50,10,40"],
 )
 def test_bad_regions_say_what_is_wrong(text: str) -> None:
-    with pytest.raises(ValueError, match="region|bounding box"):
+    with pytest.raises(ValueError, match=r"region|bounding box"):
         BBox.parse(text)
 
 
@@ -68,7 +69,9 @@ def test_bad_regions_say_what_is_wrong(text: str) -> None:
     south=st.integers(-360, 300).map(lambda x: x / 4),
     height=st.integers(1, 40).map(lambda x: x / 4),
 )
-def test_subset_is_always_aligned_and_inside(west: float, width: float, south: float, height: float) -> None:
+def test_subset_is_always_aligned_and_inside(
+    west: float, width: float, south: float, height: float
+) -> None:
     north = min(south + height, 90.0)
     east = (west + width + 180.0) % 360.0 - 180.0
     sub = GLOBAL_025.subset(BBox(west, south, east, north))

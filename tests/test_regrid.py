@@ -26,7 +26,9 @@ def test_conservative_preserves_area_weighted_mean(field: np.ndarray) -> None:
     src = G01.subset(BBox(-105, 30, -100, 35))
     dst = GLOBAL_025.subset(BBox(-105, 30, -100, 35))
     out = conservative(field, src, dst)
-    assert _area_mean(out.astype(float), dst) == pytest.approx(_area_mean(field, src), rel=1e-5, abs=1e-6)
+    assert _area_mean(out.astype(float), dst) == pytest.approx(
+        _area_mean(field, src), rel=1e-5, abs=1e-6
+    )
 
 
 def test_conservative_global_and_constant() -> None:
@@ -78,4 +80,6 @@ def test_points_to_cells_rejects_missing_points() -> None:
     lat = np.arange(40.0, 34.75, -0.25)
     lon = np.arange(-105.0, -94.75, 0.25)
     with pytest.raises(ValueError, match="does not cover"):
-        points_to_cells(np.zeros((lat.size, lon.size)), lat, lon, GLOBAL_025.subset(BBox(-105, 30, -95, 40)))
+        points_to_cells(
+            np.zeros((lat.size, lon.size)), lat, lon, GLOBAL_025.subset(BBox(-105, 30, -95, 40))
+        )

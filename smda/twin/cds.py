@@ -108,10 +108,7 @@ class ParsedRequest:
     archive: bool
 
 
-def parse_request(dataset: str, request: dict[str, Any]) -> ParsedRequest:
-    """Validate a request as the CDS does; raise ``HttpError(400)`` listing every problem."""
-    step = DATASETS[dataset][0]
-    problems: list[str] = []
+def _check_variables(dataset: str, request: dict[str, Any], problems: list[str]) -> list[str]:
     names = _as_list(request.get("variable"))
     unknown = [n for n in names if n not in era5_format.REQUEST_NAMES]
     if not names:
@@ -129,9 +126,10 @@ def parse_request(dataset: str, request: dict[str, Any]) -> ParsedRequest:
     fmt = str(request.get("data_format", request.get("format", "grib")))
     if fmt not in ("netcdf", "netcdf4"):
         problems.append(f"data_format {fmt!r}: this replica serves 'netcdf' only")
-    download = str(request.get("download_format", "unarchived"))
-    if download not in ("unarchived", "zip"):
-        problems.append(f"download_format {download!r} is not 'unarchived' or 'zip'")
+    return [n for n in names if n not in unknown]
+
+
+def _check_dates(request: dict[str, Any], problems: list[str]) -> tuple[list[date], list[int]]:
     try:
         years = [int(y) for y in _as_list(request.get("year"))]
         months = [int(m) for m in _as_list(request.get("month"))]
@@ -139,7 +137,7 @@ def parse_request(dataset: str, request: dict[str, Any]) -> ParsedRequest:
         hours = sorted({int(t.split(":")[0]) for t in _as_list(request.get("time"))})
     except ValueError as exc:
         problems.append(f"year/month/day/time must be numbers: {exc}")
-        years, months, days_, hours = [], [], [], []
+        return [], []
     if not (years and months and days_ and hours):
         problems.append("'year', 'month', 'day' and 'time' are required")
     if any(not 0 <= h <= 23 for h in hours):
@@ -152,30 +150,48 @@ def parse_request(dataset: str, request: dict[str, Any]) -> ParsedRequest:
             continue  # the CDS silently skips impossible dates such as 31 June
     if years and not dates:
         problems.append("the request selects no valid date")
+    return sorted(set(dates)), hours
+
+
+def _check_area(
+    request: dict[str, Any], step: float, problems: list[str]
+) -> tuple[FloatArray, FloatArray]:
+    """Point coordinates of the request: the area [N, W, S, E] or the globe (lon 0…360)."""
     area = request.get("area")
-    lat = lon = np.zeros(0)
-    if area is not None:
-        try:
-            north, west, south, east = (float(a) for a in area)
-        except (TypeError, ValueError):
-            problems.append(f"area {area!r} must be [north, west, south, east]")
-        else:
-            if south > north:
-                problems.append(f"area south {south} is north of north {north}")
-            lat = np.round(np.arange(np.ceil(north / step - 1e-9), np.floor(south / step + 1e-9) - 1, -1) * step, 6)
-            width = (east - west) % 360.0 or (360.0 if east != west else 0.0)
-            first = np.ceil(west / step - 1e-9)
-            lon = np.round(np.arange(first, np.floor((west + width) / step + 1e-9) + 1) * step, 6)
-    else:
+    if area is None:
         lat = np.round(np.arange(round(90 / step), round(-90 / step) - 1, -1) * step, 6)
-        lon = np.round(np.arange(0, round(360 / step)) * step, 6)
+        return lat, np.round(np.arange(0, round(360 / step)) * step, 6)
+    try:
+        north, west, south, east = (float(a) for a in area)
+    except (TypeError, ValueError):
+        problems.append(f"area {area!r} must be [north, west, south, east]")
+        return np.zeros(0), np.zeros(0)
+    if south > north:
+        problems.append(f"area south {south} is north of north {north}")
+    n_first, n_last = np.ceil(north / step - 1e-9), np.floor(south / step + 1e-9)
+    lat = np.round(np.arange(n_first, n_last - 1, -1) * step, 6)
+    width = (east - west) % 360.0 or (360.0 if east != west else 0.0)
+    first, last = np.ceil(west / step - 1e-9), np.floor((west + width) / step + 1e-9)
+    return lat, np.round(np.arange(first, last + 1) * step, 6)
+
+
+def parse_request(dataset: str, request: dict[str, Any]) -> ParsedRequest:
+    """Validate a request as the CDS does; raise ``HttpError(400)`` listing every problem."""
+    step = DATASETS[dataset][0]
+    problems: list[str] = []
+    names = _check_variables(dataset, request, problems)
+    download = str(request.get("download_format", "unarchived"))
+    if download not in ("unarchived", "zip"):
+        problems.append(f"download_format {download!r} is not 'unarchived' or 'zip'")
+    dates, hours = _check_dates(request, problems)
+    lat, lon = _check_area(request, step, problems)
     n_values = len(dates) * len(hours) * max(len(names), 1) * lat.size * lon.size
     if n_values > _MAX_VALUES:
         problems.append(f"request too large ({n_values:,} values > {_MAX_VALUES:,}): split it")
     if problems:
         raise HttpError(400, "invalid request", "; ".join(problems))
     short = [era5_format.REQUEST_NAMES[n] for n in names]
-    return ParsedRequest(sorted(set(dates)), hours, short, lat, lon, download == "zip")
+    return ParsedRequest(dates, hours, short, lat, lon, download == "zip")
 
 
 class CdsReplica:
@@ -256,7 +272,11 @@ class CdsReplica:
     def _dataset(self, req: Request) -> str:
         dataset = req.match["dataset"]
         if dataset not in DATASETS:
-            raise HttpError(404, "Process not found", f"no dataset {dataset!r}; this replica has {sorted(DATASETS)}")
+            raise HttpError(
+                404,
+                "Process not found",
+                f"no dataset {dataset!r}; this replica has {sorted(DATASETS)}",
+            )
         return dataset
 
     def _process(self, req: Request) -> Response:
@@ -269,7 +289,9 @@ class CdsReplica:
                 "version": "1.0.0",
                 "jobControlOptions": ["async-execute"],
                 "outputTransmission": ["reference"],
-                "links": [{"rel": "self", "href": f"{req.base_url}/api/retrieve/v1/processes/{dataset}"}],
+                "links": [
+                    {"rel": "self", "href": f"{req.base_url}/api/retrieve/v1/processes/{dataset}"}
+                ],
             }
         )
 
@@ -309,7 +331,14 @@ class CdsReplica:
                 "status": "accepted",
                 "created": _iso(job.created),
                 "updated": _iso(job.created),
-                "links": [{"href": monitor, "rel": "monitor", "type": "application/json", "title": "job status info"}],
+                "links": [
+                    {
+                        "href": monitor,
+                        "rel": "monitor",
+                        "type": "application/json",
+                        "title": "job status info",
+                    }
+                ],
             },
             status=201,
         )
@@ -443,7 +472,9 @@ class CdsReplica:
             for v in parsed.variables:
                 chunks[v].append(np.asarray(fields[v])[parsed.hours])
             for h in parsed.hours:
-                times.append(np.datetime64(datetime(day.year, day.month, day.day) + timedelta(hours=h), "s"))
+                times.append(
+                    np.datetime64(datetime(day.year, day.month, day.day) + timedelta(hours=h), "s")
+                )
                 expver.append(self.clock.era5_expver(day))
         out = self.workdir / job.job_id
         out.mkdir(parents=True, exist_ok=True)
@@ -477,4 +508,10 @@ class _JobFailure(Exception):
 
 
 def _error_body(status: int, title: str, detail: str) -> dict[str, Any]:
-    return {"type": "about:blank", "title": title, "status": status, "detail": detail, "traceback": detail}
+    return {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "traceback": detail,
+    }

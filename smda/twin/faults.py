@@ -36,7 +36,15 @@ FaultKind = Literal[
     "status", "slow", "reset", "truncate", "corrupt", "queue", "job_failed", "licence", "eula"
 ]
 FAULT_KINDS: tuple[str, ...] = (
-    "status", "slow", "reset", "truncate", "corrupt", "queue", "job_failed", "licence", "eula",
+    "status",
+    "slow",
+    "reset",
+    "truncate",
+    "corrupt",
+    "queue",
+    "job_failed",
+    "licence",
+    "eula",
 )
 
 
@@ -56,7 +64,9 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; choose one of {', '.join(FAULT_KINDS)}")
+            raise ValueError(
+                f"unknown fault kind {self.kind!r}; choose one of {', '.join(FAULT_KINDS)}"
+            )
         re.compile(self.path)
 
     def matches(self, method: str, path: str, kinds: tuple[str, ...]) -> bool:
@@ -72,7 +82,9 @@ class Fault:
         allowed = {f for f in cls.__dataclass_fields__ if f != "fired"}
         unknown = set(data) - allowed
         if unknown:
-            raise ValueError(f"unknown fault field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise ValueError(
+                f"unknown fault field(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:

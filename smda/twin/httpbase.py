@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from smda.twin.faults import Fault, FaultPlan
 
-__all__ = ["Request", "RequestLog", "RequestRecord", "ReplicaServer", "Response", "Route"]
+__all__ = ["ReplicaServer", "Request", "RequestLog", "RequestRecord", "Response", "Route"]
 
 LOG = logging.getLogger(__name__)
 
@@ -130,7 +130,9 @@ class Response:
 class HttpError(Exception):
     """Raised by a handler to answer with a provider-style JSON error."""
 
-    def __init__(self, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None
+    ):
         super().__init__(title)
         self.status = status
         self.title = title
@@ -186,7 +188,9 @@ class ReplicaServer:
         self.routes = routes
         self.log = log
         self.faults = faults
-        self.error_body = error_body or (lambda status, title, detail: {"title": title, "detail": detail})
+        self.error_body = error_body or (
+            lambda status, title, detail: {"title": title, "detail": detail}
+        )
         handler_cls = type(f"{provider}Handler", (_Handler,), {"replica": self})
         self._httpd = ThreadingHTTPServer((host, port), handler_cls)
         self._httpd.daemon_threads = True
@@ -223,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "smda-twin"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         LOG.debug("%s %s", self.replica.provider, format % args)
 
     def do_GET(self) -> None:
@@ -268,7 +272,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self, method: str, path: str, query: str) -> None:
         self.replica.log.add(
             RequestRecord(
-                self.replica.provider, method, path, query, self._status, self._sent, time.time(),
+                self.replica.provider,
+                method,
+                path,
+                query,
+                self._status,
+                self._sent,
+                time.time(),
                 self.headers.get("Range"),
             )
         )
@@ -283,7 +293,12 @@ class _Handler(BaseHTTPRequestHandler):
                 allowed.append(route.method)
                 continue
             request = Request(
-                method, path, parse_qs(query), dict(self.headers.items()), body, m,
+                method,
+                path,
+                parse_qs(query),
+                dict(self.headers.items()),
+                body,
+                m,
                 self.replica.base_url,
             )
             return route.handler(request)
@@ -306,9 +321,15 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = f"{fault.retry_after:g}"
-        title = HTTPStatus(fault.status).phrase if fault.status in HTTPStatus._value2member_map_ else "error"
+        title = (
+            HTTPStatus(fault.status).phrase
+            if fault.status in HTTPStatus._value2member_map_
+            else "error"
+        )
         response = Response.json(
-            self.replica.error_body(fault.status, title, "injected by the twin"), fault.status, headers
+            self.replica.error_body(fault.status, title, "injected by the twin"),
+            fault.status,
+            headers,
         )
         path = urlsplit(self.path)
         self._send(self.command, path.path, response)
@@ -356,7 +377,9 @@ class _Handler(BaseHTTPRequestHandler):
             fh.seek(start)
             self._write_body(fh.read(length), transfer)
 
-    def _start(self, status: int, content_type: str, length: int, headers: Mapping[str, str]) -> None:
+    def _start(
+        self, status: int, content_type: str, length: int, headers: Mapping[str, str]
+    ) -> None:
         self._status = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)

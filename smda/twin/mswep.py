@@ -42,7 +42,9 @@ class PrecipWorld(Protocol):
 class MswepReplica:
     """HTTP file server for MSWEP NRT daily files (see the module docstring)."""
 
-    def __init__(self, world: PrecipWorld, clock: Clock, workdir: Path, *, log: RequestLog, faults: FaultPlan):
+    def __init__(
+        self, world: PrecipWorld, clock: Clock, workdir: Path, *, log: RequestLog, faults: FaultPlan
+    ):
         self.world = world
         self.clock = clock
         self.workdir = Path(workdir)
@@ -87,7 +89,11 @@ class MswepReplica:
         if day.year != year or doy < 1 or not self.clock.available("mswep", day):
             raise HttpError(404, "not found", f"{req.path} is not published (yet)")
         path, revision = self._materialise(day)
-        return Response(file=path, content_type="application/x-netcdf", headers={"ETag": f'"{day:%Y%j}-r{revision}"'})
+        return Response(
+            file=path,
+            content_type="application/x-netcdf",
+            headers={"ETag": f'"{day:%Y%j}-r{revision}"'},
+        )
 
     def _materialise(self, day: date) -> tuple[Path, int]:
         """The file for ``day`` as published today (one file per revision), made once."""
@@ -96,8 +102,12 @@ class MswepReplica:
         path = self.workdir / f"{day:%Y%j}.rev{revision}.nc"
         with self._lock:
             if not path.exists():
-                mswep_format.write_mswep_daily(path, day=day, precipitation=self.world.mswep_nrt(day, today))
-                published = datetime(day.year, day.month, day.day, 3, tzinfo=UTC) + timedelta(days=revision)
+                mswep_format.write_mswep_daily(
+                    path, day=day, precipitation=self.world.mswep_nrt(day, today)
+                )
+                published = datetime(day.year, day.month, day.day, 3, tzinfo=UTC) + timedelta(
+                    days=revision
+                )
                 stamp = published.timestamp()
                 os.utime(path, (stamp, stamp))
         return path, revision

@@ -65,16 +65,30 @@ class Twin:
     def __init__(self, config: TwinConfig, workdir: Path | None = None) -> None:
         self.config = config
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="smda-twin-"))
+        self.workdir = (
+            Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="smda-twin-"))
+        )
         self.world = World(config.world)
         self.clock = Clock(config.today, config.latencies)
         self.log = RequestLog()
         self.faults = {p: FaultPlan() for p in PROVIDERS}
-        self.cds = CdsReplica(self.world, self.clock, self.workdir / "cds", log=self.log, faults=self.faults["cds"])
-        self.earthdata = EarthdataReplica(
-            self.world, self.clock, self.workdir / "earthdata", log=self.log, faults=self.faults["earthdata"]
+        self.cds = CdsReplica(
+            self.world, self.clock, self.workdir / "cds", log=self.log, faults=self.faults["cds"]
         )
-        self.mswep = MswepReplica(self.world, self.clock, self.workdir / "mswep", log=self.log, faults=self.faults["mswep"])
+        self.earthdata = EarthdataReplica(
+            self.world,
+            self.clock,
+            self.workdir / "earthdata",
+            log=self.log,
+            faults=self.faults["earthdata"],
+        )
+        self.mswep = MswepReplica(
+            self.world,
+            self.clock,
+            self.workdir / "mswep",
+            log=self.log,
+            faults=self.faults["mswep"],
+        )
         self.control = ReplicaServer(
             "control",
             [
@@ -96,7 +110,12 @@ class Twin:
         self.mswep.start()
         self.control.start()
         self._started = True
-        LOG.info("twin started: today %s, region %s, seed %s", self.clock.today, self.config.world.region, self.config.world.seed)
+        LOG.info(
+            "twin started: today %s, region %s, seed %s",
+            self.clock.today,
+            self.config.world.region,
+            self.config.world.seed,
+        )
         return self
 
     def stop(self) -> None:
@@ -112,7 +131,12 @@ class Twin:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # -- description --------------------------------------------------------------------------
@@ -181,5 +205,7 @@ class Twin:
 
     def _requests(self, req: Request) -> Response:
         provider = req.arg("provider")
-        records = [asdict(r) for r in self.log.records() if provider is None or r.provider == provider]
+        records = [
+            asdict(r) for r in self.log.records() if provider is None or r.provider == provider
+        ]
         return Response.json({"requests": records})

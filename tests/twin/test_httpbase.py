@@ -49,7 +49,9 @@ def test_range_request_resumes(server: ReplicaServer) -> None:
     assert r.status_code == 206
     assert r.headers["Content-Range"] == f"bytes 1000-{len(BODY) - 1}/{len(BODY)}"
     assert r.content == BODY[1000:]
-    bad = requests.get(server.base_url + "/file", headers={"Range": f"bytes={len(BODY)}-"}, timeout=5)
+    bad = requests.get(
+        server.base_url + "/file", headers={"Range": f"bytes={len(BODY)}-"}, timeout=5
+    )
     assert bad.status_code == 416
 
 
@@ -116,6 +118,8 @@ def test_fault_rules_are_validated() -> None:
 
 def test_fault_forever_and_method_filter(server: ReplicaServer) -> None:
     server.faults.add(Fault("status", path="/json", method="GET", status=500, times=-1))
-    assert all(requests.get(server.base_url + "/json", timeout=5).status_code == 500 for _ in range(4))
+    assert all(
+        requests.get(server.base_url + "/json", timeout=5).status_code == 500 for _ in range(4)
+    )
     server.faults.clear()
     assert requests.get(server.base_url + "/json", timeout=5).status_code == 200
