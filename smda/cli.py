@@ -206,11 +206,11 @@ def demo(
         )
         fetched = fetch_one_day(endpoints, day, config_.world.region, settings.data_dir / "raw")
         table = Table(title=f"fetched {day} from the offline twin")
-        for col in ("source", "file", "bytes"):
+        for col in ("source", "file", "bytes", "note"):
             table.add_column(col)
         for f in fetched:
-            table.add_row(f.source, str(f.path), f"{f.size:,}")
-        Console().print(table)
+            table.add_row(f.source, str(f.path), f"{f.size:,}", f.note)
+        Console(width=max(Console().width, 140)).print(table)
         console.print(f"requests served: {twin.status()['requests']}")
 
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
 import requests
 
@@ -100,15 +101,23 @@ def earthdata_login(endpoints: Endpoints | None = None) -> Any:
     ``EARTHDATA_TOKEN``, ``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD`` or ``~/.netrc``.
     """
     import earthaccess
+    from earthaccess.store import Store
     from earthaccess.system import PROD, System
 
     system = PROD
-    if endpoints is not None:
+    if endpoints is None:
+        auth = earthaccess.login(strategy="all", system=system)
+    else:
         ed = endpoints.earthdata
-        status = ed.cmr_base_url.rstrip("/").rsplit("/", 1)[0] + "/status/"
-        system = System(ed.cmr_base_url, status, status + "api", ed.edl_hostname)  # type: ignore[arg-type]
-    with client_env(endpoints):
-        auth = earthaccess.login(strategy="environment" if endpoints else "all", system=system)
+        edl = f"https://{ed.edl_hostname}/"
+        system = System(ed.cmr_base_url, edl, edl + "api/v1/statuses", ed.edl_hostname)  # type: ignore[arg-type]
+        # The twin is never in AWS us-west-2: skip earthaccess's probe of the EC2 metadata
+        # address (169.254.169.254), which would leave the loopback network.
+        with (
+            client_env(endpoints),
+            mock.patch.object(Store, "_running_in_us_west_2", return_value=False),
+        ):
+            auth = earthaccess.login(strategy="environment", system=system)
     if auth is None or not getattr(auth, "authenticated", False):
         raise CredentialsError(
             "Earthdata login failed: set EARTHDATA_TOKEN (or EARTHDATA_USERNAME and "

@@ -10,14 +10,19 @@ what it obtained.
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
+from typing import Any
+
+import xarray as xr
 
 from smda.atomic import atomic_path
-from smda.clients import TIMEOUT, cds_client, earthdata_login, http_session
+from smda.clients import TIMEOUT, cds_client, client_env, earthdata_login, http_session
 from smda.endpoints import Endpoints
-from smda.grid import BBox
+from smda.grid import GLOBAL_025, BBox
+from smda.landmask import land_mask
 
 __all__ = ["FetchedFile", "fetch_one_day"]
 
@@ -39,16 +44,48 @@ class FetchedFile:
     source: str
     path: Path
     size: int
+    note: str = ""
+
+
+def fetch_land_mask(client: Any, region: BBox, dest: Path) -> FetchedFile:
+    """Fetch ERA5's land–sea mask for ``region`` and derive the analysis grid's land mask."""
+    target = dest / "era5" / "era5_invariants_lsm.nc"
+    with atomic_path(target) as tmp:
+        client.retrieve(
+            "reanalysis-era5-single-levels",
+            {
+                "product_type": ["reanalysis"],
+                "variable": ["land_sea_mask"],
+                "year": ["2020"],
+                "month": ["01"],
+                "day": ["01"],
+                "time": ["00:00"],
+                "area": [region.north, region.west, region.south, region.east],
+                "data_format": "netcdf",
+                "download_format": "unarchived",
+            },
+            str(tmp),
+        )
+    with xr.open_dataset(target) as ds:
+        mask = land_mask(ds["lsm"].load(), GLOBAL_025.subset(region))
+    note = f"{int(mask.sum())} of {mask.size} cells are land"
+    return FetchedFile("era5 lsm", target, target.stat().st_size, note)
 
 
 def fetch_one_day(endpoints: Endpoints, day: date, region: BBox, dest: Path) -> list[FetchedFile]:
     """Fetch ERA5, SMAP L3 (SPL3SMP_E) and MSWEP for ``day`` over ``region`` into ``dest``."""
+    with client_env(endpoints):
+        return _fetch(endpoints, day, region, dest)
+
+
+def _fetch(endpoints: Endpoints, day: date, region: BBox, dest: Path) -> list[FetchedFile]:
     fetched: list[FetchedFile] = []
     dest.mkdir(parents=True, exist_ok=True)
 
     era5_target = dest / "era5" / f"era5_{day:%Y%m%d}.nc"
     era5_target.parent.mkdir(parents=True, exist_ok=True)
     client = cds_client(endpoints)
+    fetched.append(fetch_land_mask(client, region, dest))
     with atomic_path(era5_target) as tmp:
         client.retrieve(
             "reanalysis-era5-single-levels",
@@ -65,6 +102,9 @@ def fetch_one_day(endpoints: Endpoints, day: date, region: BBox, dest: Path) -> 
             },
             str(tmp),
         )
+    if zipfile.is_zipfile(era5_target):
+        # Mixed instantaneous + accumulated variables: the CDS answers with a ZIP.
+        era5_target = era5_target.replace(era5_target.with_suffix(".zip"))
     fetched.append(FetchedFile("era5", era5_target, era5_target.stat().st_size))
 
     import earthaccess
@@ -73,7 +113,7 @@ def fetch_one_day(endpoints: Endpoints, day: date, region: BBox, dest: Path) -> 
     granules = earthaccess.search_data(
         short_name="SPL3SMP_E",
         version="006",
-        temporal=(day.isoformat(), (day + timedelta(days=1)).isoformat()),
+        temporal=(f"{day.isoformat()}T00:00:00Z", f"{day.isoformat()}T23:59:59Z"),
         bounding_box=(region.west, region.south, region.east, region.north),
     )
     smap_dir = dest / "smap"

@@ -391,10 +391,15 @@ class CdsReplica:
     def _job_results(self, req: Request) -> Response:
         job = self._job(req)
         if job.status == "failed":
-            raise HttpError(
-                400,
-                "The job has failed",
-                job.fail_reason or "",
+            return Response.json(
+                {
+                    "type": "job results failed",
+                    "title": "The job has failed",
+                    "status": 400,
+                    "instance": f"{req.base_url}/api/retrieve/v1/jobs/{job.job_id}/results",
+                    "traceback": job.fail_reason or "",
+                },
+                status=400,
             )
         if job.status != "successful" or job.result is None:
             raise HttpError(404, "results not ready", f"job {job.job_id} is {job.status}")
@@ -493,7 +498,8 @@ class CdsReplica:
             # download_format "zip" wraps even a single netCDF in an archive.
             archive = target.with_suffix(".zip")
             with zipfile.ZipFile(archive, "w") as zf:
-                zf.write(target, "data_stream-oper_stepType-instant.nc")
+                kinds = {era5_format.STEP_TYPE.get(v, "instant") for v in parsed.variables}
+                zf.write(target, era5_format.zip_member_name(kinds.pop()))
             target.unlink()
             return archive, "application/zip"
         if media_type == "application/zip" and suffix != ".zip":

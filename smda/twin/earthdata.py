@@ -56,12 +56,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
 import trustme
 
 from smda.atomic import atomic_path
 from smda.twin.clock import Clock
 from smda.twin.faults import FaultPlan
+from smda.twin.formats import gldas as gldas_format
+from smda.twin.formats import smap as smap_format
 from smda.twin.httpbase import HttpError, ReplicaServer, Request, RequestLog, Response, Route
+from smda.twin.smap import SmapDay
 
 if TYPE_CHECKING:
     from earthaccess.system import System
@@ -73,14 +78,18 @@ LOG = logging.getLogger(__name__)
 _MAX_PAGE_SIZE = 2000  # the real CMR refuses larger pages
 _UMM_JSON = "application/vnd.nasa.cmr.umm_results+json;version=1.6.6; charset=utf-8"
 _DAY = timedelta(days=1)
+_CRID = "R19240"  # composite release ID of the current SMAP L3 releases
 
 
 class EarthdataWorld(Protocol):
-    """What the replica needs from the synthetic world (see :mod:`smda.twin.world`)."""
+    """What the replica needs from the synthetic world (:class:`smda.twin.world.World`).
 
-    def smap_l3e(self, day: date) -> Any: ...
+    ``smap_l3(day)`` (EASE-Grid 2.0 M36) is optional: without it there is no ``SPL3SMP``.
+    """
 
-    def gldas_3h(self, time: datetime) -> Any: ...
+    def smap_l3e(self, day: date) -> SmapDay: ...
+
+    def gldas_3h(self, time: datetime) -> npt.NDArray[np.float32]: ...
 
 
 # -- collections ---------------------------------------------------------------------------------
@@ -189,7 +198,8 @@ class Granule:
 
     @property
     def concept_id(self) -> str:
-        number = self.collection.concept_id[1:].split("-")[0][-2:]
+        """Stable and unique: the collection's number (last two digits) and the start hour."""
+        number = self.collection.concept_id.split("-")[0][-2:]
         return f"G4{number}{self.start:%Y%m%d%H}-{self.collection.provider}"
 
     @property
@@ -198,33 +208,26 @@ class Granule:
 
 
 def _filename(short_name: str, start: datetime) -> str:
-    """The producer's file name (through the format modules, which own the naming)."""
+    """The producer's file name (the format modules own the naming)."""
     if short_name == "SPL3SMP_E":
-        from smda.twin.formats import smap  # noqa: PLC0415 - formats are heavy (h5py)
-
-        return str(smap.spl3smp_e_filename(start.date(), "R19240", 1))
+        return smap_format.spl3smp_e_filename(start.date(), _CRID, 1)
     if short_name == "SPL3SMP":
-        return f"SMAP_L3_SM_P_{start:%Y%m%d}_R19240_001.h5"
-    from smda.twin.formats import gldas  # noqa: PLC0415
-
-    return str(gldas.gldas_filename(start.replace(tzinfo=None)))
+        return smap_format.spl3smp_filename(start.date(), _CRID, 1)
+    return gldas_format.gldas_filename(start)
 
 
-def _write_granule(world: Any, granule: Granule, path: Path) -> None:
+def _write_granule(world: EarthdataWorld, granule: Granule, path: Path) -> None:
     """Write ``granule`` from the world in its producer's format."""
     short, start = granule.collection.short_name, granule.start
-    if short in ("SPL3SMP_E", "SPL3SMP"):
-        from smda.twin.formats import smap  # noqa: PLC0415
-
-        day = start.date()
-        obs = world.smap_l3e(day) if short == "SPL3SMP_E" else world.smap_l3(day)
-        write = smap.write_spl3smp_e if short == "SPL3SMP_E" else smap.write_spl3smp
-        write(path, day=day, am=obs.am, pm=obs.pm, crid="R19240", counter=1)
-        return
-    from smda.twin.formats import gldas  # noqa: PLC0415
-
-    naive = start.replace(tzinfo=None)
-    gldas.write_gldas_noah025_3h(path, time=naive, fields=world.gldas_3h(naive))
+    if short == "SPL3SMP_E":
+        obs = world.smap_l3e(start.date())
+        smap_format.write_spl3smp_e(path, day=obs.day, am=obs.am, pm=obs.pm, crid=_CRID)
+    elif short == "SPL3SMP":
+        obs = getattr(world, "smap_l3")(start.date())  # noqa: B009 - optional in the protocol
+        smap_format.write_spl3smp(path, day=obs.day, am=obs.am, pm=obs.pm, crid=_CRID)
+    else:
+        sm = world.gldas_3h(start)  # SoilMoi0_10cm_inst, kg m-2, (600, 1440), -9999 fill
+        gldas_format.write_gldas_noah025_3h(path, time=start, fields={"SoilMoi0_10cm_inst": sm})
 
 
 # -- the replica ---------------------------------------------------------------------------------
@@ -285,6 +288,9 @@ class EarthdataReplica:
             for name, c in COLLECTIONS.items()
             if name != "SPL3SMP" or hasattr(world, "smap_l3")
         }
+        # Generated files are reusable across runs of the same world only.
+        spec = repr(getattr(world, "spec", type(world).__name__)).encode()
+        self._granule_dir = self.workdir / "granules" / hashlib.sha256(spec).hexdigest()[:12]
         self._files_lock = threading.Lock()
         self._granule_locks: dict[str, threading.Lock] = {}
         self._ca = trustme.CA()
@@ -329,8 +335,12 @@ class EarthdataReplica:
         return self
 
     def stop(self) -> None:
-        for server in (self.data, self.cmr, self.edl):
-            server.stop()
+        # Each server notices its shutdown only at its next poll (0.5 s): stop them together.
+        stoppers = [threading.Thread(target=s.stop) for s in (self.data, self.cmr, self.edl)]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
 
     @property
     def edl_host(self) -> str:
@@ -363,7 +373,7 @@ class EarthdataReplica:
 
     def earthaccess_system(self) -> System:
         """An ``earthaccess.system.System`` whose every URL points at this replica."""
-        from earthaccess.system import (  # noqa: PLC0415 - earthaccess is slow to import
+        from earthaccess.system import (
             CMRBaseURL,
             EDLHostname,
             StatusApiURL,
@@ -394,7 +404,7 @@ class EarthdataReplica:
 
     def granule_file(self, granule: Granule) -> Path:
         """The granule's file, generated from the world on first use (atomic, once)."""
-        path = self.workdir / "granules" / granule.collection.short_name / granule.name
+        path = self._granule_dir / granule.collection.short_name / granule.name
         if path.exists():
             return path
         with self._files_lock:
@@ -410,7 +420,7 @@ class EarthdataReplica:
     # -- Earthdata Login ------------------------------------------------------------------------
     def _basic_user(self, req: Request) -> str | None:
         """The user named by valid HTTP Basic credentials, None without any; 401 if wrong."""
-        scheme, _, value = req.headers.get("Authorization", "").partition(" ")
+        scheme, _, value = (_header(req, "Authorization") or "").partition(" ")
         if scheme.lower() != "basic":
             return None
         try:
@@ -436,7 +446,7 @@ class EarthdataReplica:
         return user
 
     def _check_bearer(self, req: Request) -> None:
-        scheme, _, value = req.headers.get("Authorization", "").partition(" ")
+        scheme, _, value = (_header(req, "Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not value:
             raise HttpError(401, "unauthorized", "An Earthdata Login bearer token is required")
         if not hmac.compare_digest(value.strip(), self.token):
@@ -478,8 +488,14 @@ class EarthdataReplica:
         return Response.json({"statuses": [{"name": n, "status": "OK"} for n in names]})
 
     # -- CMR ------------------------------------------------------------------------------------
+    def _cmr_token(self, req: Request) -> None:
+        """CMR answers anonymous searches but refuses a token it cannot validate."""
+        if _header(req, "Authorization") is not None:
+            self._check_bearer(req)
+
     def _search_granules(self, req: Request) -> Response:
         started = time.perf_counter()
+        self._cmr_token(req)
         query = _Query.parse(req, granules=True)
         matches = sorted(
             (g for c in query.collections(self.collections) for g in self._matching(c, query)),
@@ -490,8 +506,6 @@ class EarthdataReplica:
         return self._cmr_page(len(matches), items, after, started)
 
     def _matching(self, collection: Collection, query: _Query) -> Iterator[Granule]:
-        if not query.intersects_lat(collection.south, collection.north):
-            return
         first, last = query.day_range(self.first_day, self.clock.today)
         for granule in self.granules(collection, first, last):
             if query.matches_granule(granule):
@@ -499,10 +513,10 @@ class EarthdataReplica:
 
     def _search_collections(self, req: Request) -> Response:
         started = time.perf_counter()
+        self._cmr_token(req)
         query = _Query.parse(req, granules=False)
-        matches = [
-            c for c in query.collections(self.collections) if query.intersects_lat(c.south, c.north)
-        ]
+        first, last = query.day_range(self.first_day, self.clock.today)
+        matches = query.collections(self.collections) if first <= last else []
         page, after = query.page(matches, lambda c: (0, c.concept_id), self.max_page_size)
         return self._cmr_page(len(matches), [self._umm_c(c) for c in page], after, started)
 
@@ -658,41 +672,46 @@ class EarthdataReplica:
 
 # -- CMR query parsing ---------------------------------------------------------------------------
 
-_GRANULE_PARAMS = {
-    "short_name",
-    "version",
-    "provider",
-    "concept_id",
-    "collection_concept_id",
-    "temporal",
-    "bounding_box",
-    "readable_granule_name",
-    "page_size",
-    "page_num",
-    "downloadable",
-    "online_only",
-    "entry_title",
-}
-_COLLECTION_PARAMS = {
-    "short_name",
-    "version",
-    "provider",
-    "concept_id",
-    "temporal",
-    "bounding_box",
-    "keyword",
-    "has_granules",
-    "cloud_hosted",
-    "page_size",
-    "page_num",
-    "entry_title",
-    "downloadable",
-}
-_OPTIONS = {
-    "options[temporal][exclude_boundary]",
-    "options[readable_granule_name][pattern]",
-    "options[short_name][ignore_case]",
-}
+_Range = tuple[datetime | None, datetime | None]
+
+_GRANULE_PARAMS = frozenset(
+    [
+        "short_name",
+        "version",
+        "provider",
+        "entry_title",
+        "concept_id",
+        "collection_concept_id",
+        "temporal",
+        "bounding_box",
+        "readable_granule_name",
+        "downloadable",
+        "online_only",
+        "page_size",
+        "page_num",
+    ]
+)
+# has_granules and cloud_hosted are accepted and true of every twin collection
+_COLLECTION_PARAMS = frozenset(
+    [
+        "short_name",
+        "version",
+        "provider",
+        "entry_title",
+        "concept_id",
+        "temporal",
+        "bounding_box",
+        "keyword",
+        "has_granules",
+        "cloud_hosted",
+        "downloadable",
+        "page_size",
+        "page_num",
+    ]
+)
+_TEXT_PARAMS = ("short_name", "version", "provider", "entry_title", "readable_granule_name")
+_OPTIONS = {f"options[{p}][{o}]" for p in _TEXT_PARAMS for o in ("ignore_case", "pattern")}
+_OPTIONS.add("options[temporal][exclude_boundary]")
 
 
 @dataclass
@@ -700,53 +719,46 @@ class _Query:
     """A parsed CMR search: the filters, the page and the search-after position."""
 
     params: dict[str, list[str]]
-    temporal: list[tuple[datetime | None, datetime | None]]
-    lat_range: tuple[float, float] | None
+    options: dict[str, bool]
+    temporal: list[_Range]
+    lat_ranges: list[tuple[float, float]]
     page_size: int
     page_num: int | None
     search_after: list[Any] | None
-    exclude_boundary: bool
 
     @classmethod
     def parse(cls, req: Request, *, granules: bool) -> _Query:
         """Validate like CMR: every problem is listed in one 400 ``{"errors": [...]}``."""
         errors: list[str] = []
         params: dict[str, list[str]] = {}
+        options: dict[str, bool] = {}
         allowed = _GRANULE_PARAMS if granules else _COLLECTION_PARAMS
         for key, values in req.query.items():
             name = key.removesuffix("[]")
-            if name.startswith("options["):
-                if name not in _OPTIONS:
-                    errors.append(f"Parameter [{name}] with option was not recognized.")
-                continue
-            if name not in allowed:
+            if name in _OPTIONS:
+                options[name] = values[-1].lower() == "true"
+            elif name.startswith("options["):
+                errors.append(f"Parameter [{name}] with option was not recognized.")
+            elif name not in allowed:
                 errors.append(f"Parameter [{name}] was not recognized.")
-                continue
-            params.setdefault(name, []).extend(values)
-        if granules and not params.keys() & {
-            "short_name",
-            "concept_id",
-            "collection_concept_id",
-            "provider",
-            "entry_title",
-        }:
+            else:
+                params.setdefault(name, []).extend(values)
+        limits = {"short_name", "concept_id", "collection_concept_id", "provider", "entry_title"}
+        if granules and not params.keys() & limits:
             errors.append(
                 "The CMR does not allow querying across granules in all collections. To help "
                 "optimize your search, you should limit your query using conceptId, provider, "
                 "shortName, version or entryTitle."
             )
         ranges = (_parse_temporal(v, errors) for v in params.get("temporal", []))
-        temporal = [r for r in ranges if r is not None]
-        lat_range = None
-        for value in params.get("bounding_box", []):
-            lat_range = _parse_bbox(value, errors)
+        boxes = (_parse_bbox(v, errors) for v in params.get("bounding_box", []))
         size = params.get("page_size", ["10"])[-1]
         page_size = _parse_int(size, "page_size", 0, _MAX_PAGE_SIZE, errors)
         page_num = None
         if "page_num" in params:
             page_num = _parse_int(params["page_num"][-1], "page_num", 1, 10**9, errors)
         search_after = None
-        raw_after = req.headers.get("CMR-Search-After") or req.headers.get("cmr-search-after")
+        raw_after = _header(req, "CMR-Search-After")
         if raw_after:
             try:
                 search_after = json.loads(raw_after)
@@ -756,10 +768,22 @@ class _Query:
                 errors.append(f"The search-after header value is invalid: {raw_after}")
             if page_num is not None:
                 errors.append("page_num is not allowed with search-after")
-        exclude = (req.arg("options[temporal][exclude_boundary]") or "false").lower() == "true"
+        temporal = [r for r in ranges if r is not None]
+        lat_ranges = [b for b in boxes if b is not None]
         if errors:
             raise HttpError(400, "bad request", json.dumps(errors))
-        return cls(params, temporal, lat_range, page_size, page_num, search_after, exclude)
+        return cls(params, options, temporal, lat_ranges, page_size, page_num, search_after)
+
+    def _text_matches(self, name: str, value: str) -> bool:
+        """CMR string matching: case-insensitive by default, wildcards with ``pattern``."""
+        wanted = self.params.get(name)
+        if not wanted:
+            return True
+        if self.options.get(f"options[{name}][ignore_case]", True):
+            value, wanted = value.casefold(), [w.casefold() for w in wanted]
+        if self.options.get(f"options[{name}][pattern]", False):
+            return any(fnmatch.fnmatchcase(value, w) for w in wanted)
+        return value in wanted
 
     def _ids(self, prefix: str) -> set[str]:
         ids = self.params.get("concept_id", []) + self.params.get("collection_concept_id", [])
@@ -767,36 +791,36 @@ class _Query:
 
     def collections(self, available: dict[str, Collection]) -> list[Collection]:
         """The collections the filters select (granule filters are applied later)."""
-        wanted = {
-            "short_name": lambda c: c.short_name,
-            "version": lambda c: c.version,
-            "provider": lambda c: c.provider,
-            "entry_title": lambda c: c.entry_title,
-        }
         result = []
+        keywords = [k.casefold().strip("*") for k in self.params.get("keyword", [])]
         for c in available.values():
-            if any(k in self.params and get(c) not in self.params[k] for k, get in wanted.items()):
+            values = (c.short_name, c.version, c.provider, c.entry_title)
+            fields = zip(_TEXT_PARAMS[:4], values, strict=True)
+            if not all(self._text_matches(name, value) for name, value in fields):
                 continue
             if self._ids("C") and c.concept_id not in self._ids("C"):
                 continue
             if self._ids("G") and not any(i.endswith("-" + c.provider) for i in self._ids("G")):
                 continue
-            keywords = [k.lower().strip("*") for k in self.params.get("keyword", [])]
-            if not all(k in f"{c.short_name} {c.entry_title}".lower() for k in keywords):
+            if not all(k in f"{c.short_name} {c.entry_title}".casefold() for k in keywords):
                 continue
-            result.append(c)
+            if self.intersects_lat(c.south, c.north) and self._flag("has_granules", True):
+                result.append(c)
         return result
+
+    def _flag(self, name: str, default: bool) -> bool:
+        return self.params.get(name, [str(default)])[-1].lower() == "true"
 
     def matches_granule(self, g: Granule) -> bool:
         if self._ids("G") and g.concept_id not in self._ids("G"):
             return False
-        names = self.params.get("readable_granule_name", [])
-        if names and not any(fnmatch.fnmatchcase(g.name, n) for n in names):
+        if self._flag("online_only", False) or not self._flag("downloadable", True):
+            return False  # every twin granule is downloadable
+        if not self._text_matches("readable_granule_name", g.name):
             return False
-        if not self.temporal:
-            return True
-        for lo, hi in self.temporal:
-            if self.exclude_boundary:
+        exclude = self.options.get("options[temporal][exclude_boundary]", False)
+        for lo, hi in self.temporal or [(None, None)]:
+            if exclude:
                 ok = (lo is None or g.end > lo) and (hi is None or g.start < hi)
             else:
                 ok = (lo is None or g.end >= lo) and (hi is None or g.start <= hi)
@@ -813,7 +837,7 @@ class _Query:
         return max(first, min(los)), min(today, max(his))
 
     def intersects_lat(self, south: float, north: float) -> bool:
-        return self.lat_range is None or (self.lat_range[0] <= north and self.lat_range[1] >= south)
+        return all(lo <= north and hi >= south for lo, hi in self.lat_ranges)
 
     def page(
         self, items: list[Any], key: Callable[[Any], tuple[int, str]], cap: int
@@ -827,9 +851,6 @@ class _Query:
             start = ((self.page_num or 1) - 1) * size
         page = items[start : start + size]
         return page, (json.dumps(list(key(page[-1]))) if page else None)
-
-
-_Range = tuple[datetime | None, datetime | None]
 
 
 def _parse_temporal(value: str, errors: list[str]) -> _Range | None:
@@ -878,6 +899,12 @@ def _parse_int(value: str, name: str, low: int, high: int, errors: list[str]) ->
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _header(req: Request, name: str) -> str | None:
+    """A request header, whatever the case the client wrote its name in."""
+    wanted = name.lower()
+    return next((v for k, v in req.headers.items() if k.lower() == wanted), None)
 
 
 def _spatial(c: Collection) -> dict[str, Any]:

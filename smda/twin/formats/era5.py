@@ -116,8 +116,26 @@ PARAMS: dict[str, GribParam] = {
         _P("slt", "slt", 43, "Soil type", "(Code table 4.213)", "unknown", "instant", "an"),
         _P("cvh", "cvh", 28, "High vegetation cover", "(0 - 1)", "unknown", "instant", "an"),
         _P("cvl", "cvl", 27, "Low vegetation cover", "(0 - 1)", "unknown", "instant", "an"),
-        _P("tvh", "tvh", 30, "Type of high vegetation", "(Code table 4.234)", "unknown", "instant", "an"),
-        _P("tvl", "tvl", 29, "Type of low vegetation", "(Code table 4.234)", "unknown", "instant", "an"),
+        _P(
+            "tvh",
+            "tvh",
+            30,
+            "Type of high vegetation",
+            "(Code table 4.234)",
+            "unknown",
+            "instant",
+            "an",
+        ),
+        _P(
+            "tvl",
+            "tvl",
+            29,
+            "Type of low vegetation",
+            "(Code table 4.234)",
+            "unknown",
+            "instant",
+            "an",
+        ),
         _P(
             "ssrd",
             "ssrd",
@@ -247,7 +265,9 @@ def _coords(
     if seconds.size == 0:
         problems.append("valid_time is empty")
     if lat.size > 1 and not np.all(np.diff(lat) < 0):
-        problems.append("latitude must be strictly decreasing (north to south), as the CDS writes it")
+        problems.append(
+            "latitude must be strictly decreasing (north to south), as the CDS writes it"
+        )
     if lon.size > 1 and not np.all(np.diff(lon) > 0):
         problems.append("longitude must be strictly increasing")
     if len(expver) != seconds.size:
@@ -261,7 +281,10 @@ def _coords(
 
 
 def _check_fields(
-    fields: Mapping[str, npt.ArrayLike], coords: _Coords, params: Mapping[str, GribParam], dataset: str
+    fields: Mapping[str, npt.ArrayLike],
+    coords: _Coords,
+    params: Mapping[str, GribParam],
+    dataset: str,
 ) -> dict[str, npt.NDArray[np.float32]]:
     if not fields:
         raise ValueError("no fields to write")
@@ -274,7 +297,9 @@ def _check_fields(
             continue
         array = np.asarray(values, dtype=np.float32)
         if array.shape != shape:
-            problems.append(f"{name} has shape {array.shape}, expected (valid_time, latitude, longitude) = {shape}")
+            problems.append(
+                f"{name} has shape {array.shape}, expected (valid_time, latitude, longitude) = {shape}"
+            )
         out[name] = array
     if problems:
         raise ValueError("invalid ERA5 fields: " + "; ".join(problems))
@@ -343,7 +368,9 @@ def _write_coordinates(ds: netCDF4.Dataset, coords: _Coords) -> None:
     ds.createDimension("latitude", coords.latitude.size)
     ds.createDimension("longitude", coords.longitude.size)
     number = ds.createVariable("number", "i8", ())
-    number.setncatts({"long_name": "ensemble member numerical id", "units": "1", "standard_name": "realization"})
+    number.setncatts(
+        {"long_name": "ensemble member numerical id", "units": "1", "standard_name": "realization"}
+    )
     number.assignValue(0)
     time = ds.createVariable("valid_time", "i8", ("valid_time",))
     time.setncatts(

@@ -1,0 +1,312 @@
+"""Precipitation of the synthetic world: MSWEP-like at 0.1°, ERA5-like coarser and noisier.
+
+MSWEP (the reference precipitation, also the one that drives the truth)
+----------------------------------------------------------------------
+Daily totals (mm day-1, 00–24 UTC) at the centres of the global 0.1° grid, from a censored,
+squared Gaussian field:
+
+``P = A·max(G − c, 0)²``, with the latent field
+``G = (0.62·W + 0.60·M + 0.50·C) / 0.997`` (unit variance), where ``W`` is the weather's
+``wetness`` anomaly (2.5°, persistent over a few days; it also makes clouds, see
+:mod:`smda.twin.weather`), ``M`` a daily white 0.5° field and ``C`` a daily white 0.25°
+field. The threshold ``c = clip(0.9 − 0.45·ln P̄, −1.5, 3)`` sets the wet fraction from the
+climatology ``P̄`` (:func:`smda.twin.geography.precip_climatology`) and
+``A = P̄ / E[max(G − c, 0)²]`` makes the long-term mean equal to ``P̄``
+(``E[max(G − c, 0)²] = (1 + c²)Φ(−c) − cφ(c)``).
+
+MSWEP NRT
+---------
+The near-real-time file of ``day`` published on ``today`` (age = today − day, days) is the
+final field times ``exp(s·N − s²/2)`` with ``N`` a daily white 1° field and
+``s = nrt_sd·max(0, 10 − age)/10``: revised once a day in place, identical to the final
+field from age 10 on. :meth:`Precipitation.revision` numbers the revisions (``min(age, 10)``).
+
+ERA5 precipitation
+------------------
+ERA5's daily total at a point is MSWEP smoothed by a 3 × 3 (0.3°) box and interpolated
+bilinearly, times ``exp(0.35·E − 0.35²/2)`` (``E`` a daily white 1° field), plus drizzle
+``0.25·clip(W + 1 − c, 0, 2)`` mm: coarser, noisier and wetter-more-often than MSWEP. It is
+spread over the hours of the UTC day by a Fejér kernel in local solar time,
+``w_k = (1 + 1.5 cos x + cos 2x + 0.5 cos 3x)/24`` with ``x = 2π(LST_k − peak)/24`` at the
+middle of hour k, which is ≥ 0 and sums to exactly 1 over the 24 hours; ``peak`` is about
+16 LST over land (afternoon convection) and 06 LST over sea, ±2.5 h from a daily 2.5° field.
+ERA5 ``tp`` at valid time t is the hour ending at t; ERA5-Land's accumulates from 00 UTC (the
+00 UTC value is the previous day's total).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+from scipy.ndimage import uniform_filter
+from scipy.special import ndtr
+
+from smda.grid import Grid
+from smda.twin.geography import Geography, precip_climatology
+from smda.twin.noise import Lattice, Memo, unwrap_lon
+from smda.twin.weather import Weather, day_of_year
+
+__all__ = ["MSWEP_GRID", "Precipitation", "covering_window"]
+
+F32 = npt.NDArray[np.float32]
+FloatArray = npt.NDArray[np.float64]
+
+MSWEP_GRID = Grid.global_grid(0.1)
+"""MSWEP's global 0.1° grid (1800 × 3600, latitude 89.95 … −89.95, longitude −179.95 … 179.95)."""
+
+_MESO = Lattice("meso", 0.5)
+_CONV = Lattice("conv", 0.25)
+_NRT = Lattice("mswep_nrt", 1.0)
+_ERA5_ERR = Lattice("tp_err", 1.0)
+_PEAK = Lattice("tp_peak", 2.5)
+_W_WET, _W_MESO, _W_CONV = 0.62, 0.60, 0.50
+_NORM = math.sqrt(_W_WET**2 + _W_MESO**2 + _W_CONV**2)
+_ERA5_SD = 0.35
+_FINAL_AGE = 10
+
+
+def _m2(c: FloatArray) -> FloatArray:
+    """``E[max(G − c, 0)²] = (1 + c²)Φ(−c) − cφ(c)`` for a standard normal G (exact)."""
+    return np.asarray(
+        (1.0 + c * c) * ndtr(-c) - c * np.exp(-0.5 * c * c) / math.sqrt(2.0 * math.pi)
+    )
+
+
+# ln E[max(G − c, 0)²] on c ∈ [−1.5, 3] as a polynomial in c (relative error < 3e-5),
+# lowest order first; fast enough for global 0.1° fields every day.
+_LN_M2 = (
+    -6.93148814e-01,
+    -1.59579188e00,
+    -2.73228989e-01,
+    -2.46756854e-02,
+    9.09541413e-04,
+    2.23471566e-04,
+    -3.06406450e-05,
+)
+
+
+def _threshold_and_scale(pclim: F32) -> tuple[F32, F32]:
+    """Threshold c and scale A so that ``A·E[max(G − c, 0)²] = pclim``."""
+    p = np.maximum(pclim, np.float32(1e-3))
+    c = np.log(p)
+    c *= np.float32(-0.45)
+    c += np.float32(0.9)
+    np.clip(c, np.float32(-1.5), np.float32(3.0), out=c)
+    acc = np.full_like(c, np.float32(_LN_M2[-1]))
+    for coef in _LN_M2[-2::-1]:
+        acc *= c
+        acc += np.float32(coef)
+    np.negative(acc, out=acc)
+    np.exp(acc, out=acc)
+    acc *= p
+    return c, acc
+
+
+def covering_window(
+    lat: npt.ArrayLike, lon: npt.ArrayLike, *, res: float = 0.1, margin: float = 0.3
+) -> Grid:
+    """The window of the global ``res`` grid whose cells cover points (± ``margin`` °)."""
+    la = np.asarray(lat, dtype=np.float64)
+    lo = unwrap_lon(lon)
+    n_lat, n_lon = round(180.0 / res), round(360.0 / res)
+    r0 = max(0, math.floor((90.0 - float(la.max()) - margin) / res))
+    r1 = min(n_lat, math.ceil((90.0 - float(la.min()) + margin) / res))
+    west, east = float(lo.min()) - margin, float(lo.max()) + margin
+    if east - west >= 360.0 - 2 * res:
+        return Grid(res, r0, 0, r1 - r0, n_lon)
+    c0 = math.floor((west + 180.0) / res)
+    c1 = math.ceil((east + 180.0) / res)
+    return Grid(res, r0, c0 % n_lon, r1 - r0, min(n_lon, c1 - c0))
+
+
+def _bilinear(field: F32, src: Grid, lat: FloatArray, lon: FloatArray) -> F32:
+    """Bilinear interpolation of (..., src lat, src lon) cell-centre values at points."""
+    y = (90.0 - (src.row0 + 0.5) * src.res - np.asarray(lat, dtype=np.float64)) / src.res
+    y = np.clip(y, 0.0, src.nrows - 1.0)
+    r0 = np.minimum(np.floor(y).astype(np.intp), max(src.nrows - 2, 0))
+    r1 = np.minimum(r0 + 1, src.nrows - 1)
+    fy = (y - r0).astype(np.float32)[:, None]
+    west = -180.0 + (src.col0 + 0.5) * src.res
+    x = ((np.asarray(lon, dtype=np.float64) - west) % 360.0) / src.res
+    if src.is_global:
+        c0 = np.floor(x).astype(np.intp) % src.ncols
+        c1 = (c0 + 1) % src.ncols
+        fx = (x - np.floor(x)).astype(np.float32)
+    else:
+        x = np.clip(x, 0.0, src.ncols - 1.0)
+        c0 = np.minimum(np.floor(x).astype(np.intp), max(src.ncols - 2, 0))
+        c1 = np.minimum(c0 + 1, src.ncols - 1)
+        fx = (x - c0).astype(np.float32)
+    rows = field[..., r0, :] * (1.0 - fy) + field[..., r1, :] * fy
+    return np.asarray(rows[..., c0] * (1.0 - fx) + rows[..., c1] * fx, dtype=np.float32)
+
+
+class Precipitation:
+    """The precipitation of a seeded world (see the module docstring)."""
+
+    def __init__(
+        self, seed: int, geography: Geography, weather: Weather, *, nrt_sd: float = 0.3
+    ) -> None:
+        self.seed = seed
+        self.geography = geography
+        self.weather = weather
+        self.nrt_sd = nrt_sd
+        self._days: Memo[F32] = Memo(6)
+
+    # -- MSWEP ----------------------------------------------------------------------------------
+    def mswep(self, first: int, n_days: int, grid: Grid) -> F32:
+        """Final MSWEP daily precipitation (mm day-1) of days ``first … first + n_days − 1``
+        on a window of the 0.1° grid: float32 (n_days, grid.nrows, grid.ncols)."""
+        if abs(grid.res - 0.1) > 1e-9:
+            raise ValueError(f"MSWEP is on the 0.1° grid, not {grid}")
+        if n_days > 2:
+            return self._mswep(first, n_days, grid)
+        layers = []
+        for d in range(first, first + n_days):
+
+            def make(d: int = d) -> F32:
+                return np.asarray(self._mswep(d, 1, grid)[0])
+
+            layers.append(self._days.get((d, grid), make))
+        return np.stack(layers)
+
+    def _mswep(self, first: int, n_days: int, grid: Grid) -> F32:
+        lat, lon = grid.lats, grid.lons
+        days = np.arange(first, first + n_days)
+        lsm, mult = self.geography.precip_fields(lat, lon)
+        latent = self.weather.anomaly("wetness", first, n_days, lat, lon)
+        latent *= np.float32(_W_WET / _NORM)
+        latent += np.float32(_W_MESO / _NORM) * _MESO.sample(self.seed, days, lat, lon)
+        latent += np.float32(_W_CONV / _NORM) * _CONV.sample(self.seed, days, lat, lon)
+        doy = day_of_year(days)[:, None, None]
+        pclim = precip_climatology(lat[:, None].astype(np.float32), lsm, mult, doy).astype(
+            np.float32
+        )
+        c, scale = _threshold_and_scale(pclim)
+        latent -= c
+        np.maximum(latent, np.float32(0.0), out=latent)
+        latent *= latent
+        latent *= scale
+        return latent
+
+    def revision(self, day: date, today: date) -> int:
+        """Revision number of the NRT file of ``day`` as published on ``today``:
+        ``min(age, 10)`` with age = today − day in days; 10 is final."""
+        age = (today - day).days
+        if age < 0:
+            raise ValueError(f"MSWEP NRT for {day} does not exist on {today} (it is in the future)")
+        return min(age, _FINAL_AGE)
+
+    def nrt(self, day: date, today: date, grid: Grid = MSWEP_GRID) -> F32:
+        """MSWEP NRT daily precipitation (mm day-1) of ``day`` as published on ``today``."""
+        age = self.revision(day, today)
+        d = day.toordinal()
+        final = np.asarray(self.mswep(d, 1, grid)[0])
+        s = self.nrt_sd * (_FINAL_AGE - age) / _FINAL_AGE
+        if s == 0.0:
+            return final
+        noise = _NRT.sample(self.seed, [d], grid.lats, grid.lons)[0]
+        return np.asarray(
+            final * np.exp(np.float32(s) * noise - np.float32(0.5 * s * s)), dtype=np.float32
+        )
+
+    # -- ERA5 -----------------------------------------------------------------------------------
+    def era5_daily(self, first: int, n_days: int, lat: npt.ArrayLike, lon: npt.ArrayLike) -> F32:
+        """ERA5-like daily precipitation (mm day-1, 00–24 UTC) at outer-product points:
+        float32 (n_days, lat, lon)."""
+        la = np.asarray(lat, dtype=np.float64)
+        lo = np.asarray(lon, dtype=np.float64)
+        window = covering_window(la, lo)
+        days = np.arange(first, first + n_days)
+        field = self.mswep(first, n_days, window)
+        lon_mode = "wrap" if window.is_global else "nearest"
+        smooth = uniform_filter(field, size=(1, 3, 3), mode=("nearest", "nearest", lon_mode))
+        out = _bilinear(smooth, window, la, lo)
+        out *= np.exp(
+            np.float32(_ERA5_SD) * _ERA5_ERR.sample(self.seed, days, la, lo)
+            - np.float32(0.5 * _ERA5_SD**2)
+        )
+        st = self.geography.statics(la, lo)
+        wet = self.weather.anomaly("wetness", first, n_days, la, lo)
+        doy = day_of_year(days)[:, None, None]
+        pclim = precip_climatology(st.lat, st.lsm, st.precip_multiplier, doy).astype(np.float32)
+        c, _ = _threshold_and_scale(pclim)
+        out += 0.25 * np.clip(wet + 1.0 - c, 0.0, 2.0)
+        return out
+
+    def hour_weights(
+        self,
+        day: int,
+        bins: npt.NDArray[np.int64],
+        lat: FloatArray,
+        lon: FloatArray,
+        *,
+        scale: F32 | None = None,
+    ) -> F32:
+        """Fraction of ``day``'s ERA5 precipitation falling in hours ``bins`` (1…24, the hour
+        ending at that UTC hour): (len(bins), lat, lon), summing to 1 over bins 1…24;
+        multiplied by ``scale`` (lat, lon) if given."""
+        st = self.geography.statics(lat, lon)
+        noise = _PEAK.sample(self.seed, [day], lat, lon)[0]
+        lsm = st.lsm.astype(np.float32)
+        peak = lsm * (16.0 + 2.5 * noise) + (1.0 - lsm) * (6.0 + 2.5 * noise)
+        b = np.float32(2.0 * np.pi / 24.0) * peak
+        cos_b, sin_b = np.cos(b), np.sin(b)
+        if scale is not None:
+            factor = scale / np.float32(12.0)
+            cos_b *= factor
+            sin_b *= factor
+        # x = a(bin, lon) − b(lat, lon); cos x = cos a cos b + sin a sin b
+        a = (
+            2.0
+            * np.pi
+            / 24.0
+            * (np.asarray(bins, dtype=np.float64)[:, None] - 0.5 + np.asarray(lon)[None, :] / 15.0)
+        )
+        cos_a, sin_a = np.cos(a).astype(np.float32), np.sin(a).astype(np.float32)
+        out = np.empty((len(bins), *peak.shape), dtype=np.float32)
+        unit = np.float32(1.0 / 12.0) if scale is None else None
+        for i in range(len(bins)):
+            if scale is None:
+                c1 = cos_a[i][None, :] * np.cos(b)
+                c1 += sin_a[i][None, :] * np.sin(b)
+                # Fejér kernel 1 + 1.5 cos x + cos 2x + 0.5 cos 3x = 2 cos²x (1 + cos x)
+                w = c1 * c1
+                c1 += 1.0
+                w *= c1
+                w *= unit
+                out[i] = w
+            else:
+                # the same with cos x scaled by s = scale/12: s·2cos²x(1+cos x)/24 = (s c)(c + c²)
+                sc = cos_a[i][None, :] * cos_b
+                sc += sin_a[i][None, :] * sin_b  # s·cos x
+                c = cos_a[i][None, :] * np.cos(b)
+                c += sin_a[i][None, :] * np.sin(b)
+                c *= c + 1.0
+                np.multiply(sc, c, out=out[i])
+        return out
+
+    def era5_tp(
+        self, day: date, lat: npt.ArrayLike, lon: npt.ArrayLike, *, from_midnight: bool = False
+    ) -> F32:
+        """ERA5 ``tp`` (m) at valid times 00…23 UTC of ``day``: float32 (24, lat, lon).
+
+        By default each value is the hour ending at the valid time (ERA5); with
+        ``from_midnight`` it is accumulated since 00 UTC, the 00 UTC value being the
+        previous day's total (ERA5-Land).
+        """
+        la = np.asarray(lat, dtype=np.float64)
+        lo = np.asarray(lon, dtype=np.float64)
+        d = day.toordinal()
+        daily = self.era5_daily(d - 1, 2, la, lo) / np.float32(1000.0)
+        out = np.empty((24, la.size, lo.size), dtype=np.float32)
+        out[1:] = self.hour_weights(d, np.arange(1, 24), la, lo, scale=daily[1])
+        if from_midnight:
+            out[0] = daily[0]
+            np.cumsum(out[1:], axis=0, out=out[1:])
+        else:
+            out[0] = self.hour_weights(d - 1, np.array([24]), la, lo, scale=daily[0])[0]
+        return out

@@ -1,0 +1,489 @@
+"""The offline twin's synthetic world: a seeded Earth-like world with a known truth.
+
+``World(WorldSpec(seed=..., region=..., epoch=...))`` is a pure function of its spec: the same
+spec gives bitwise identical arrays, another seed a different world, and asking for a day never
+depends on what was asked before (every random number is keyed by seed, quantity and day,
+:mod:`smda.twin.noise`). It provides, at any points or windows the replicas need:
+
+- static fields: ERA5 invariants (:meth:`World.invariants`) on real geography
+  (:mod:`smda.twin.geography`);
+- weather: hourly ERA5-like fields (:meth:`World.era5_hourly`, :mod:`smda.twin.weather`);
+- precipitation: MSWEP at 0.1° (final and NRT with revisions), ERA5's coarser and noisier
+  ``tp`` (:mod:`smda.twin.precipitation`);
+- the **truth**: daily 0–5 cm soil moisture on ``world.grid`` from a bucket water balance
+  (:meth:`World.truth`, :mod:`smda.twin.waterbalance`);
+- products with known, independent errors (:attr:`World.error_params`,
+  :mod:`smda.twin.products`): SMAP L3 (:meth:`World.smap_l3e`, :meth:`World.smap_l3`,
+  :mod:`smda.twin.smap`), ERA5-Land (:meth:`World.era5land_hourly`), GLDAS
+  (:meth:`World.gldas_3h`) and ISMN stations (:meth:`World.stations`,
+  :meth:`World.station_hourly`, :mod:`smda.twin.stations`);
+- their skill against the truth (:meth:`World.true_skill`).
+
+Units follow the providers: K, Pa, m s-1, J m-2, m (ERA5 tp), mm day-1 (MSWEP), m3 m-3
+(soil moisture), kg m-2 (GLDAS). The truth and the products exist from ``spec.epoch`` on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import xarray as xr
+
+from smda.ease2 import M09, M36, EaseGrid
+from smda.grid import GLOBAL_025, BBox, Grid
+from smda.twin.geography import Geography
+from smda.twin.precipitation import MSWEP_GRID, Precipitation
+from smda.twin.products import (
+    ERA5LAND_ERRORS,
+    GLDAS_ERRORS,
+    ISMN_ERRORS,
+    SMAP_ERRORS,
+    ModelProduct,
+    ProductErrors,
+    SmapErrors,
+    diurnal_term,
+    true_skill,
+)
+from smda.twin.smap import SmapDay, SmapSimulator
+from smda.twin.stations import Station, StationNetwork
+from smda.twin.waterbalance import BucketParams, TruthModel
+from smda.twin.weather import ACCUMULATED, INSTANT, Weather
+
+__all__ = [
+    "DEMO_REGION",
+    "ERA5LAND_VARIABLES",
+    "ERA5_VARIABLES",
+    "GLDAS_SHAPE",
+    "INVARIANTS",
+    "PRODUCTS",
+    "World",
+    "WorldSpec",
+]
+
+F32 = npt.NDArray[np.float32]
+FloatArray = npt.NDArray[np.float64]
+
+DEMO_REGION = BBox(-105.0, 30.0, -95.0, 40.0)
+"""The demo region (30–40° N, 105–95° W): interior USA, all land."""
+
+INVARIANTS = ("z", "lsm", "slt", "cvh", "cvl", "tvh", "tvl")
+"""ERA5 invariant short names served by :meth:`World.invariants`."""
+ERA5_VARIABLES = (*INSTANT, *ACCUMULATED, "tp", "swvl1", *INVARIANTS)
+"""Short names :meth:`World.era5_hourly` serves."""
+ERA5LAND_VARIABLES = (*INSTANT, *ACCUMULATED, "tp", "swvl1")
+"""Short names :meth:`World.era5land_hourly` serves."""
+PRODUCTS = ("smap", "era5land", "gldas", "ismn")
+"""Names of the products with known errors."""
+GLDAS_SHAPE = (600, 1440)
+"""GLDAS 0.25° grid: latitude −59.875 … 89.875 (ascending), longitude −179.875 … 179.875."""
+
+_GLDAS_FILL = -9999.0
+_G = 9.80665
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything that defines a world (frozen: a world is a function of its spec).
+
+    Parameters
+    ----------
+    seed:
+        Seed of every random number.
+    region:
+        Where the truth and the products exist (the rest of the globe has weather,
+        precipitation and invariants only).
+    epoch:
+        Start of the truth and of the products (the water balance spins up before it).
+    spinup_days:
+        Days of water-balance spin-up before ``epoch``.
+    smap, era5land, gldas, ismn:
+        Error parameters of the products (:mod:`smda.twin.products`).
+    n_stations:
+        Number of ISMN-like stations in the region.
+    mswep_nrt_sd:
+        Log-SD of the first MSWEP NRT release's multiplicative revision noise.
+    bucket:
+        Water-balance parameters.
+    """
+
+    seed: int = 42
+    region: BBox = DEMO_REGION
+    epoch: date = date(2015, 1, 1)
+    spinup_days: int = 120
+    smap: SmapErrors = SMAP_ERRORS
+    era5land: ProductErrors = ERA5LAND_ERRORS
+    gldas: ProductErrors = GLDAS_ERRORS
+    ismn: ProductErrors = ISMN_ERRORS
+    n_stations: int = 12
+    mswep_nrt_sd: float = 0.3
+    bucket: BucketParams = field(default_factory=BucketParams)
+
+
+def _points(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+    lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+    return la, (lo + 180.0) % 360.0 - 180.0
+
+
+def _check(variables: Sequence[str], valid: Sequence[str], what: str) -> None:
+    unknown = [v for v in variables if v not in valid]
+    if unknown:
+        raise ValueError(f"{what} has no variable(s) {unknown}; valid short names: {list(valid)}")
+
+
+class World:
+    """A seeded synthetic world (see the module docstring)."""
+
+    def __init__(self, spec: WorldSpec | None = None) -> None:
+        self.spec = spec or WorldSpec()
+        s = self.spec
+        self.grid: Grid = GLOBAL_025.subset(s.region)
+        """The smda 0.25° grid of the region (where the truth lives)."""
+        self.geography = Geography(s.seed)
+        self.weather = Weather(s.seed, self.geography)
+        self.precipitation = Precipitation(
+            s.seed, self.geography, self.weather, nrt_sd=s.mswep_nrt_sd
+        )
+        self._epoch = s.epoch.toordinal()
+        self._truth = TruthModel(
+            self.grid,
+            self.geography,
+            self.weather,
+            self.precipitation,
+            epoch=self._epoch,
+            spinup_days=s.spinup_days,
+            params=s.bucket,
+        )
+        common = {
+            "seed": s.seed,
+            "grid": self.grid,
+            "geography": self.geography,
+            "epoch": self._epoch,
+        }
+        self._era5land = ModelProduct("era5land", s.era5land, **common)  # type: ignore[arg-type]
+        self._gldas = ModelProduct("gldas", s.gldas, **common)  # type: ignore[arg-type]
+        self._smap = SmapSimulator(s.seed, s.smap, self.grid, self.geography, self.weather)
+        self._stations = StationNetwork(
+            s.seed,
+            s.ismn,
+            self.grid,
+            self.geography,
+            self._truth.land,
+            self._truth.soil["porosity"],
+            count=s.n_stations,
+            epoch=self._epoch,
+        )
+
+    # -- static ---------------------------------------------------------------------------------
+    def invariants(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> dict[str, F32]:
+        """ERA5 invariants at outer-product points: ``{short name: float32 (lat, lon)}``.
+
+        ``z`` geopotential (m2 s-2), ``lsm`` land fraction (0–1), ``slt`` soil type (0 over
+        sea, 1–7), ``cvh``/``cvl`` high/low vegetation cover (0–1), ``tvh``/``tvl``
+        vegetation type codes (0 where there is none).
+        """
+        st = self.geography.statics(*_points(lat, lon))
+        fields = {
+            "z": st.elevation * _G,
+            "lsm": st.lsm,
+            "slt": st.slt,
+            "cvh": st.cvh,
+            "cvl": st.cvl,
+            "tvh": st.tvh,
+            "tvl": st.tvl,
+        }
+        return {k: np.asarray(v, dtype=np.float32) for k, v in fields.items()}
+
+    def soil_properties(self) -> xr.Dataset:
+        """Per-cell soil of the truth on :attr:`grid`: ``porosity``, ``field_capacity``,
+        ``wilting_point`` (m3 m-3, NaN over sea), ``slt`` (soil type) and ``land`` (bool)."""
+        coords = self._coords()
+        data = {k: (("lat", "lon"), v, {"units": "m3 m-3"}) for k, v in self._truth.soil.items()}
+        slt = self.geography.statics(self.grid.lats, self.grid.lons).slt
+        data["slt"] = (("lat", "lon"), slt, {"long_name": "ERA5 soil type"})
+        data["land"] = (("lat", "lon"), self._truth.land, {})
+        return xr.Dataset(data, coords=coords)
+
+    # -- ERA5 -----------------------------------------------------------------------------------
+    def era5_hourly(
+        self, day: date, lat: npt.ArrayLike, lon: npt.ArrayLike, variables: Sequence[str]
+    ) -> dict[str, F32]:
+        """ERA5 single-level fields at valid times 00…23 UTC of ``day``.
+
+        Parameters
+        ----------
+        lat, lon:
+            1-D point coordinates (ERA5 uses multiples of 0.25°, latitude decreasing); fields
+            are on their outer product. Any longitude convention.
+        variables:
+            Short names from :data:`ERA5_VARIABLES`: t2m, d2m (K), u10, v10 (m s-1), sp (Pa),
+            ssrd, sshf, slhf (J m-2 over the hour ending at the valid time), tp (m, same),
+            swvl1 (m3 m-3, 0 over sea), and the invariants (constant in time).
+
+        Returns
+        -------
+        ``{name: float32 (24, lat, lon)}`` (invariants are read-only broadcast views).
+        """
+        _check(variables, ERA5_VARIABLES, "ERA5")
+        la, lo = _points(lat, lon)
+        d = day.toordinal()
+        out: dict[str, F32] = {}
+        met = [v for v in variables if v in INSTANT + ACCUMULATED]
+        if met:
+            out.update({k: v[0] for k, v in self.weather.hourly(d, 1, la, lo, met).items()})
+        if "tp" in variables:
+            out["tp"] = self.precipitation.era5_tp(day, la, lo)
+        if "swvl1" in variables:
+            sm = self._era5land.hourly(d, la, lo, self._truth_at_points(d, la, lo), np.arange(24))
+            out["swvl1"] = np.where(np.isnan(sm), np.float32(0.0), sm)
+        static = [v for v in variables if v in INVARIANTS]
+        if static:
+            inv = self.invariants(la, lo)
+            out.update({k: np.broadcast_to(inv[k], (24, la.size, lo.size)) for k in static})
+        return {v: out[v] for v in variables}
+
+    def era5land_hourly(
+        self, day: date, lat: npt.ArrayLike, lon: npt.ArrayLike, variables: Sequence[str]
+    ) -> dict[str, F32]:
+        """ERA5-Land fields at valid times 00…23 UTC of ``day`` at outer-product points
+        (multiples of 0.1°): ``{name: float32 (24, lat, lon)}``, NaN over sea.
+
+        Variables as :meth:`era5_hourly` (no invariants), except that the accumulations (tp,
+        ssrd, sshf, slhf) run from 00 UTC through the day: the value at 00 UTC is the previous
+        day's total. ``swvl1`` is the ERA5-Land product (0–7 cm) with the errors of
+        ``spec.era5land``.
+        """
+        _check(variables, ERA5LAND_VARIABLES, "ERA5-Land")
+        la, lo = _points(lat, lon)
+        d = day.toordinal()
+        out: dict[str, F32] = {}
+        inst = [v for v in variables if v in INSTANT]
+        if inst:
+            out.update({k: v[0] for k, v in self.weather.hourly(d, 1, la, lo, inst).items()})
+        accum = [v for v in variables if v in ACCUMULATED]
+        if accum:
+            two = self.weather.hourly(d - 1, 2, la, lo, accum)
+            for k, v in two.items():
+                acc = np.empty_like(v[1])
+                acc[0] = v[0, 1:].sum(axis=0) + v[1, 0]
+                np.cumsum(v[1, 1:], axis=0, out=acc[1:])
+                out[k] = acc
+        if "tp" in variables:
+            out["tp"] = self.precipitation.era5_tp(day, la, lo, from_midnight=True)
+        if "swvl1" in variables:
+            truth = self._truth_at_points(d, la, lo)
+            out["swvl1"] = self._era5land.hourly(d, la, lo, truth, np.arange(24))
+        sea = ~self.geography.statics(la, lo).land
+        return {
+            v: np.where(sea[None], np.float32(np.nan), out[v]).astype(np.float32) for v in variables
+        }
+
+    # -- MSWEP ----------------------------------------------------------------------------------
+    def mswep_daily(self, day: date, grid01: Grid = MSWEP_GRID) -> F32:
+        """Final MSWEP daily precipitation (mm day-1, 00–24 UTC) on a window of the global
+        0.1° grid (default: all of it, 1800 × 3600): float32 (lat, lon)."""
+        return np.asarray(self.precipitation.mswep(day.toordinal(), 1, grid01)[0])
+
+    def mswep_nrt(self, day: date, today: date, grid01: Grid = MSWEP_GRID) -> F32:
+        """MSWEP NRT daily precipitation of ``day`` as published on ``today`` (mm day-1):
+        revised daily in place, equal to :meth:`mswep_daily` from 10 days on."""
+        return self.precipitation.nrt(day, today, grid01)
+
+    def mswep_revision(self, day: date, today: date) -> int:
+        """Revision number (0…10, 10 = final) of the NRT file of ``day`` on ``today``."""
+        return self.precipitation.revision(day, today)
+
+    # -- truth ----------------------------------------------------------------------------------
+    def _truth_at_points(self, day: int, lat: FloatArray, lon: FloatArray) -> F32:
+        """The truth of ``day`` (1, lat, lon) on :attr:`grid` if any point is in the region;
+        all NaN (no truth needed, any day) otherwise."""
+        _, _, rok = self.grid.locate(lat, np.full_like(lat, self.grid.lons[0]))
+        _, _, cok = self.grid.locate(np.full_like(lon, self.grid.lats[0]), lon)
+        if rok.any() and cok.any():
+            return self._truth_of(day)
+        return np.full((1, *self.grid.shape), np.nan, dtype=np.float32)
+
+    def _truth_of(self, first: int, last: int | None = None, *, snow: bool = False) -> F32:
+        series = self._truth.series(first, first if last is None else last)
+        return series[:, 1 if snow else 0]
+
+    def _coords(self) -> dict[str, FloatArray]:
+        return {"lat": self.grid.lats, "lon": self.grid.lons}
+
+    def _time(self, start: date, end: date) -> pd.DatetimeIndex:
+        return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D", name="time")
+
+    def truth(self, start: date, end: date) -> xr.DataArray:
+        """True 0–5 cm soil moisture (m3 m-3) of days ``start … end`` (inclusive, ≥ epoch)
+        on :attr:`grid`: float32 (time, lat, lon), NaN over sea. Each value is the state at
+        the end of the UTC day (:mod:`smda.twin.waterbalance`)."""
+        values = self._truth_of(start.toordinal(), end.toordinal())
+        return xr.DataArray(
+            values,
+            dims=("time", "lat", "lon"),
+            coords={"time": self._time(start, end), **self._coords()},
+            name="soil_moisture",
+            attrs={"units": "m3 m-3", "long_name": "true surface (0-5 cm) soil moisture"},
+        )
+
+    def snow(self, start: date, end: date) -> xr.DataArray:
+        """Snow water equivalent (mm) of the water balance, like :meth:`truth`."""
+        values = self._truth_of(start.toordinal(), end.toordinal(), snow=True)
+        return xr.DataArray(
+            values,
+            dims=("time", "lat", "lon"),
+            coords={"time": self._time(start, end), **self._coords()},
+            name="swe",
+            attrs={"units": "mm"},
+        )
+
+    def forcing(self, start: date, end: date) -> xr.Dataset:
+        """The daily forcing of the water balance on :attr:`grid`: ``precip`` (mm day-1,
+        MSWEP final conservatively regridded), ``t2m`` (°C, daily mean) and ``pet`` (mm day-1,
+        Makkink), each (time, lat, lon)."""
+        first, last = start.toordinal(), end.toordinal()
+        f = self._truth.forcing(first, last - first + 1)
+        dims = ("time", "lat", "lon")
+        coords = {"time": self._time(start, end), **self._coords()}
+        return xr.Dataset(
+            {
+                "precip": (dims, f["precip"], {"units": "mm day-1"}),
+                "t2m": (dims, f["t_mean"], {"units": "degC"}),
+                "pet": (dims, f["pet"], {"units": "mm day-1"}),
+            },
+            coords=coords,
+        )
+
+    # -- products -------------------------------------------------------------------------------
+    @property
+    def error_params(self) -> dict[str, ProductErrors]:
+        """The true error parameters of every product, by name (:data:`PRODUCTS`)."""
+        s = self.spec
+        return {"smap": s.smap, "era5land": s.era5land, "gldas": s.gldas, "ismn": s.ismn}
+
+    def _smap_day(self, ease: EaseGrid, day: date) -> SmapDay:
+        d = day.toordinal()
+        return self._smap.day(ease, day, self._truth_of(d), self._truth_of(d, snow=True))
+
+    def smap_l3e(self, day: date) -> SmapDay:
+        """SPL3SMP_E-like retrievals of ``day`` on EASE-Grid 2.0 M09 (1624 × 3856), AM and
+        PM passes (:mod:`smda.twin.smap`)."""
+        return self._smap_day(M09, day)
+
+    def smap_l3(self, day: date) -> SmapDay:
+        """SPL3SMP-like retrievals of ``day`` on EASE-Grid 2.0 M36 (406 × 964)."""
+        return self._smap_day(M36, day)
+
+    def gldas_3h(self, time: datetime) -> F32:
+        """GLDAS Noah ``SoilMoi0_10cm_inst`` (kg m-2 = 100 × m3 m-3) at ``time`` (UTC) on the
+        GLDAS grid (600, 1440), latitude ascending; −9999 over sea and outside the region."""
+        if time.tzinfo is not None:
+            time = time.astimezone(UTC).replace(tzinfo=None)
+        d = time.date().toordinal()
+        g = self.grid
+        hour = time.hour + time.minute / 60.0
+        daily = self._gldas.daily(d, 1, g.lats, g.lons, self._truth_of(d))[0]
+        value = daily + self.spec.gldas.diurnal_amplitude * diurnal_term(hour, g.lons)[None, :]
+        value = np.where(self._truth.land, value, np.nan)
+        out = np.full(GLDAS_SHAPE, _GLDAS_FILL, dtype=np.float32)
+        rows = 599 - g.rows  # GLDAS row i is latitude −59.875 + 0.25 i
+        keep = (rows >= 0) & (rows < GLDAS_SHAPE[0])
+        block = np.where(np.isfinite(value), 100.0 * value, _GLDAS_FILL).astype(np.float32)
+        out[np.ix_(rows[keep], g.cols)] = block[keep]
+        return out
+
+    def stations(self) -> list[Station]:
+        """The ISMN-like stations of the region (0.05 m sensors)."""
+        return list(self._stations.stations)
+
+    def station_hourly(self, station: Station, start: date, end: date) -> pd.DataFrame:
+        """Hourly UTC series of a station for days ``start … end``: ``soil_moisture``
+        (m3 m-3), ``soil_moisture_flag`` (G, D02 when freezing, C03 above saturation) and
+        ``soil_moisture_orig_flag`` (M); see :mod:`smda.twin.stations`."""
+        first, last = start.toordinal(), end.toordinal()
+        row, col, _ = self.grid.locate(np.array([station.lat]), np.array([station.lon]))
+        truth = self._truth_of(first, last)[:, row[0], col[0]].astype(np.float64)
+        t2m = self.weather.hourly(first, last - first + 1, [station.lat], [station.lon], ["t2m"])[
+            "t2m"
+        ]
+        return self._stations.hourly(station, start, end, truth, t2m[:, :, 0, 0].astype(np.float64))
+
+    def ismn_daily(self, start: date, end: date) -> xr.DataArray:
+        """Daily (UTC) means of the good (``G``) hourly values of every station, with at
+        least 12 good hours: (time, station) m3 m-3, NaN otherwise."""
+        columns = []
+        for st in self.stations():
+            df = self.station_hourly(st, start, end)
+            good = df["soil_moisture"].where(df["soil_moisture_flag"] == "G")
+            daily = good.resample("D").mean().where(good.resample("D").count() >= 12)
+            columns.append(daily.to_numpy())
+        return xr.DataArray(
+            np.stack(columns, axis=1),
+            dims=("time", "station"),
+            coords={"time": self._time(start, end), "station": [s.id for s in self.stations()]},
+            attrs={"units": "m3 m-3"},
+        )
+
+    def product_daily(self, name: str, start: date, end: date) -> xr.DataArray:
+        """A product as daily values on :attr:`grid` (time, lat, lon), m3 m-3.
+
+        ``smap``: mean of the recommended AM and PM M09 retrievals in each cell (NaN where
+        none); ``era5land``/``gldas``: the product at the cell centres (the daily mean of its
+        hourly values: the diurnal term averages out). For ``ismn`` use :meth:`ismn_daily`.
+        """
+        first, last = start.toordinal(), end.toordinal()
+        n = last - first + 1
+        if name == "smap":
+            parts = []
+            for c0 in range(0, n, 64):
+                nd = min(64, n - c0)
+                d0 = first + c0
+                truth = self._truth_of(d0, d0 + nd - 1)
+                snow = self._truth_of(d0, d0 + nd - 1, snow=True)
+                parts.append(self._smap.binned(M09, d0, nd, truth, snow))
+            values = np.concatenate(parts)
+        elif name in ("era5land", "gldas"):
+            model = self._era5land if name == "era5land" else self._gldas
+            g = self.grid
+            values = model.daily(first, n, g.lats, g.lons, self._truth_of(first, last))
+            values = np.where(self._truth.land[None], values, np.nan).astype(np.float32)
+        else:
+            raise ValueError(
+                f"no gridded daily product {name!r}; choose from smap, era5land, gldas"
+            )
+        return xr.DataArray(
+            values,
+            dims=("time", "lat", "lon"),
+            coords={"time": self._time(start, end), **self._coords()},
+            name=name,
+            attrs={"units": "m3 m-3"},
+        )
+
+    def true_skill(self, product: str | xr.DataArray, start: date, end: date) -> xr.Dataset:
+        """Skill against the truth over ``start … end`` (:func:`smda.twin.products.true_skill`).
+
+        ``product`` is a name from :data:`PRODUCTS` (for ``ismn``: per station, against the
+        truth of the station's cell) or daily values on :attr:`grid` (time, lat, lon).
+        """
+        truth = self.truth(start, end)
+        if isinstance(product, xr.DataArray):
+            return true_skill(product.sel(time=truth.time), truth)
+        if product == "ismn":
+            obs = self.ismn_daily(start, end)
+            lats = np.array([s.lat for s in self.stations()])
+            lons = np.array([s.lon for s in self.stations()])
+            rows, cols, _ = self.grid.locate(lats, lons)
+            at = truth.values[:, rows, cols]
+            return true_skill(obs, obs.copy(data=at))
+        if product not in PRODUCTS:
+            raise ValueError(f"unknown product {product!r}; choose from {list(PRODUCTS)}")
+        return true_skill(self.product_daily(product, start, end), truth)
+
+    def __repr__(self) -> str:
+        s = self.spec
+        return f"World(seed={s.seed}, region={s.region}, epoch={s.epoch}, grid={self.grid.shape})"

@@ -1,0 +1,59 @@
+"""The science core imports no I/O: no network, no Prefect, no file formats."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SMDA = Path(__file__).resolve().parents[1] / "smda"
+CORE = ["grid.py", "regrid.py", "landmask.py", "ease2.py"]
+FORBIDDEN = {
+    "requests",
+    "urllib",
+    "http",
+    "socket",
+    "cdsapi",
+    "earthaccess",
+    "ecmwf",
+    "prefect",
+    "fsspec",
+    "netCDF4",
+    "h5py",
+    "h5netcdf",
+    "rasterio",
+    "rio_cogeo",
+    "pystac",
+    "smda.twin",
+    "smda.clients",
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_science_core_is_free_of_io(module: str) -> None:
+    imported = _imports(SMDA / module)
+    bad = {name for name in imported for f in FORBIDDEN if name == f or name.startswith(f + ".")}
+    assert not bad, f"smda/{module} imports I/O modules {sorted(bad)}"
+
+
+def test_library_does_not_print() -> None:
+    offenders = []
+    for path in SMDA.rglob("*.py"):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                offenders.append(f"{path.relative_to(SMDA)}:{node.lineno}")
+    assert not offenders, f"library code prints (use logging): {offenders}"
