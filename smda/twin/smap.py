@@ -206,7 +206,9 @@ class SmapSimulator:
         if w.rows.size == 0 or w.cols.size == 0:  # a region beyond the grid's ±85° latitude
             shape = (n_days, w.rows.size, w.cols.size)
             return {
-                n: np.full(shape, FLAG_FILL if FIELDS[n] is np.uint16 else FLOAT_FILL, dtype=FIELDS[n])
+                n: np.full(
+                    shape, FLAG_FILL if FIELDS[n] is np.uint16 else FLOAT_FILL, dtype=FIELDS[n]
+                )
                 for n in names
             }
         days = np.arange(first, first + n_days, dtype=np.int64)

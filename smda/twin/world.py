@@ -159,14 +159,17 @@ class World:
             spinup_days=s.spinup_days,
             params=s.bucket,
         )
-        common = {
-            "seed": s.seed,
-            "grid": self.grid,
-            "geography": self.geography,
-            "epoch": self._epoch,
-        }
-        self._era5land = ModelProduct("era5land", s.era5land, **common)  # type: ignore[arg-type]
-        self._gldas = ModelProduct("gldas", s.gldas, **common)  # type: ignore[arg-type]
+        self._era5land, self._gldas = (
+            ModelProduct(
+                name,
+                errors,
+                seed=s.seed,
+                grid=self.grid,
+                geography=self.geography,
+                epoch=self._epoch,
+            )
+            for name, errors in (("era5land", s.era5land), ("gldas", s.gldas))
+        )
         self._smap = SmapSimulator(s.seed, s.smap, self.grid, self.geography, self.weather)
         self._stations = StationNetwork(
             s.seed,
@@ -223,7 +226,8 @@ class World:
         variables:
             Short names from :data:`ERA5_VARIABLES`: t2m, d2m (K), u10, v10 (m s-1), sp (Pa),
             ssrd, sshf, slhf (J m-2 over the hour ending at the valid time), tp (m, same),
-            swvl1 (m3 m-3, 0 over sea), and the invariants (constant in time).
+            swvl1 (m3 m-3: the ERA5-Land product at these points, same errors; 0 over sea),
+            and the invariants (constant in time).
 
         Returns
         -------
@@ -240,7 +244,8 @@ class World:
             out["tp"] = self.precipitation.era5_tp(day, la, lo)
         if "swvl1" in variables:
             sm = self._era5land.hourly(d, la, lo, self._truth_at_points(d, la, lo), np.arange(24))
-            out["swvl1"] = np.where(np.isnan(sm), np.float32(0.0), sm)
+            sea = ~self.geography.statics(la, lo).land
+            out["swvl1"] = np.where(sea[None] | np.isnan(sm), np.float32(0.0), sm)
         static = [v for v in variables if v in INVARIANTS]
         if static:
             inv = self.invariants(la, lo)

@@ -310,7 +310,7 @@ def test_smap_retrievals_match_their_error_parameters(world: World) -> None:
         cell = t[np.maximum(win.cell_rows, 0)][:, np.maximum(win.cell_cols, 0)]
         for name, p in (("AM", obs.am), ("PM", obs.pm)):
             sm = p["soil_moisture"][np.ix_(obs.rows, obs.cols)]
-            flag = p["retrieval_qual_flag"][np.ix_(obs.rows, obs.cols)]
+            flag = p["retrieval_qual_flag"][np.ix_(obs.rows, obs.cols)].astype(np.uint16)
             good = flag == 0
             residuals[name].append((sm - cell)[good])
             not_recommended.append(((flag & 1) == 1)[sm != FLOAT_FILL])
