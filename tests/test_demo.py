@@ -24,6 +24,7 @@ def test_smda_demo_fetches_one_day_through_the_real_clients(tmp_path: Path) -> N
         env=env,
         cwd=tmp_path,
         capture_output=True,
+        check=False,
         text=True,
         timeout=600,
     )

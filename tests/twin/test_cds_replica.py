@@ -209,7 +209,7 @@ def test_queued_job_is_polled_until_done(cds: CdsReplica, tmp_path: Path) -> Non
 
 def test_failed_job_raises_with_traceback(cds: CdsReplica, tmp_path: Path) -> None:
     cds.faults.add(Fault("job_failed", path="execution"))
-    with pytest.raises(requests.HTTPError, match="(?s)The job has failed.*MARS"):
+    with pytest.raises(requests.HTTPError, match=r"(?s)The job has failed.*MARS"):
         client(cds).retrieve(
             "reanalysis-era5-single-levels",
             era5_request(date(2024, 7, 1), INSTANT),

@@ -1,0 +1,1 @@
+"""Prefect flows: thin wiring of smda library calls (daily, backfill, train, validate)."""
