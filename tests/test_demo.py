@@ -30,7 +30,7 @@ def test_smda_demo_fetches_one_day_through_the_real_clients(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr
     raw = tmp_path / "data" / "raw"
-    era5 = sorted((raw / "era5").glob("era5_*"))
+    era5 = sorted((raw / "era5").glob("era5_[0-9]*.zip"))
     smap = sorted((raw / "smap").glob("SMAP_L3_SM_P_E_*.h5"))
     mswep = sorted((raw / "mswep").glob("*.nc"))
     assert len(era5) == 1 and len(smap) == 1 and len(mswep) == 1, result.stdout

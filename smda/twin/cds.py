@@ -3,6 +3,8 @@
 It speaks the protocol the real ``cdsapi``/``ecmwf-datastores-client`` use (SOURCES.md):
 
 - ``GET  /api/catalogue/v1/messages``
+- ``GET  /api/catalogue/v1/collections/{dataset}``           temporal extent ends at the newest
+  published day (how a client learns what is available)
 - ``GET  /api/retrieve/v1/processes/{dataset}``               (401 on a bad token)
 - ``POST /api/retrieve/v1/processes/{dataset}/execution``     → 201 job, ``monitor`` link;
   403 licence not accepted, 400 invalid request
@@ -233,6 +235,7 @@ class CdsReplica:
         api = r"/api/retrieve/v1"
         routes = [
             Route("GET", r"/api/catalogue/v1/messages", self._messages),
+            Route("GET", r"/api/catalogue/v1/collections/(?P<dataset>[\w.-]+)", self._collection),
             Route("GET", api + r"/processes/(?P<dataset>[\w.-]+)", self._process),
             Route("POST", api + r"/processes/(?P<dataset>[\w.-]+)/execution", self._execute),
             Route("GET", api + r"/jobs/(?P<job>[\w-]+)", self._job_status),
@@ -268,6 +271,32 @@ class CdsReplica:
 
     def _messages(self, req: Request) -> Response:
         return Response.json({"messages": []})
+
+    def _collection(self, req: Request) -> Response:
+        """Catalogue entry; its temporal extent ends at the newest published hour."""
+        dataset = self._dataset(req)
+        product = DATASETS[dataset][2]
+        newest = self.clock.newest(product)
+        begin = "1950-01-01T00:00:00Z" if product == "era5land" else "1940-01-01T00:00:00Z"
+        return Response.json(
+            {
+                "type": "Collection",
+                "id": dataset,
+                "title": dataset,
+                "extent": {
+                    "spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
+                    "temporal": {"interval": [[begin, f"{newest.isoformat()}T23:00:00Z"]]},
+                },
+                "published": "2018-06-14T00:00:00Z",
+                "updated": f"{self.clock.today.isoformat()}T00:00:00Z",
+                "links": [
+                    {
+                        "rel": "retrieve",
+                        "href": f"{req.base_url}/api/retrieve/v1/processes/{dataset}",
+                    }
+                ],
+            }
+        )
 
     def _dataset(self, req: Request) -> str:
         dataset = req.match["dataset"]

@@ -265,3 +265,17 @@ def test_area_across_antimeridian(cds: CdsReplica, tmp_path: Path) -> None:
         assert ds.sizes["longitude"] == 21
         lon = (ds.longitude.values + 180) % 360 - 180
         assert lon[0] == 177.0 and lon[-1] == -178.0
+
+
+def test_catalogue_extent_ends_at_newest_published_day(cds: CdsReplica) -> None:
+    from ecmwf.datastores import Client
+
+    collection = Client(url=cds.url, key=cds.key, maximum_tries=1).get_collection(
+        "reanalysis-era5-single-levels"
+    )
+    assert collection.end_datetime is not None
+    assert collection.end_datetime.date() == date(2024, 7, 15)
+    cds.clock.advance(3)
+    assert Client(url=cds.url, key=cds.key).get_collection(
+        "reanalysis-era5-land"
+    ).end_datetime.date() == date(2024, 7, 18)
