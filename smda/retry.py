@@ -66,6 +66,35 @@ def _retry_after(response: requests.Response | None) -> float | None:
         return None
 
 
+def _classify_aiohttp(exc: BaseException, what: str) -> SmdaError | None:
+    """fsspec's HTTP filesystem raises aiohttp errors."""
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - aiohttp comes with fsspec[http]
+        return None
+    if isinstance(exc, aiohttp.ClientResponseError):
+        retry_after = None
+        if exc.headers is not None and exc.headers.get("Retry-After"):
+            try:
+                retry_after = float(exc.headers["Retry-After"])
+            except ValueError:
+                retry_after = None
+        if exc.status in TRANSIENT_STATUS:
+            return TransientError(
+                f"{what}: HTTP {exc.status} from the provider", retry_after=retry_after
+            )
+        if exc.status in (401, 403):
+            return CredentialsError(
+                f"{what}: access refused (HTTP {exc.status}); check the credentials of this location"
+            )
+        if exc.status == 404:
+            return NotYetAvailable(f"{what}: not published (yet) (HTTP 404)")
+        return PermanentError(f"{what}: HTTP {exc.status}: {exc.message}")
+    if isinstance(exc, aiohttp.ClientError):
+        return TransientError(f"{what}: {type(exc).__name__}: {str(exc)[:200]}")
+    return None
+
+
 def classify(exc: BaseException, what: str) -> SmdaError:
     """Map a client exception to smda's error kinds, with a message that says what to do."""
     if isinstance(exc, SmdaError):
