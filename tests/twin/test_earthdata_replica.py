@@ -21,7 +21,7 @@ import netCDF4
 import pytest
 import requests
 
-import smda.twin.earthdata as earthdata_module
+import smda.twin.granules as granules_module
 from smda.endpoints import EarthdataEndpoint
 from smda.grid import BBox
 from smda.twin.clock import Clock
@@ -385,13 +385,13 @@ def test_data_host_auth_head_range_and_single_generation(
     )
 
     calls: list[str] = []
-    real_write = earthdata_module._write_granule
+    real_write = granules_module._write_granule
 
     def counting(world: Any, granule: Any, path: Path) -> None:
         calls.append(granule.name)
         real_write(world, granule, path)
 
-    monkeypatch.setattr(earthdata_module, "_write_granule", counting)
+    monkeypatch.setattr(granules_module, "_write_granule", counting)
     statuses: list[int] = []
 
     def fetch() -> None:
