@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/smda demo
 
 test: $(STAMP)
-	$(BIN)/ruff check smda flows tests
-	$(BIN)/ruff format --check smda flows tests
+	$(BIN)/ruff check smda flows tests benchmarks
+	$(BIN)/ruff format --check smda flows tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -186,6 +186,49 @@ def twin_params(region: RegionOpt = DEMO_REGION, seed: SeedOpt = 42) -> None:
     )
 
 
+@twin_app.command("ismn")
+def twin_ismn(
+    start: Annotated[str, typer.Option(help="First day YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(help="Last day YYYY-MM-DD.")],
+    out: Annotated[
+        Path, typer.Option(help="Zip file to write (an ISMN download, header+values format).")
+    ],
+    region: RegionOpt = DEMO_REGION,
+    seed: SeedOpt = 42,
+    epoch: str = "2015-01-01",
+) -> None:
+    """Write the twin world's in-situ stations as an ISMN download (zip) for `smda fetch ismn`."""
+    _settings()
+    from smda.twin.formats.ismn import IsmnStation, write_ismn_archive
+    from smda.twin.world import World, WorldSpec
+
+    world = World(
+        WorldSpec(seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch"))
+    )
+    first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    stations = []
+    for st in world.stations():
+        frame = world.station_hourly(st, first, last)
+        stations.append(
+            IsmnStation(
+                network=st.network,
+                station=st.name,
+                lat=st.lat,
+                lon=st.lon,
+                elevation=st.elevation,
+                depth_from=st.depth_from,
+                depth_to=st.depth_to,
+                sensor=st.sensor,
+                times=frame.index.values,
+                values=frame["soil_moisture"].values,
+                flags=list(frame["soil_moisture_flag"]),
+                provider_flags=list(frame["soil_moisture_orig_flag"]),
+            )
+        )
+    write_ismn_archive(out, stations)
+    console.print(f"wrote {len(stations)} stations {first}..{last} to {out}")
+
+
 @app.command()
 def demo(
     region: RegionOpt = DEMO_REGION,
@@ -212,6 +255,132 @@ def demo(
             table.add_row(f.source, str(f.path), f"{f.size:,}", f.note)
         Console(width=max(Console().width, 140)).print(table)
         console.print(f"requests served: {twin.status()['requests']}")
+
+
+SourcesArg = Annotated[
+    str, typer.Argument(help="Source name, comma-separated names, or 'all' (era5, mswep, smap).")
+]
+
+
+def _source_names(text: str) -> list[str]:
+    from smda.sources import OPERATIONAL, SOURCE_NAMES
+
+    names = (
+        list(OPERATIONAL) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    )
+    unknown = [n for n in names if n not in SOURCE_NAMES]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown source(s) {unknown}; choose from {', '.join(SOURCE_NAMES)} or 'all'"
+        )
+    return names
+
+
+@app.command()
+def fetch(
+    sources: SourcesArg,
+    start: Annotated[str, typer.Option(help="First day YYYY-MM-DD.")],
+    end: Annotated[str | None, typer.Option(help="Last day YYYY-MM-DD (default: start).")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(help="Region 'west,south,east,north' (default: SMDA_REGION or the globe)."),
+    ] = None,
+    ismn: Annotated[
+        Path | None, typer.Option(help="ISMN download (folder or zip) for the 'ismn' source.")
+    ] = None,
+) -> None:
+    """Fetch and stage sources for a date range (idempotent: only what is new or changed).
+
+    Shows progress, then a summary per source of what was fetched, skipped, not yet available
+    and failed (with reasons). Exits 1 if anything failed.
+    """
+    settings = _settings()
+    from rich.progress import Progress
+
+    from smda.ingest import DayOutcome, fetch_range
+    from smda.runtime import make_context
+
+    names = _source_names(sources)
+    first = _parse_date(start, "--start")
+    last = _parse_date(end, "--end") if end else first
+    if last < first:
+        raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
+    ctx = make_context(settings, region=_parse_region(region) if region else None, ismn_path=ismn)
+    total = len(names) * ((last - first).days + 1)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("fetching", total=total)
+
+        def advance(outcome: DayOutcome) -> None:
+            bar.update(
+                task, advance=1, description=f"{outcome.source} {outcome.day} {outcome.status}"
+            )
+
+        report = fetch_range(names, first, last, ctx, progress=advance)
+    table = Table(
+        title=f"smda fetch {','.join(names)} {first}..{last} (today at the providers: {ctx.today})"
+    )
+    statuses = ("fetched", "replaced", "unchanged", "skipped", "not_available", "failed")
+    table.add_column("source")
+    for status in statuses:
+        table.add_column(status.replace("_", " "), justify="right")
+    for name, counts in report.counts().items():
+        table.add_row(name, *(str(counts.get(s, 0)) for s in statuses))
+    Console(width=max(Console().width, 120)).print(table)
+    for outcome in report.by_status("failed") + report.by_status("replaced"):
+        console.print(f"  {outcome.source} {outcome.day} {outcome.status}: {outcome.reason}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    sources: Annotated[
+        str, typer.Argument(help="Sources to show, comma-separated, or 'all'.")
+    ] = "all",
+    region: Annotated[
+        str | None,
+        typer.Option(help="Region 'west,south,east,north' (default: SMDA_REGION or the globe)."),
+    ] = None,
+    offline: Annotated[bool, typer.Option(help="Do not ask the providers (store only).")] = False,
+) -> None:
+    """Show, per source, the newest day at the provider, the newest staged day, and gaps."""
+    settings = _settings()
+    from smda.ingest import source_status
+    from smda.runtime import make_context
+
+    names = _source_names(sources)
+    ctx = make_context(settings, region=_parse_region(region) if region else None)
+    table = Table(
+        title=f"smda status (today at the providers: {ctx.today}; data in {settings.data_dir})"
+    )
+    for col in (
+        "source",
+        "newest at provider",
+        "staged",
+        "newest staged",
+        "behind",
+        "gaps",
+        "provisional",
+    ):
+        table.add_column(col)
+    for st in source_status(names, ctx, poll=not offline):
+        if st.provider_error:
+            provider = f"[red]unreachable: {st.provider_error[:60]}[/red]"
+        else:
+            provider = str(st.provider_newest) if st.provider_newest else "nothing yet"
+        gaps = ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in st.gaps[:3]) + (
+            " …" if len(st.gaps) > 3 else ""
+        )
+        table.add_row(
+            st.source,
+            provider if not offline else "(not asked)",
+            str(st.staged_count),
+            str(st.staged_last or "—"),
+            "" if st.behind is None else f"{st.behind} d",
+            gaps or "none",
+            str(st.provisional),
+        )
+    Console(width=max(Console().width, 120)).print(table)
 
 
 def run() -> None:

@@ -113,6 +113,12 @@ def earthdata_login(endpoints: Endpoints | None = None) -> Any:
         system = System(ed.cmr_base_url, edl, edl + "api/v1/statuses", ed.edl_hostname)  # type: ignore[arg-type]
         # The twin is never in AWS us-west-2: skip earthaccess's probe of the EC2 metadata
         # address (169.254.169.254), which would leave the loopback network.
+        if getattr(earthaccess._auth, "system", None) != system:
+            # earthaccess keeps one login per process; a different set of endpoints (another
+            # twin) needs a fresh one, or its cached token is sent to the wrong host.
+            from earthaccess.auth import Auth
+
+            earthaccess._auth = Auth()
         with (
             client_env(endpoints),
             mock.patch.object(Store, "_running_in_us_west_2", return_value=False),

@@ -22,6 +22,7 @@ from smda.atomic import atomic_path
 from smda.clients import TIMEOUT, cds_client, client_env, earthdata_login, http_session
 from smda.endpoints import Endpoints
 from smda.grid import GLOBAL_025, BBox
+from smda.iolock import HDF5_IO
 from smda.landmask import land_mask
 
 __all__ = ["FetchedFile", "fetch_one_day"]
@@ -66,7 +67,7 @@ def fetch_land_mask(client: Any, region: BBox, dest: Path) -> FetchedFile:
             },
             str(tmp),
         )
-    with xr.open_dataset(target) as ds:
+    with HDF5_IO, xr.open_dataset(target) as ds:
         mask = land_mask(ds["lsm"].load(), GLOBAL_025.subset(region))
     note = f"{int(mask.sum())} of {mask.size} cells are land"
     return FetchedFile("era5 lsm", target, target.stat().st_size, note)

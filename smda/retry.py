@@ -10,6 +10,7 @@ clients raise (requests, earthaccess, ecmwf-datastores) into smda's error kinds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -101,6 +102,8 @@ def classify(exc: BaseException, what: str) -> SmdaError:
         return exc
     text = str(exc)
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        with contextlib.suppress(RuntimeError, UnicodeDecodeError):  # body already consumed
+            text = f"{text}\n{exc.response.text[:500]}"
         status = exc.response.status_code
         if status in TRANSIENT_STATUS:
             return TransientError(
@@ -123,6 +126,9 @@ def classify(exc: BaseException, what: str) -> SmdaError:
         if status in (400, 422):
             return InvalidRequest(f"{what}: the provider rejected the request: {text}")
         return PermanentError(f"{what}: HTTP {status}: {text}")
+    aio = _classify_aiohttp(exc, what)
+    if aio is not None:
+        return aio
     if isinstance(
         exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
     ):

@@ -30,6 +30,7 @@ import xarray as xr
 from smda.atomic import atomic_path, atomic_write_bytes
 from smda.errors import MalformedFile
 from smda.grid import Grid
+from smda.iolock import HDF5_IO
 
 __all__ = ["DayRecord", "Ledger", "RawFile", "Store", "region_key", "sha256_file"]
 
@@ -229,7 +230,7 @@ class Store:
         )
         target = self.staged_path(source, day)
         encoding = {name: {"zlib": True, "complevel": 1} for name in data.data_vars}
-        with atomic_path(target) as tmp:
+        with HDF5_IO, atomic_path(target) as tmp:
             data.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
         record = DayRecord(
             day=day.isoformat(),
@@ -250,7 +251,7 @@ class Store:
             raise FileNotFoundError(
                 f"{source} is not staged for {day} (no {path}); run `smda fetch {source}`"
             )
-        with xr.open_dataset(path) as ds:
+        with HDF5_IO, xr.open_dataset(path) as ds:
             return ds.load()
 
     def iter_records(self, source: str) -> Iterator[tuple[date, DayRecord]]:

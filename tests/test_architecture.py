@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 SMDA = Path(__file__).resolve().parents[1] / "smda"
-CORE = ["grid.py", "regrid.py", "landmask.py", "ease2.py"]
+CORE = [
+    "grid.py",
+    "regrid.py",
+    "landmask.py",
+    "ease2.py",
+    "staging/__init__.py",
+    "staging/era5.py",
+    "staging/smap.py",
+    "staging/precipitation.py",
+    "staging/labels.py",
+]
 FORBIDDEN = {
     "requests",
     "urllib",

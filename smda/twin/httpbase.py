@@ -248,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = parts.path, parts.query
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self._status, self._sent = 0, 0
+        self._status, self._sent, self._recorded = 0, 0, False
         try:
             fault = self.replica.faults.take(method, path, ("status", "slow", "reset"))
             if fault is not None and self._apply_fault(fault):
@@ -269,7 +269,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self._record(method, path, query)
 
-    def _record(self, method: str, path: str, query: str) -> None:
+    def _record(
+        self, method: str | None = None, path: str | None = None, query: str | None = None
+    ) -> None:
+        """Log this request once — before its last bytes go out, so a client that has its
+        answer always finds the request in the log."""
+        if self._recorded:
+            return
+        self._recorded = True
+        parts = urlsplit(self.path)
+        method = method or self.command
+        path = parts.path if path is None else path
+        query = parts.query if query is None else query
         self.replica.log.add(
             RequestRecord(
                 self.replica.provider,
@@ -315,8 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self._status = 0
+            self._record()
             self.connection.close()
-            self._record(self.command, urlsplit(self.path).path, urlsplit(self.path).query)
             return True
         headers = {}
         if fault.retry_after is not None:
@@ -331,9 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
             fault.status,
             headers,
         )
-        path = urlsplit(self.path)
-        self._send(self.command, path.path, response)
-        self._record(self.command, path.path, path.query)
+        self._send(self.command, urlsplit(self.path).path, response)
         return True
 
     # -- sending ------------------------------------------------------------------------------
@@ -381,6 +390,8 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, content_type: str, length: int, headers: Mapping[str, str]
     ) -> None:
         self._status = status
+        if length == 0 or self.command == "HEAD":
+            self._record()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))
@@ -395,9 +406,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif transfer is not None and transfer.kind == "corrupt":
             body = bytes(b ^ 0x5A for b in body[:4096]) + body[4096:]
             body = body[: len(body) // 3] + bytes(len(body) // 3) + body[2 * (len(body) // 3) :]
+        self._sent = len(body)
+        self._record()
         for i in range(0, len(body), _CHUNK):
             self.wfile.write(body[i : i + _CHUNK])
-            self._sent += min(_CHUNK, len(body) - i)
         if transfer is not None and transfer.kind == "truncate":
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)

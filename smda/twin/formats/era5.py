@@ -45,6 +45,7 @@ import netCDF4
 import numpy as np
 import numpy.typing as npt
 
+from smda.iolock import serialized
 from smda.twin.formats._common import as_utc, atomic_target
 
 __all__ = [
@@ -432,6 +433,7 @@ def _write_file(
             var[:] = values
 
 
+@serialized
 def write_era5_netcdf(
     path: str | os.PathLike[str],
     *,
@@ -489,6 +491,7 @@ def write_era5_netcdf(
         _write_file(tmp, arrays, coords, params, info.resolution, filter_by_keys)
 
 
+@serialized
 def write_era5_response(
     path: str | os.PathLike[str],
     *,

@@ -36,6 +36,7 @@ import netCDF4
 import numpy as np
 import numpy.typing as npt
 
+from smda.iolock import serialized
 from smda.twin.formats._common import as_utc, atomic_target
 
 __all__ = [
@@ -214,6 +215,7 @@ def _write_time(ds: netCDF4.Dataset, time: datetime) -> None:
     bounds[:] = [[minutes - _STEP_MINUTES, minutes]]
 
 
+@serialized
 def write_gldas_noah025_3h(
     path: str | os.PathLike[str],
     *,

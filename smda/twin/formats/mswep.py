@@ -29,6 +29,7 @@ import netCDF4
 import numpy as np
 import numpy.typing as npt
 
+from smda.iolock import serialized
 from smda.twin.formats._common import atomic_target
 
 __all__ = ["LATITUDE", "LONGITUDE", "SHAPE", "TIME_UNITS", "mswep_filename", "write_mswep_daily"]
@@ -46,6 +47,7 @@ def mswep_filename(day: date) -> str:
     return f"{day.year}{day.timetuple().tm_yday:03d}.nc"
 
 
+@serialized
 def write_mswep_daily(
     path: str | os.PathLike[str], *, day: date, precipitation: npt.ArrayLike
 ) -> None:

@@ -53,6 +53,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from smda.iolock import serialized
 from smda.twin.formats._common import atomic_target, put_fixed_string_attr
 
 __all__ = [
@@ -731,6 +732,7 @@ def _write(
             _write_group(root, PM_GROUP, product.grid, pm, pm=True, pool=pool)
 
 
+@serialized
 def write_spl3smp_e(
     path: str | os.PathLike[str],
     *,
@@ -761,6 +763,7 @@ def write_spl3smp_e(
     _write(path, _SPL3SMP_E, day, am, pm, crid, counter)
 
 
+@serialized
 def write_spl3smp(
     path: str | os.PathLike[str],
     *,

@@ -1,0 +1,1 @@
+"""smda benchmarks: figures for speed and memory (run with `make bench`)."""

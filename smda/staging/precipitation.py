@@ -1,0 +1,80 @@
+"""MSWEP daily precipitation: 0.1° cells → the 0.25° grid, conservatively.
+
+MSWEP's values are daily totals (mm day-1, 00–24 UTC) on the cells of the global 0.1°
+cell-centred grid (1800 × 3600, latitude 89.95 … −89.95). Each 0.25° cell takes the
+area-weighted mean of the 0.1° cells overlapping it (first-order conservative regridding,
+:func:`smda.regrid.conservative`), which preserves the area-weighted mean precipitation and
+splits the 0.1° cells that straddle two 0.25° cells. The overlap weights depend only on the two
+grids and are computed once per (source window, target grid) pair and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import scipy.sparse as sp
+import xarray as xr
+
+from smda.grid import Grid
+from smda.regrid import conservative, conservative_weights, window_of_centres
+from smda.staging import lat_lon_dims, on_grid, squeeze_extra
+
+__all__ = ["MSWEP_RES", "mswep_to_grid", "mswep_weights"]
+
+MSWEP_RES = 0.1
+"""MSWEP cell size (degrees)."""
+
+
+@functools.lru_cache(maxsize=8)
+def mswep_weights(src: Grid, dst: Grid) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Conservative overlap weights from an MSWEP window to ``dst``, cached per pair."""
+    return conservative_weights(src, dst)
+
+
+def mswep_to_grid(field01: xr.DataArray, grid: Grid, *, min_coverage: float = 0.5) -> xr.DataArray:
+    """Conservatively regrid one MSWEP daily field to ``grid``.
+
+    Parameters
+    ----------
+    field01:
+        Precipitation (lat, lon) in mm day-1 at 0.1° cell centres (any window of the global
+        0.1° grid covering ``grid``, either latitude order, any longitude convention or
+        order; a size-1 time dimension is dropped). NaN marks missing cells.
+    grid:
+        Target cell-centred grid (0.25°).
+    min_coverage:
+        Fraction of a target cell's area that must have valid data, else NaN.
+
+    Returns
+    -------
+    DataArray ``precipitation`` (lat, lon), float32, mm day-1.
+
+    Raises
+    ------
+    ValueError
+        If the coordinates are not 0.1° cell centres or do not cover ``grid``.
+    """
+    field = squeeze_extra(field01, "MSWEP field")
+    lat_name, lon_name = lat_lon_dims(field)
+    src, lat_order, lon_order = window_of_centres(
+        field[lat_name].values, field[lon_name].values, MSWEP_RES
+    )
+    values = np.asarray(field.values)
+    if np.any(lat_order != np.arange(lat_order.size)):
+        values = values[lat_order]
+    if np.any(lon_order != np.arange(lon_order.size)):
+        values = values[:, lon_order]
+    out = conservative(
+        values, src, grid, min_coverage=min_coverage, weights=mswep_weights(src, grid)
+    )
+    return on_grid(
+        out,
+        grid,
+        "precipitation",
+        {
+            "units": "mm day-1",
+            "long_name": "daily precipitation (00-24 UTC), MSWEP",
+            "cell_methods": "time: sum area: mean (conservative, 0.1° → grid)",
+        },
+    )
