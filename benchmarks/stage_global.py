@@ -115,8 +115,16 @@ def _stage_one(source_name: str, paths: list[str], out: str) -> dict[str, float]
     t1 = time.perf_counter()
     ctx.store.write_staged(source_name, DAY, data, raw)
     t2 = time.perf_counter()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"stage_s": t1 - t0, "write_s": t2 - t1, "total_s": t2 - t0, "peak_rss_mb": rss}
+    return {"stage_s": t1 - t0, "write_s": t2 - t1, "total_s": t2 - t0, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it is not inherited
+    across fork + exec from the parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
