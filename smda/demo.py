@@ -24,20 +24,11 @@ from smda.endpoints import Endpoints
 from smda.grid import GLOBAL_025, BBox
 from smda.iolock import HDF5_IO
 from smda.landmask import land_mask
+from smda.sources.era5 import FORCING_VARIABLES
 
 __all__ = ["FetchedFile", "fetch_one_day"]
 
 LOG = logging.getLogger(__name__)
-
-ERA5_VARIABLES = [
-    "2m_temperature",
-    "2m_dewpoint_temperature",
-    "surface_solar_radiation_downwards",
-    "10m_u_component_of_wind",
-    "10m_v_component_of_wind",
-    "surface_pressure",
-    "total_precipitation",
-]
 
 
 @dataclass(frozen=True)
@@ -92,7 +83,7 @@ def _fetch(endpoints: Endpoints, day: date, region: BBox, dest: Path) -> list[Fe
             "reanalysis-era5-single-levels",
             {
                 "product_type": ["reanalysis"],
-                "variable": ERA5_VARIABLES,
+                "variable": FORCING_VARIABLES,
                 "year": [f"{day:%Y}"],
                 "month": [f"{day:%m}"],
                 "day": [f"{day:%d}"],

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from smda.atomic import atomic_path
+
 __all__ = ["as_utc", "atomic_target", "put_fixed_string_attr"]
 
 _FILE_MODE = 0o644
 
 
-@contextmanager
-def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success move it onto ``path`` atomically.
-
-    The temporary file exists (empty) when the body starts, so writers open it in a
-    truncating mode. On any exception it is removed and ``path`` is left untouched.
-    The parent directory is created if needed.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        tmp.chmod(_FILE_MODE)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def atomic_target(path: str | os.PathLike[str]) -> AbstractContextManager[Path]:
+    """Yield a temporary path beside ``path``; on success move it onto ``path`` atomically
+    (:func:`smda.atomic.atomic_path`, world-readable like the providers' files)."""
+    return atomic_path(Path(path), mode=_FILE_MODE)
 
 
 def as_utc(moment: datetime) -> datetime:
