@@ -115,7 +115,12 @@ def _stage_one(source_name: str, paths: list[str], out: str) -> dict[str, float]
     t1 = time.perf_counter()
     ctx.store.write_staged(source_name, DAY, data, raw)
     t2 = time.perf_counter()
-    return {"stage_s": t1 - t0, "write_s": t2 - t1, "total_s": t2 - t0, "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "stage_s": t1 - t0,
+        "write_s": t2 - t1,
+        "total_s": t2 - t0,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def _peak_rss_mb() -> float:
