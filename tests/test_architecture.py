@@ -18,6 +18,9 @@ CORE = [
     "staging/smap.py",
     "staging/precipitation.py",
     "staging/labels.py",
+    "tc.py",
+    "labels.py",
+    "metrics.py",
 ]
 FORBIDDEN = {
     "requests",
