@@ -13,7 +13,7 @@ import signal
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +23,10 @@ from smda import __version__
 from smda.config import Settings, load_settings
 from smda.errors import SmdaError
 from smda.grid import BBox
+
+if TYPE_CHECKING:  # the twin is imported lazily: the CLI starts fast
+    from smda.twin.service import TwinConfig
+    from smda.twin.world import WorldSpec
 
 app = typer.Typer(
     help="smda — seamless daily global surface soil moisture (ML-DA: TC labels, LightGBM, SMAP nudging).",
@@ -69,17 +73,17 @@ def _parse_date(text: str, name: str) -> date:
         raise typer.BadParameter(f"{text!r} is not a date YYYY-MM-DD", param_hint=name) from None
 
 
-def _twin_config(region: str, today: str | None, seed: int, epoch: str):  # type: ignore[no-untyped-def]
-    from smda.twin.service import TwinConfig
+def _world_spec(region: str, seed: int, epoch: str) -> WorldSpec:
     from smda.twin.world import WorldSpec
 
+    return WorldSpec(seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch"))
+
+
+def _twin_config(region: str, today: str | None, seed: int, epoch: str) -> TwinConfig:
+    from smda.twin.service import TwinConfig
+
     today_d = _parse_date(today, "--today") if today else datetime.now(UTC).date()
-    return TwinConfig(
-        world=WorldSpec(
-            seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch")
-        ),
-        today=today_d,
-    )
+    return TwinConfig(world=_world_spec(region, seed, epoch), today=today_d)
 
 
 @app.callback()
@@ -162,11 +166,9 @@ def twin_truth(
     """Write the twin world's true surface soil moisture (m3 m-3) for a period to netCDF."""
     _settings()
     from smda.atomic import atomic_path
-    from smda.twin.world import World, WorldSpec
+    from smda.twin.world import World
 
-    world = World(
-        WorldSpec(seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch"))
-    )
+    world = World(_world_spec(region, seed, epoch))
     truth = world.truth(_parse_date(start, "--start"), _parse_date(end, "--end"))
     with atomic_path(out) as tmp:
         truth.to_netcdf(tmp)
@@ -200,11 +202,9 @@ def twin_ismn(
     """Write the twin world's in-situ stations as an ISMN download (zip) for `smda fetch ismn`."""
     _settings()
     from smda.twin.formats.ismn import IsmnStation, write_ismn_archive
-    from smda.twin.world import World, WorldSpec
+    from smda.twin.world import World
 
-    world = World(
-        WorldSpec(seed=seed, region=_parse_region(region), epoch=_parse_date(epoch, "--epoch"))
-    )
+    world = World(_world_spec(region, seed, epoch))
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
     stations = []
     for st in world.stations():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from smda.errors import MalformedFile
 from smda.grid import Grid
 from smda.iolock import HDF5_IO
 
-__all__ = ["DayRecord", "Ledger", "RawFile", "Store", "region_key", "sha256_file"]
+__all__ = ["DayRecord", "JsonMap", "Ledger", "RawFile", "Store", "region_key", "sha256_file"]
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -48,6 +48,33 @@ def region_key(grid: Grid) -> str:
     if grid.is_global:
         return "global"
     return f"r{grid.res:g}_{grid.row0}_{grid.col0}_{grid.nrows}x{grid.ncols}"
+
+
+@dataclass(frozen=True)
+class JsonMap:
+    """A small ``str → str`` map kept in one JSON file (bookkeeping beside the raw cache).
+
+    A missing or unreadable file reads as empty; every update rewrites the file atomically.
+    """
+
+    path: Path
+
+    def load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def update(self, items: Mapping[str, str | None]) -> None:
+        """Set entries (a ``None`` value removes its key)."""
+        data = self.load()
+        for key, value in items.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,17 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smda.atomic import atomic_path, atomic_write_bytes
+from smda.atomic import atomic_path
 from smda.clients import cds_client
 from smda.errors import InvalidRequest, MalformedFile, NotYetAvailable, SmdaError, TransientError
-from smda.retry import RetryPolicy, classify, retry_call
+from smda.retry import classify, retry_call
 from smda.sources.base import IngestContext
+from smda.store import JsonMap
 
-__all__ = ["CdsJobs", "retrieve"]
+__all__ = ["cds", "classify_cds", "request_hash", "retrieve"]
 
 LOG = logging.getLogger(__name__)
 
@@ -50,29 +50,16 @@ def classify_cds(exc: BaseException, what: str) -> SmdaError:
     return classify(exc, what)
 
 
-@dataclass
-class CdsJobs:
-    """Job ids of submitted requests that have not been downloaded yet (a small JSON file)."""
+def cds(ctx: IngestContext) -> Any:
+    """The run's ``cdsapi`` client: bounded retries and timeouts, and jobs submitted without
+    waiting (smda polls them itself, with a deadline)."""
 
-    path: Path
+    def make() -> Any:
+        client = cds_client(ctx.endpoints, retry_max=3, sleep_max=2.0, timeout=60)
+        client.wait_until_complete = False
+        return client
 
-    def get(self, key: str) -> str | None:
-        return self._load().get(key)
-
-    def put(self, key: str, job_id: str | None) -> None:
-        jobs = self._load()
-        if job_id is None:
-            jobs.pop(key, None)
-        else:
-            jobs[key] = job_id
-        atomic_write_bytes(self.path, json.dumps(jobs, indent=1).encode())
-
-    def _load(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return {str(k): str(v) for k, v in data.items()}
+    return ctx.memo("cds-client", make)
 
 
 def retrieve(
@@ -87,18 +74,14 @@ def retrieve(
     check: Callable[[Path], object] | None = None,
 ) -> Path:
     """Submit (or resume) a CDS request and download its result to ``target`` atomically."""
-    client = ctx.memo(
-        "cds-client", lambda: cds_client(ctx.endpoints, retry_max=3, sleep_max=2.0, timeout=60)
-    )
-    jobs = CdsJobs(target.parent / ".cds-jobs.json")
+    client = cds(ctx)
+    # job ids of submitted requests not downloaded yet: a queued job is resumed, not resubmitted
+    jobs = JsonMap(target.parent / ".cds-jobs.json")
     key = request_hash(dataset, request)
-    policy = RetryPolicy(
-        attempts=ctx.policy.attempts, base_delay=ctx.policy.base_delay, deadline=ctx.policy.deadline
-    )
 
     def submit_and_download() -> Path:
         remote = None
-        job_id = jobs.get(key)
+        job_id = jobs.load().get(key)
         if job_id is not None:
             try:
                 remote = client.client.get_remote(job_id)
@@ -106,9 +89,8 @@ def retrieve(
             except Exception:  # the job expired or was deleted upstream: submit again
                 remote = None
         if remote is None:
-            client.wait_until_complete = False
             remote = client.retrieve(dataset, request)
-            jobs.put(key, remote.request_id)
+            jobs.update({key: remote.request_id})
         started, sleep = time.monotonic(), 1.0
         try:
             while not remote.results_ready:
@@ -122,7 +104,7 @@ def retrieve(
         except TransientError:
             raise
         except Exception:
-            jobs.put(key, None)  # failed jobs are not resumed
+            jobs.update({key: None})  # failed jobs are not resumed
             raise
         with atomic_path(target) as tmp:
             remote.download(str(tmp))
@@ -132,7 +114,9 @@ def retrieve(
                 except MalformedFile as exc:
                     # keep the job id: the next attempt downloads the same result again
                     raise TransientError(f"{what}: the result arrived corrupt ({exc})") from exc
-        jobs.put(key, None)
+        jobs.update({key: None})
         return target
 
-    return retry_call(submit_and_download, what=what, policy=policy, classify_error=classify_cds)
+    return retry_call(
+        submit_and_download, what=what, policy=ctx.policy, classify_error=classify_cds
+    )

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import zipfile
 from collections.abc import Sequence
@@ -22,16 +21,15 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import xarray as xr
 
-from smda.atomic import atomic_path, atomic_write_bytes
-from smda.clients import cds_client
+from smda.atomic import atomic_path
 from smda.iolock import HDF5_IO
 from smda.readers.era5 import open_era5
 from smda.retry import retry_call
 from smda.sources.base import FetchTask, IngestContext, Source
-from smda.sources.cds import classify_cds, request_hash, retrieve
+from smda.sources.cds import cds, classify_cds, request_hash, retrieve
 from smda.staging.era5 import era5_daily, era5_static
 from smda.staging.labels import era5land_daily
-from smda.store import DayRecord, RawFile, sha256_file
+from smda.store import DayRecord, JsonMap, RawFile, sha256_file
 
 __all__ = ["Era5LandSource", "Era5Source", "stage_static"]
 
@@ -100,29 +98,21 @@ class _RawIndex:
     """Which raw file holds which day (``raw/<source>/.days.json``), to resume after a crash."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _load(self) -> dict[str, str]:
-        try:
-            return {str(k): str(v) for k, v in json.loads(self.path.read_text()).items()}
-        except (FileNotFoundError, ValueError):
-            return {}
+        self.map = JsonMap(path)
 
     def files_for(self, days: Sequence[date]) -> dict[Path, list[date]] | None:
-        known = self._load()
+        known = self.map.load()
         out: dict[Path, list[date]] = {}
         for day in days:
             name = known.get(day.isoformat())
-            path = self.path.parent / name if name else None
+            path = self.map.path.parent / name if name else None
             if path is None or not path.exists():
                 return None
             out.setdefault(path, []).append(day)
         return out
 
     def record(self, path: Path, days: Sequence[date]) -> None:
-        known = self._load()
-        known.update({d.isoformat(): path.name for d in days})
-        atomic_write_bytes(self.path, json.dumps(known, indent=0, sort_keys=True).encode())
+        self.map.update({d.isoformat(): path.name for d in days})
 
 
 class _CdsSource(Source):
@@ -133,11 +123,7 @@ class _CdsSource(Source):
 
     def newest_available(self, ctx: IngestContext) -> date | None:
         def ask() -> date | None:
-            client = ctx.memo(
-                "cds-client",
-                lambda: cds_client(ctx.endpoints, retry_max=3, sleep_max=2.0, timeout=60),
-            )
-            end: datetime | None = client.client.get_collection(self.dataset).end_datetime
+            end: datetime | None = cds(ctx).client.get_collection(self.dataset).end_datetime
             if end is None:
                 return None
             end = end.astimezone(UTC) if end.tzinfo else end

@@ -142,17 +142,9 @@ class Twin:
     # -- description --------------------------------------------------------------------------
     def endpoints(self) -> Endpoints:
         """Everything a client needs to use this twin instead of the real providers."""
-        ed = self.earthdata
         return Endpoints(
             cds=CdsEndpoint(url=self.cds.url, key=self.cds.key),
-            earthdata=EarthdataEndpoint(
-                edl_hostname=ed.edl_host,
-                cmr_base_url=ed.cmr_base_url,
-                token=ed.token,
-                username=ed.username,
-                password=ed.password,
-                ca_bundle=str(ed.ca_bundle_path),
-            ),
+            earthdata=EarthdataEndpoint(**self.earthdata.client_settings()),
             mswep=MswepEndpoint(url_template=self.mswep.url_template),
             control_url=self.control.base_url + "/_twin",
         )
