@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import stage_global
+from benchmarks import science, stage_global
 
-BENCHMARKS = {"stage": stage_global.main}
+BENCHMARKS = {"stage": stage_global.main, "science": science.main}
 
 
 def main(argv: list[str]) -> int:

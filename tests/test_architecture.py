@@ -21,6 +21,11 @@ CORE = [
     "tc.py",
     "labels.py",
     "metrics.py",
+    "features.py",
+    "model.py",
+    "bundle.py",
+    "nudging.py",
+    "cycle.py",
 ]
 FORBIDDEN = {
     "requests",

@@ -1,0 +1,168 @@
+"""LightGBM model: folds, skill, rollout, exposure-bias remedy, the versioned bundle."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from science_helpers import twin_inputs
+
+from smda.bundle import Climatology, HyperParams, ModelBundle
+from smda.bundle_io import from_files, to_files
+from smda.features import FeatureMatrix, FeatureSpec, build_features, lagged
+from smda.grid import BBox
+from smda.model import (
+    CVConfig,
+    TrainConfig,
+    assign_folds,
+    cross_validate,
+    rollout,
+    train,
+)
+from smda.nudging import fit_cdf
+from smda.twin.world import World, WorldSpec
+
+FAST = HyperParams(
+    learning_rate=0.1, num_leaves=15, min_data_in_leaf=50, max_rounds=120, early_stopping_rounds=20
+)
+CV = CVConfig(n_folds=4, block_deg=0.5)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[FeatureMatrix, np.ndarray]:
+    """Teacher-forced features and ERA5-Land-like labels (biased, AR(1) errors), 64 cells ×
+    181 days of the twin."""
+    world = World(WorldSpec(seed=11, region=BBox(-100, 35, -98, 37), epoch=date(2015, 1, 1)))
+    start, end = date(2015, 2, 1), date(2015, 7, 31)
+    era5, precip, static = twin_inputs(world, start, end)
+    label = world.product_daily("era5land", start - timedelta(days=1), end)
+    days = pd.date_range(start, end)
+    fm = build_features(
+        FeatureSpec(), days, era5=era5, precip=precip, static=static, state=lagged(label, days)
+    )
+    y = label.sel(time=days).values.reshape(len(days), -1)[:, fm.cells]
+    return fm, y
+
+
+@pytest.fixture(scope="module")
+def bundle(data: tuple[FeatureMatrix, np.ndarray]) -> ModelBundle:
+    fm, y = data
+    return train(
+        fm, y, FeatureSpec(), config=TrainConfig(hyper=FAST, cv=CV), input_hashes={"x": "1"}
+    )
+
+
+def test_blocked_folds_keep_tiles_together() -> None:
+    lat, lon = np.meshgrid(40.0 - 0.125 - 0.25 * np.arange(20), -100 + 0.125 + 0.25 * np.arange(20))
+    lat, lon = lat.ravel(), lon.ravel()
+    cv = CVConfig(n_folds=10, block_deg=1.0)
+    folds = assign_folds(lat, lon, cv)
+    tiles = np.floor(lat) * 1000 + np.floor(lon)
+    for tile in np.unique(tiles):
+        assert len(np.unique(folds[tiles == tile])) == 1
+    sizes = np.bincount(folds, minlength=10)
+    assert (sizes > 0).all() and sizes.max() - sizes.min() <= 16
+    assert np.array_equal(folds, assign_folds(lat, lon, cv))  # deterministic
+    random = np.bincount(assign_folds(lat, lon, replace(cv, scheme="random")))
+    assert random.max() - random.min() <= 1
+    with pytest.raises(ValueError, match="at least 10 groups"):
+        assign_folds(lat, lon, CVConfig(n_folds=10, block_deg=5.0))
+
+
+def test_rollout_feeds_predictions_back(data: tuple[FeatureMatrix, np.ndarray]) -> None:
+    fm, _ = data
+    col = fm.state_column
+    out = rollout(lambda x: x[:, col] + 0.01, fm)
+    first = fm.cube()[0, :, col]
+    expected = np.minimum(first[None] + 0.01 * np.arange(1, len(fm.days) + 1)[:, None], fm.upper)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    assert (out <= fm.upper).all()
+
+
+def test_train_reports_blocked_and_random_cv(bundle: ModelBundle) -> None:
+    report = bundle.cv_report
+    assert set(report) == {"blocked", "random"}
+    for scheme, rep in report.items():
+        assert rep["scheme"] == scheme and rep["n_folds"] == 4
+        assert len(rep["best_iterations"]) == 4
+        for mode in ("teacher_forced", "free_running"):
+            assert 0.5 < rep[mode]["r"] <= 1.0 and 0.0 < rep[mode]["ubrmsd"] < 0.1
+        assert rep["teacher_forced"]["r"] >= rep["free_running"]["r"] - 0.01
+    assert "0.5°×0.5° tiles" in report["blocked"]["protocol"]
+    assert "random cells" in report["random"]["protocol"]
+    assert json.loads(json.dumps(report)) == report
+    assert bundle.feature_names == FeatureSpec().names
+    assert bundle.num_trees == round(np.median(report["blocked"]["best_iterations"]))
+    assert set(bundle.input_hashes) == {"features", "labels", "x"}
+
+
+def test_dagger_improves_free_running_skill(data: tuple[FeatureMatrix, np.ndarray]) -> None:
+    fm, y = data
+    plain = cross_validate(fm, y, hyper=FAST, cv=CV, dagger_rounds=0)
+    dagger = cross_validate(fm, y, hyper=FAST, cv=CV, dagger_rounds=1)
+    assert dagger["free_running"]["r"] > plain["free_running"]["r"]
+    assert dagger["free_running"]["ubrmsd"] < plain["free_running"]["ubrmsd"]
+
+
+def test_bundle_version_and_round_trip(
+    bundle: ModelBundle, data: tuple[FeatureMatrix, np.ndarray], tmp_path: Path
+) -> None:
+    fm, y = data
+    meta, arrays = bundle.to_parts()
+    again = ModelBundle.from_parts(json.loads(json.dumps(meta)), arrays)
+    assert again.version == bundle.version and len(bundle.version) == 16
+    np.testing.assert_array_equal(again.predict(fm.values), bundle.predict(fm.values))
+    with_cdf = bundle.with_cdf(fit_cdf(y, y + 0.01, fm.cell_ids))
+    assert with_cdf.version != bundle.version
+    assert with_cdf.with_tc_stats({"rho2": [0.9]}).version != with_cdf.version
+    loaded = from_files(to_files(with_cdf, tmp_path / "bundle"))
+    assert loaded.version == with_cdf.version
+    assert loaded.cdf is not None
+    np.testing.assert_array_equal(loaded.cdf.model, with_cdf.cdf.model)  # type: ignore[union-attr]
+    meta_file = tmp_path / "bundle" / "bundle.json"
+    meta_json = json.loads(meta_file.read_text())
+    meta_json["hyper"]["num_leaves"] = 7
+    meta_file.write_text(json.dumps(meta_json))
+    with pytest.raises(ValueError, match="hashes to"):
+        from_files(tmp_path / "bundle")
+    bad = dict(meta, feature_names=list(reversed(meta["feature_names"])))
+    with pytest.raises(ValueError, match="feature_names"):
+        ModelBundle.from_parts(bad, arrays)
+
+
+def test_climatology(data: tuple[FeatureMatrix, np.ndarray]) -> None:
+    fm, y = data
+    clim = Climatology.fit(y, fm)
+    march = fm.days.month == 3
+    np.testing.assert_allclose(clim.field(fm.cell_ids, 3), np.nanmean(y[march], axis=0), rtol=1e-5)
+    np.testing.assert_allclose(clim.field(fm.cell_ids, 12), np.nanmean(y, axis=0), rtol=1e-5)
+    unknown = clim.field(np.array([0]), 3)
+    assert unknown[0] == pytest.approx(np.nanmean(y[march]), rel=1e-4)
+
+
+def test_train_rejects_misaligned_labels(data: tuple[FeatureMatrix, np.ndarray]) -> None:
+    fm, y = data
+    with pytest.raises(ValueError, match="do not match"):
+        train(fm, y[:-1], FeatureSpec(), config=TrainConfig(hyper=FAST, cv=CV))
+
+
+def test_compiled_predictor_matches_native(
+    bundle: ModelBundle, data: tuple[FeatureMatrix, np.ndarray], tmp_path: Path
+) -> None:
+    pytest.importorskip("tl2cgen")
+    from smda.bundle_io import compiled_predictor
+
+    fm, _ = data
+    predict = compiled_predictor(bundle, tmp_path)
+    lib = tmp_path / f"{bundle.version}-q.so"
+    assert lib.exists()
+    np.testing.assert_allclose(predict(fm.values), bundle.predict(fm.values), atol=1e-6)
+    stamp = lib.stat().st_mtime_ns
+    again = compiled_predictor(bundle, tmp_path)  # cached: not compiled again
+    assert lib.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(again(fm.values[:10]), predict(fm.values[:10]))
