@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import signal
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,9 +19,16 @@ from rich.console import Console
 from rich.table import Table
 
 from smda import __version__
-from smda.config import Settings, load_settings
+from smda.cli_common import (
+    DEMO_REGION,
+    RegionOpt,
+    SeedOpt,
+    console,
+)
+from smda.cli_common import parse_date as _parse_date
+from smda.cli_common import parse_region as _parse_region
+from smda.cli_common import settings as _settings
 from smda.errors import SmdaError
-from smda.grid import BBox
 
 if TYPE_CHECKING:  # the twin is imported lazily: the CLI starts fast
     from smda.twin.service import TwinConfig
@@ -38,39 +44,6 @@ twin_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(twin_app, name="twin")
-
-console = Console(stderr=True)
-DEMO_REGION = "-105,30,-95,40"
-
-RegionOpt = Annotated[
-    str,
-    typer.Option(
-        help="Region 'west,south,east,north' in degrees (west > east crosses the antimeridian)."
-    ),
-]
-SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic world (same seed → same world).")]
-
-
-def _settings() -> Settings:
-    settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    return settings
-
-
-def _parse_region(text: str) -> BBox:
-    try:
-        return BBox.parse(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--region") from exc
-
-
-def _parse_date(text: str, name: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date YYYY-MM-DD", param_hint=name) from None
 
 
 def _world_spec(region: str, seed: int, epoch: str) -> WorldSpec:
