@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/smda demo
 
-test: $(STAMP)
+system-deps:
+	@bash .ci/system-deps.sh
+
+test: $(STAMP) system-deps
 	$(BIN)/ruff check smda flows tests benchmarks
 	$(BIN)/ruff format --check smda flows tests benchmarks
 	$(BIN)/mypy
