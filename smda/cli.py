@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from smda import __version__
+from smda import __version__, cli_evaluate, cli_ops, cli_train
 from smda.cli_common import (
     DEMO_REGION,
     RegionOpt,
@@ -204,30 +204,47 @@ def twin_ismn(
 
 @app.command()
 def demo(
-    region: RegionOpt = DEMO_REGION,
-    today: Annotated[str, typer.Option(help="The twin's today.")] = "2024-07-20",
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where the twin keeps its files (default: <data_dir>/twin-demo)."),
+    ] = None,
     seed: SeedOpt = 42,
 ) -> None:
-    """Run the demo on the offline twin: serve it and fetch one day through the real clients."""
-    settings = _settings()
-    from smda.demo import fetch_one_day
-    from smda.twin.service import Twin
+    """The whole system on the offline twin: train, backfill, daily runs, COG/STAC, OSSE table."""
+    from smda.demo import DemoConfig, run_demo
 
-    config_ = _twin_config(region, today, seed, "2015-01-01")
-    with Twin(config_) as twin:
-        endpoints = twin.endpoints()
-        day = twin.clock.newest("era5")
-        console.print(
-            f"offline twin up (today {twin.clock.today}); fetching {day} for region {region}"
-        )
-        fetched = fetch_one_day(endpoints, day, config_.world.region, settings.data_dir / "raw")
-        table = Table(title=f"fetched {day} from the offline twin")
-        for col in ("source", "file", "bytes", "note"):
-            table.add_column(col)
-        for f in fetched:
-            table.add_row(f.source, str(f.path), f"{f.size:,}", f.note)
-        Console(width=max(Console().width, 140)).print(table)
-        console.print(f"requests served: {twin.status()['requests']}")
+    settings = _settings()
+    cfg = DemoConfig(seed=seed)
+    report = run_demo(
+        settings,
+        workdir or settings.data_dir / "twin-demo",
+        cfg,
+        say=lambda line: console.print(f"[bold]demo[/bold] {line}"),
+    )
+    out = Console(width=max(Console().width, 120))
+    if report.osse is not None:
+        table = Table(title="OSSE: skill against the twin's truth (median over cells)")
+        table.add_column("series")
+        for col in report.osse.columns:
+            table.add_column(str(col), justify="right")
+        for name, row in report.osse.iterrows():
+            table.add_row(str(name), *(_cell(v) for v in row.to_numpy()))
+        out.print(table)
+    done = sum(r.status != "skipped" for r in report.runs)
+    out.print(
+        f"model {report.model_version} ({'trained' if report.trained else 'reused'}); "
+        f"{done} day(s) computed, {len(report.runs) - done} already done"
+    )
+    for name, path in report.paths.items():
+        out.print(f"  {name:8} {path}")
+    timing = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items())
+    out.print(f"timings: {timing}")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) >= 0.1 else f"{value:.4f}"
+    return str(value)
 
 
 SourcesArg = Annotated[
@@ -289,6 +306,14 @@ def fetch(
             )
 
         report = fetch_range(names, first, last, ctx, progress=advance)
+    if "era5" in names and report.by_status("failed", "era5") == []:
+        from smda.sources.era5 import stage_static
+
+        try:  # the invariants (static fields, land mask), staged once per region
+            console.print(f"static fields: {stage_static(ctx)}")
+        except SmdaError as exc:
+            console.print(f"[red]static fields:[/red] {exc}")
+            raise typer.Exit(1) from exc
     table = Table(
         title=f"smda fetch {','.join(names)} {first}..{last} (today at the providers: {ctx.today})"
     )
@@ -354,6 +379,12 @@ def status(
             str(st.provisional),
         )
     Console(width=max(Console().width, 120)).print(table)
+
+
+app.command("train")(cli_train.train)
+app.command("evaluate")(cli_evaluate.evaluate)
+app.command("run")(cli_ops.run_daily)
+app.command("backfill")(cli_ops.backfill)
 
 
 def run() -> None:

@@ -37,11 +37,18 @@ RegionOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic world (same seed → same world).")]
 
 
+NOISY_LOGGERS = ("multiurl", "earthaccess", "cdsapi", "ecmwf", "datapi", "urllib3", "fsspec")
+"""Third-party loggers that log every request at INFO: shown only with SMDA_LOG_LEVEL=DEBUG."""
+
+
 def settings() -> Settings:
     settings = load_settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level != "DEBUG":  # the clients' per-request chatter
+        for name in NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     return settings
 
 

@@ -1,127 +1,264 @@
-"""The README's run command on the offline twin: fetch one day through the real clients.
+"""The README's run command: the whole system on the offline twin, end to end.
 
-Until the end-to-end demo exists (train → backfill → daily → publish), ``smda demo`` starts
-the offline twin, then fetches one published day of each operational input — ERA5 hourly
-forcings from the CDS replica with ``cdsapi``, SMAP L3 granules from the Earthdata replica with
-``earthaccess``, the MSWEP daily file with ``requests`` — into ``<data_dir>/raw``, and reports
-what it obtained.
+``smda demo`` starts the offline twin (a synthetic world with a known truth behind loopback
+replicas of the CDS, NASA Earthdata and the MSWEP server; ARCHITECTURE.md) and then does what an
+operator does with the real providers, through the same code paths as the CLI and the flows:
+
+1. **train** — fetch the label products (SMAP L3, ERA5-Land, GLDAS) and the forcings over a
+   training period, merge the labels by triple collocation, train the LightGBM model with blocked
+   cross-validation and register the bundle;
+2. **backfill** — fetch and step the days after the training period from a cold start (spin-up
+   over the last training days) up to the newest day the providers have;
+3. **daily** — advance the twin's clock one day at a time and run the daily cycle as the
+   scheduler would (poll → fetch → forecast → nudge → persist → publish);
+4. **evaluate** — the OSSE table: analysis, open loop and every product against the twin's
+   truth over the backfilled and daily days.
+
+Products (COGs and the STAC catalog), the state chain, the model and the report land under the
+data directory. Every step is idempotent: a second run reuses what is there (the model of the
+same period, staged inputs, finished days) and ends with the same bytes.
 """
 
 from __future__ import annotations
 
 import logging
-import zipfile
-from dataclasses import dataclass
-from datetime import date
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import xarray as xr
+import pandas as pd
 
-from smda.atomic import atomic_path
-from smda.clients import TIMEOUT, cds_client, client_env, earthdata_login, http_session
-from smda.endpoints import Endpoints
-from smda.grid import GLOBAL_025, BBox
-from smda.iolock import HDF5_IO
-from smda.landmask import land_mask
-from smda.sources.era5 import FORCING_VARIABLES
+from smda.bundle import HyperParams
+from smda.config import Settings
+from smda.grid import BBox
+from smda.model import CVConfig, TrainConfig
+from smda.operations import (
+    REQUIRED,
+    DayRun,
+    Runtime,
+    backfill_days,
+    ensure_static,
+    fetch_days,
+    fetch_span,
+    open_runtime,
+    plan_daily,
+    train_model,
+)
 
-__all__ = ["FetchedFile", "fetch_one_day"]
+__all__ = ["DemoConfig", "DemoReport", "run_demo"]
 
 LOG = logging.getLogger(__name__)
 
+DEMO_REGION = BBox(-105.0, 30.0, -95.0, 40.0)
+LABEL_SOURCES = ("era5", "mswep", "smap", "era5land", "gldas")
+
 
 @dataclass(frozen=True)
-class FetchedFile:
-    source: str
-    path: Path
-    size: int
-    note: str = ""
+class DemoConfig:
+    """The demo's world and periods (defaults: a few minutes on 2 cores).
 
+    Attributes
+    ----------
+    region, seed:
+        The twin's world (the demo region of the README).
+    today:
+        The twin's date at the end of the demo; it starts ``daily_runs`` days earlier.
+    train_days:
+        Length of the training period, which ends the day before the backfill.
+    backfill_days:
+        Days backfilled up to the newest day available when the demo starts.
+    daily_runs:
+        Daily runs, one per simulated day.
+    spinup_days:
+        Cold-start spin-up before the backfill (inside the training period: already staged).
+    min_n:
+        Fewest common days for valid triple collocation (short training period).
+    """
 
-def fetch_land_mask(client: Any, region: BBox, dest: Path) -> FetchedFile:
-    """Fetch ERA5's land–sea mask for ``region`` and derive the analysis grid's land mask."""
-    target = dest / "era5" / "era5_invariants_lsm.nc"
-    with atomic_path(target) as tmp:
-        client.retrieve(
-            "reanalysis-era5-single-levels",
-            {
-                "product_type": ["reanalysis"],
-                "variable": ["land_sea_mask"],
-                "year": ["2020"],
-                "month": ["01"],
-                "day": ["01"],
-                "time": ["00:00"],
-                "area": [region.north, region.west, region.south, region.east],
-                "data_format": "netcdf",
-                "download_format": "unarchived",
-            },
-            str(tmp),
+    region: BBox = DEMO_REGION
+    seed: int = 42
+    today: date = date(2024, 7, 20)
+    train_days: int = 120
+    backfill_days: int = 30
+    daily_runs: int = 3
+    spinup_days: int = 14
+    min_n: int = 40
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            hyper=HyperParams(
+                learning_rate=0.1, num_leaves=31, max_rounds=300, early_stopping_rounds=30
+            ),
+            cv=CVConfig(n_folds=5, block_deg=2.5),
+            compare=(),
         )
-    with HDF5_IO, xr.open_dataset(target) as ds:
-        mask = land_mask(ds["lsm"].load(), GLOBAL_025.subset(region))
-    note = f"{int(mask.sum())} of {mask.size} cells are land"
-    return FetchedFile("era5 lsm", target, target.stat().st_size, note)
-
-
-def fetch_one_day(endpoints: Endpoints, day: date, region: BBox, dest: Path) -> list[FetchedFile]:
-    """Fetch ERA5, SMAP L3 (SPL3SMP_E) and MSWEP for ``day`` over ``region`` into ``dest``."""
-    with client_env(endpoints):
-        return _fetch(endpoints, day, region, dest)
-
-
-def _fetch(endpoints: Endpoints, day: date, region: BBox, dest: Path) -> list[FetchedFile]:
-    fetched: list[FetchedFile] = []
-    dest.mkdir(parents=True, exist_ok=True)
-
-    era5_target = dest / "era5" / f"era5_{day:%Y%m%d}.nc"
-    era5_target.parent.mkdir(parents=True, exist_ok=True)
-    client = cds_client(endpoints)
-    fetched.append(fetch_land_mask(client, region, dest))
-    with atomic_path(era5_target) as tmp:
-        client.retrieve(
-            "reanalysis-era5-single-levels",
-            {
-                "product_type": ["reanalysis"],
-                "variable": FORCING_VARIABLES,
-                "year": [f"{day:%Y}"],
-                "month": [f"{day:%m}"],
-                "day": [f"{day:%d}"],
-                "time": [f"{h:02d}:00" for h in range(24)],
-                "area": [region.north, region.west, region.south, region.east],
-                "data_format": "netcdf",
-                "download_format": "unarchived",
-            },
-            str(tmp),
-        )
-    if zipfile.is_zipfile(era5_target):
-        # Mixed instantaneous + accumulated variables: the CDS answers with a ZIP.
-        era5_target = era5_target.replace(era5_target.with_suffix(".zip"))
-    fetched.append(FetchedFile("era5", era5_target, era5_target.stat().st_size))
-
-    import earthaccess
-
-    earthdata_login(endpoints)
-    granules = earthaccess.search_data(
-        short_name="SPL3SMP_E",
-        version="006",
-        temporal=(f"{day.isoformat()}T00:00:00Z", f"{day.isoformat()}T23:59:59Z"),
-        bounding_box=(region.west, region.south, region.east, region.north),
     )
-    smap_dir = dest / "smap"
-    for path in earthaccess.download(granules, str(smap_dir), show_progress=False):
-        p = Path(path)
-        fetched.append(FetchedFile("smap", p, p.stat().st_size))
 
-    url = endpoints.mswep.url_template.format(yyyy=f"{day:%Y}", ddd=f"{day:%j}")
-    mswep_target = dest / "mswep" / f"{day:%Y%j}.nc"
-    with (
-        http_session(endpoints) as session,
-        session.get(url, timeout=TIMEOUT, stream=True) as response,
-    ):
-        response.raise_for_status()
-        with atomic_path(mswep_target) as tmp, tmp.open("wb") as fh:
-            for chunk in response.iter_content(1 << 20):
-                fh.write(chunk)
-    fetched.append(FetchedFile("mswep", mswep_target, mswep_target.stat().st_size))
-    return fetched
+
+@dataclass
+class DemoReport:
+    """What the demo did and where the results are."""
+
+    model_version: str = ""
+    trained: bool = False
+    train_period: tuple[date, date] | None = None
+    runs: list[DayRun] = field(default_factory=list)
+    daily: list[str] = field(default_factory=list)
+    osse: pd.DataFrame | None = None
+    report: Path | None = None
+    paths: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+Say = Callable[[str], None]
+
+
+def _train(rt: Runtime, cfg: DemoConfig, start: date, end: date, say: Say) -> tuple[str, bool]:
+    """Train on ``start … end`` unless the current model was trained on that period."""
+    version = rt.registry.current_version()
+    if version is not None:
+        period = rt.registry.load(version).tc_stats.get("period", {})
+        if period == {"start": start.isoformat(), "end": end.isoformat()}:
+            say(f"model {version} (trained on {start} … {end}) is registered: not retraining")
+            return version, False
+    ensure_static(rt)
+    for source in LABEL_SOURCES:
+        first = start - timedelta(days=29) if source == "mswep" else start
+        say(f"fetching {source} {first} … {end}")
+        report = fetch_span(rt, source, first, end)
+        if not report.ok:
+            failed = report.by_status("failed")
+            raise RuntimeError(f"{source}: {len(failed)} day(s) failed: {failed[0].reason}")
+    say(f"training on {start} … {end} (TC labels, blocked {cfg.train.cv.n_folds}-fold CV)")
+    outcome = train_model(rt, start, end, config=cfg.train, min_n=cfg.min_n, progress=say)
+    return outcome.bundle.version, True
+
+
+def _advance(rt: Runtime, days: int) -> date:
+    """Move the twin's clock (its control API) and the runtime's idea of today."""
+    import requests
+
+    endpoints = rt.ctx.endpoints
+    assert endpoints is not None and endpoints.control_url
+    reply = requests.post(f"{endpoints.control_url}/clock", json={"advance": days}, timeout=10)
+    reply.raise_for_status()
+    return date.fromisoformat(reply.json()["today"])
+
+
+def _daily(
+    rt: Runtime, settings: Settings, cfg: DemoConfig, report: DemoReport, say: Say
+) -> Runtime:
+    """One scheduled daily run per simulated day (each as a new process would start)."""
+    for _ in range(cfg.daily_runs):
+        today = _advance(rt, 1)
+        rt = open_runtime(settings, region=cfg.region)
+        plan = plan_daily(rt)
+        runs: list[DayRun] = []
+        if plan.ready:
+            fetch_days(rt, plan.ready)
+            runs = backfill_days(rt, plan.ready[0], plan.ready[-1])
+        line = f"daily run on {today}: " + (
+            ", ".join(f"{r.day} {r.status}" for r in runs) or f"waiting ({plan.describe()})"
+        )
+        say(line)
+        report.daily.append(line)
+        report.runs += runs
+    return rt
+
+
+def _evaluate(rt: Runtime, cfg: DemoConfig, start: date, report: DemoReport) -> None:
+    """The OSSE table of ``start`` … the last analysed day against the twin's truth."""
+    from smda.evaluation import (
+        report_directory,
+        run_experiments,
+        score_tables,
+        twin_truth,
+        write_report,
+    )
+    from smda.twin.world import WorldSpec
+
+    last = rt.chain.last() or start
+    bundle = rt.registry.current()
+    series = run_experiments(
+        rt.store,
+        bundle,
+        start,
+        last,
+        gain=rt.gain,
+        predict=rt.registry.predictor(bundle),
+        spinup_days=cfg.spinup_days,
+    )
+    epoch = WorldSpec(seed=cfg.seed, region=cfg.region).epoch
+    truth = twin_truth(cfg.seed, cfg.region, start, last, epoch=epoch)
+    tables = score_tables(series, truth=truth, min_n=10)
+    report.osse = tables["truth"]
+    meta: dict[str, Any] = {
+        "start": start.isoformat(),
+        "end": last.isoformat(),
+        "region": str(cfg.region),
+        "gain": rt.gain,
+        "model_version": bundle.version,
+        "spinup_days": cfg.spinup_days,
+        "truth": f"offline twin, seed {cfg.seed}",
+        "min_n": 10,
+    }
+    directory = report_directory(rt.settings.data_dir, rt.grid)
+    report.report = write_report(tables, directory, meta=meta)
+    report.paths = {
+        "catalog": str(rt.publisher.catalog_path),
+        "cogs": str(rt.publisher.root / "cog"),
+        "state": rt.chain.url,
+        "model": str(rt.registry.path(bundle.version)),
+        "report": str(report.report),
+    }
+
+
+def run_demo(
+    settings: Settings, workdir: Path, cfg: DemoConfig | None = None, *, say: Say = LOG.info
+) -> DemoReport:
+    """Run the demo (module docstring) with the twin's files under ``workdir``."""
+    from smda.twin.service import Twin, TwinConfig
+    from smda.twin.world import WorldSpec
+
+    cfg = cfg or DemoConfig()
+    report = DemoReport()
+    start_today = cfg.today - timedelta(days=cfg.daily_runs)
+    spec = WorldSpec(seed=cfg.seed, region=cfg.region)
+    with Twin(TwinConfig(world=spec, today=start_today), workdir / "twin") as twin:
+        endpoints_file = workdir / "endpoints.json"
+        twin.endpoints().write(endpoints_file)
+        settings = settings.model_copy(
+            update={
+                "endpoints": endpoints_file,
+                "region": str(cfg.region),
+                "spinup_days": cfg.spinup_days,
+            }
+        )
+        say(f"offline twin up: today {start_today}, region {cfg.region}, world seed {cfg.seed}")
+        t0 = time.perf_counter()
+        rt = open_runtime(settings, region=cfg.region)
+        newest = min(d for k, d in plan_daily(rt).newest.items() if k in REQUIRED and d)
+        back_start = newest - timedelta(days=cfg.backfill_days - 1)
+        train_end = back_start - timedelta(days=1)
+        train_start = train_end - timedelta(days=cfg.train_days - 1)
+        report.model_version, report.trained = _train(rt, cfg, train_start, train_end, say)
+        report.train_period = (train_start, train_end)
+        report.seconds["train"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        say(f"backfill {back_start} … {newest}")
+        fetch_days(rt, [back_start, newest])
+        report.runs += backfill_days(rt, back_start, newest)
+        report.seconds["backfill"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        rt = _daily(rt, settings, cfg, report, say)
+        report.seconds["daily"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        say(f"evaluating {back_start} … {rt.chain.last()} against the twin's truth")
+        _evaluate(rt, cfg, back_start, report)
+        report.seconds["evaluate"] = time.perf_counter() - t0
+    return report

@@ -12,12 +12,16 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 __all__ = [
     "ConfigError",
     "CredentialsError",
     "InvalidRequest",
     "LicenceNotAccepted",
     "MalformedFile",
+    "MissingInputs",
+    "NoModel",
     "NotYetAvailable",
     "PermanentError",
     "SmdaError",
@@ -31,6 +35,25 @@ class SmdaError(Exception):
 
 class ConfigError(SmdaError):
     """The configuration is invalid (bad value, missing file); the message names the setting."""
+
+
+class MissingInputs(SmdaError):
+    """Inputs a computation needs are not staged in the store; the message lists them and
+    the ``smda fetch`` commands that stage them.
+
+    Attributes
+    ----------
+    missing:
+        The missing ``(source, day)`` pairs (``day`` is None for a static field).
+    """
+
+    def __init__(self, message: str, missing: list[tuple[str, date | None]]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class NoModel(SmdaError):
+    """No model bundle is registered (or the requested version is not); train one first."""
 
 
 class NotYetAvailable(SmdaError):

@@ -21,11 +21,13 @@ CORE = [
     "tc.py",
     "labels.py",
     "metrics.py",
+    "skill.py",
     "features.py",
     "model.py",
     "bundle.py",
     "nudging.py",
     "cycle.py",
+    "uncertainty.py",
 ]
 FORBIDDEN = {
     "requests",
