@@ -67,13 +67,14 @@ def _print_runs(rows: list[dict[str, object]]) -> None:
 
 def run_daily(region: RegionArg = None) -> None:
     """Run the daily cycle once: poll, fetch, step every ready day, publish (like the daily flow)."""
-    from smda.operations import backfill_days, open_runtime, plan_daily
+    from smda.operations import backfill_days, open_runtime, plan_daily, report_metrics
 
     try:
         rt = open_runtime(settings(), region=region)
         plan = plan_daily(rt)
         console.print(plan.describe())
         if not plan.ready:
+            report_metrics(rt, "smda_daily", [], plan=plan)
             console.print("[yellow]waiting: nothing to run yet; the next run picks it up")
             return
         _fetch(rt, plan.ready, f"{len(plan.ready)} day(s)")
@@ -81,6 +82,7 @@ def run_daily(region: RegionArg = None) -> None:
     except SmdaError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
+    report_metrics(rt, "smda_daily", runs, plan=plan)
     _print_runs([r.as_row() for r in runs])
     console.print(f"products: {rt.publisher.catalog_path}")
 

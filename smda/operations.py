@@ -66,6 +66,7 @@ __all__ = [
     "input_spans",
     "open_runtime",
     "plan_daily",
+    "report_metrics",
     "run_day",
     "stale_days",
     "summary_markdown",
@@ -591,6 +592,7 @@ def _station_skill(rt: Runtime, days: Sequence[date]) -> dict[str, float]:
         "stations": int(np.isfinite(s.r).sum()),
         "median_r": round(float(np.nanmedian(s.r)), 3),
         "median_ubrmsd": round(float(np.nanmedian(s.ubrmsd)), 4),
+        "median_bias": round(float(np.nanmedian(s.bias)), 4),
     }
 
 
@@ -604,6 +606,49 @@ def train_model(rt: Runtime, start: date, end: date, **options: Any) -> Any:
     outcome = train_from_store(rt.store, start, end, **options)
     rt.registry.register(outcome.bundle)
     return outcome
+
+
+def report_metrics(
+    rt: Runtime,
+    job: str,
+    runs: Sequence[DayRun],
+    *,
+    plan: DailyPlan | None = None,
+    validation: ValidationReport | None = None,
+    status: Literal["completed", "failed", "crashed", "cancelled"] = "completed",
+) -> bool:
+    """Export a run's metrics (:mod:`smda.monitoring`) to ``SMDA_PUSHGATEWAY`` or, without
+    one, to ``<data_dir>/metrics/<job>-<region>.prom``. Never fails the run."""
+    from smda.monitoring import RunMetrics
+
+    metrics = RunMetrics(rt.region)
+    for run in runs:
+        if run.status != "skipped":
+            metrics.day_done(
+                run.day,
+                seconds=run.seconds,
+                forecast_only=run.status == "forecast_only",
+                assimilated_fraction=run.assimilated_fraction,
+                innovation_mean=run.innovation_mean,
+                innovation_sd=run.innovation_sd,
+                n_obs=run.n_obs,
+            )
+    if plan is not None:  # days from each source's newest day to the providers' today
+        for name in OPERATIONAL:
+            newest = plan.newest.get(name)
+            if newest is not None:
+                metrics.inputs_waiting(name, max((rt.ctx.today - newest).days, 0))
+    if validation is not None and validation.stations:
+        stats = validation.stations
+        metrics.validation(
+            "ismn",
+            r=float(stats.get("median_r", float("nan"))),
+            ubrmsd=float(stats.get("median_ubrmsd", float("nan"))),
+            bias=float(stats.get("median_bias", float("nan"))),
+            n=int(stats.get("stations", 0)),
+        )
+    metrics.run_finished(status)
+    return metrics.push(rt.settings.pushgateway, job, textfile_dir=rt.settings.data_dir / "metrics")
 
 
 def summary_markdown(

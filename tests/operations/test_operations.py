@@ -1,0 +1,201 @@
+"""Running days from staged inputs: cold start, skip on rerun, invalidation, gaps, resume.
+
+The store is staged straight from a tiny twin world (tests/staged_world.py) and a tiny model
+is registered, so these tests exercise :mod:`smda.operations` without HTTP (the flows tests run
+the same functions against the twin's replicas).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from staged_world import stage_world, tiny_world
+
+from smda.bundle import HyperParams
+from smda.config import Settings
+from smda.errors import MissingInputs, NoModel
+from smda.model import CVConfig, TrainConfig
+from smda.operations import (
+    ChainGap,
+    Runtime,
+    backfill_days,
+    input_spans,
+    open_runtime,
+    report_metrics,
+    run_day,
+    stale_days,
+    summary_markdown,
+    validate_days,
+)
+from smda.training import train_from_store
+from smda.twin.world import World
+
+TRAIN = (date(2015, 4, 1), date(2015, 6, 10))
+RUN = date(2015, 6, 11)
+LAST = date(2015, 6, 16)
+FAST = TrainConfig(
+    hyper=HyperParams(
+        learning_rate=0.1,
+        num_leaves=7,
+        min_data_in_leaf=20,
+        max_rounds=40,
+        early_stopping_rounds=10,
+        num_threads=1,
+    ),
+    cv=CVConfig(n_folds=4, block_deg=0.5),
+    compare=(),
+    dagger_rounds=0,
+)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return tiny_world()
+
+
+@pytest.fixture(scope="module")
+def template(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with staged inputs up to LAST and a registered model (copied per test)."""
+    root = tmp_path_factory.mktemp("ops") / "data"
+    rt = _runtime(root, world)
+    stage_world(rt.store, world, TRAIN[0], LAST)
+    outcome = train_from_store(rt.store, *TRAIN, config=FAST, min_n=20)
+    rt.registry.register(outcome.bundle)
+    return root
+
+
+def _runtime(data_dir: Path, world: World, **settings: object) -> Runtime:
+    s = Settings(data_dir=data_dir, spinup_days=3, **settings)  # type: ignore[arg-type]
+    return open_runtime(s, region=world.spec.region, today=date(2015, 7, 1))
+
+
+@pytest.fixture
+def rt(template: Path, world: World, tmp_path: Path) -> Runtime:
+    import shutil
+
+    shutil.copytree(template, tmp_path / "data")
+    return _runtime(tmp_path / "data", world)
+
+
+def _digests(rt: Runtime) -> dict[str, str]:
+    """SHA-256 of every state and product file."""
+    roots = [Path(rt.chain.url), rt.publisher.root]
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for root in roots
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_first_day_cold_starts_then_chains_and_publishes(rt: Runtime) -> None:
+    first = run_day(rt, RUN)
+    assert first.status in ("analysis", "forecast_only")
+    assert rt.chain.provenance(RUN)["state_origin"] == "cold start 3 d"
+    second = run_day(rt, RUN + timedelta(days=1))
+    assert rt.chain.provenance(RUN + timedelta(days=1))["state_origin"] == "chain"
+    assert rt.chain.days() == [RUN, RUN + timedelta(days=1)]
+    assert second.cog is not None and Path(second.cog).exists()
+    assert Path(second.item or "").exists()
+    analysis = rt.chain.state(RUN + timedelta(days=1)).values
+    land = np.asarray(rt.chain.read(RUN)["flags"].values) > 0
+    assert np.isfinite(analysis[land]).all() and np.isnan(analysis[~land]).all()
+    assert ((analysis[land] >= 0) & (analysis[land] <= 1)).all()
+
+
+def test_rerun_is_skipped_and_touches_nothing(rt: Runtime) -> None:
+    backfill_days(rt, RUN, RUN + timedelta(days=2))
+    before = _digests(rt)
+    again = backfill_days(rt, RUN, RUN + timedelta(days=2))
+    assert [r.status for r in again] == ["skipped"] * 3
+    assert _digests(rt) == before
+
+
+def test_resumed_backfill_equals_uninterrupted(
+    rt: Runtime, template: Path, world: World, tmp_path: Path
+) -> None:
+    import shutil
+
+    backfill_days(rt, RUN, LAST)
+    whole = _digests(rt)
+    shutil.copytree(template, tmp_path / "other")
+    other = _runtime(tmp_path / "other", world)
+    backfill_days(other, RUN, RUN + timedelta(days=2))  # "killed" after three days
+    resumed = backfill_days(other, RUN, LAST)
+    assert [r.status for r in resumed][:3] == ["skipped"] * 3
+    assert _digests(other) == whole
+
+
+def test_forced_rerun_of_a_middle_day_invalidates_and_recomputes_later_days(rt: Runtime) -> None:
+    backfill_days(rt, RUN, LAST)
+    whole = _digests(rt)
+    middle = RUN + timedelta(days=2)
+    rerun = run_day(rt, middle, force=True)
+    assert rerun.invalidated == [middle + timedelta(days=i) for i in range(1, 4)]
+    assert rt.chain.last() == middle
+    assert not rt.publisher.cog_path(LAST).exists()
+    backfill_days(rt, RUN, LAST)
+    assert _digests(rt) == whole
+
+
+def test_a_day_after_a_gap_says_how_to_backfill(rt: Runtime) -> None:
+    run_day(rt, RUN)
+    with pytest.raises(ChainGap, match="smda backfill --start 2015-06-12"):
+        run_day(rt, RUN + timedelta(days=3))
+
+
+def test_missing_inputs_and_missing_model_are_clear(
+    template: Path, world: World, tmp_path: Path
+) -> None:
+    rt = _runtime(tmp_path / "empty", world)
+    with pytest.raises(NoModel, match="smda train"):
+        run_day(rt, RUN)
+    import shutil
+
+    shutil.copytree(template, tmp_path / "data")
+    rt = _runtime(tmp_path / "data", world)
+    with pytest.raises(MissingInputs, match="era5"):
+        run_day(rt, LAST + timedelta(days=1))
+    assert rt.chain.days() == []
+
+
+def test_a_crash_between_state_and_publishing_is_repaired_on_resume(rt: Runtime) -> None:
+    run_day(rt, RUN)
+    rt.publisher.unpublish([RUN])  # as if the process died after committing the state
+    again = run_day(rt, RUN)
+    assert again.status == "skipped"
+    assert rt.publisher.cog_path(RUN).exists() and rt.publisher.item_path(RUN).exists()
+
+
+def test_changed_inputs_make_days_stale(rt: Runtime, world: World) -> None:
+    backfill_days(rt, RUN, RUN + timedelta(days=2))
+    assert stale_days(rt) == []
+    day = RUN + timedelta(days=1)  # its ERA5 re-staged as ERA5T (another version upstream)
+    stage_world(rt.store, world, day, day, sources=("era5",), today=day, static=False)
+    stale = stale_days(rt)
+    assert stale and stale[0] == RUN + timedelta(days=1)
+
+
+def test_input_spans_cover_history_and_spin_up(rt: Runtime) -> None:
+    spans = input_spans(rt, RUN, LAST)
+    assert spans["era5"] == (RUN - timedelta(days=3), LAST)
+    assert spans["mswep"][0] == RUN - timedelta(days=3 + 29)
+    run_day(rt, RUN)
+    assert input_spans(rt, RUN + timedelta(days=1), LAST)["era5"][0] == RUN + timedelta(days=1)
+
+
+def test_validation_summary_and_metrics(rt: Runtime) -> None:
+    runs = backfill_days(rt, RUN, RUN + timedelta(days=2))
+    report = validate_days(rt, [r.day for r in runs])
+    assert [row["day"] for row in report.rows()] == [str(r.day) for r in runs]
+    assert all(row["n_obs"] == r.n_obs for row, r in zip(report.rows(), runs, strict=True))
+    text = summary_markdown(runs)
+    assert "| day |" in text and str(RUN) in text
+    assert report_metrics(rt, "smda_backfill", runs, validation=report)
+    prom = (rt.settings.data_dir / "metrics").glob("smda_backfill-*.prom")
+    content = next(prom).read_text()
+    assert "smda_run_days" in content and "smda_innovation_mean_m3m3" in content
