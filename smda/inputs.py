@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -336,6 +336,19 @@ def _smap_of(store: Store, day: date) -> xr.Dataset | None:
 
 
 # -- provenance ---------------------------------------------------------------------------------
+def _content_id(files: Sequence[Mapping[str, Any]]) -> str | None:
+    """SHA-256 over the raw files' identities (name, data digest as in
+    :attr:`smda.store.RawFile.identity`, version): the same data fetched from another URL or
+    mirror gives the same id, which the staged file's own hash (it records the URL) would not."""
+    if not files:
+        return None
+    ids = sorted(
+        f"{f.get('name', '')} {f.get('part_sha256') or f.get('sha256', '')} {f.get('version', '')}"
+        for f in files
+    )
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
 def _record(store: Store, source: str, day: date) -> dict[str, Any] | None:
     """The deterministic part of a day's ledger record (None when not staged)."""
     record = store.ledger(source).get(day)
@@ -343,7 +356,7 @@ def _record(store: Store, source: str, day: date) -> dict[str, Any] | None:
         return None
     return {
         "day": day.isoformat(),
-        "sha256": record.sha256,
+        "sha256": _content_id(record.files) or record.sha256,
         "provisional": bool(record.provisional),
         "files": sorted({str(f.get("name", "")) for f in record.files}),
         "versions": sorted({str(f.get("version", "")) for f in record.files} - {""}),
