@@ -78,7 +78,10 @@ def run_daily(region: RegionArg = None) -> None:
             console.print("[yellow]waiting: nothing to run yet; the next run picks it up")
             return
         _fetch(rt, plan.ready, f"{len(plan.ready)} day(s)")
-        runs = backfill_days(rt, plan.ready[0], plan.ready[-1])
+        first = min(plan.ready[0], plan.reprocess_from or plan.ready[0])
+        if first < plan.ready[0]:
+            console.print(f"inputs changed since {first} was computed: reprocessing from it")
+        runs = backfill_days(rt, first, plan.ready[-1])
     except SmdaError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
