@@ -1,0 +1,118 @@
+"""What a flow run leaves in the Prefect UI: a summary, a table of validation figures, a link.
+
+Every run of a flow publishes, under keys that group the runs of one flow and region
+(``smda-<flow>-<region>-…``, so the UI's artifact page shows their history):
+
+- ``…-summary`` (markdown): what was planned, fetched (per source and outcome) and produced
+  (per day: analysis / forecast-only / skipped, O−F, the COG), and why a run is waiting;
+- ``…-validation`` (table): the validation figures of the days analysed (O−F per day, the
+  fraction assimilated; in-situ skill where ISMN stations are staged);
+- ``…-products`` (link): the STAC catalog of the published products.
+
+The text itself comes from the library (:func:`smda.operations.summary_markdown`,
+:meth:`smda.operations.ValidationReport.rows`); this module only files it with Prefect.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
+
+from smda.ingest import IngestReport
+from smda.operations import (
+    DailyPlan,
+    DayRun,
+    ValidationReport,
+    data_paths,
+    open_runtime,
+    summary_markdown,
+)
+
+__all__ = ["artifact_key", "catalog_url", "publish_run_artifacts"]
+
+
+def artifact_key(flow: str, region: str, what: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits and dashes) for ``flow``/``region``."""
+    raw = f"smda-{flow}-{region}-{what}".lower()
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", raw)).strip("-")
+
+
+def catalog_url(location: str) -> str:
+    """A URL for a catalog location: fsspec URLs as they are, local paths as ``file://``."""
+    if "://" in location:
+        return location
+    return Path(location).resolve().as_uri()
+
+
+def _notes(runs: Sequence[DayRun], plan: DailyPlan | None, message: str | None) -> list[str]:
+    notes = []
+    if message:
+        notes.append(f"> **{message}**")
+    if plan is not None and plan.reprocess_from is not None:
+        notes.append(
+            f"> The inputs of {plan.reprocess_from} and later changed since they were analysed "
+            "(e.g. ERA5T replaced by final ERA5): re-run them with the backfill deployment "
+            f"(`start={plan.reprocess_from}`, `force=true`)."
+        )
+    invalidated = sorted({d for r in runs for d in r.invalidated})
+    if invalidated:
+        notes.append(
+            f"> Re-running changed the chain: {len(invalidated)} later day(s) were invalidated "
+            f"({invalidated[0]} … {invalidated[-1]})."
+        )
+    return notes
+
+
+def publish_run_artifacts(
+    flow: str,
+    region: str | None,
+    *,
+    runs: Sequence[DayRun] = (),
+    plan: DailyPlan | None = None,
+    report: IngestReport | None = None,
+    validation: ValidationReport | None = None,
+    message: str | None = None,
+) -> dict[str, str]:
+    """Create the summary, validation and products artifacts of one flow run.
+
+    Must be called inside a flow or task run. Returns the keys used (``summary``,
+    ``validation``, ``products``; only those created).
+    """
+    rt = open_runtime(region=region)
+    paths = data_paths(rt)
+    keys: dict[str, str] = {}
+    notes = _notes(runs, plan, message)
+    markdown = summary_markdown(list(runs), plan, report)
+    markdown += f"\n**Products**: `{paths['products']}` (STAC catalog `{paths['catalog']}`)\n"
+    if validation is not None and validation.rows():
+        markdown += "\n## Validation\n\n" + validation.markdown()
+    if notes:
+        markdown = "\n\n".join(notes) + "\n\n" + markdown
+    keys["summary"] = artifact_key(flow, rt.region, "summary")
+    create_markdown_artifact(
+        markdown, key=keys["summary"], description=f"smda {flow} run for region {rt.region}"
+    )
+    if validation is not None and validation.rows():
+        keys["validation"] = artifact_key(flow, rt.region, "validation")
+        create_table_artifact(
+            validation.rows(),
+            key=keys["validation"],
+            description="O−F (SMAP − forecast, m3 m-3) per analysed day; % of land assimilated",
+        )
+    catalog = paths["catalog"]
+    if "://" in catalog or Path(catalog).exists():
+        keys["products"] = artifact_key(flow, rt.region, "products")
+        create_link_artifact(
+            catalog_url(catalog),
+            link_text=f"STAC catalog of the smda products ({rt.region})",
+            key=keys["products"],
+            description="Published COGs (analysis, flags, obs count, uncertainty) and STAC items",
+        )
+    return keys

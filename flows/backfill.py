@@ -1,0 +1,194 @@
+"""The backfill flow: fetch a date range in parallel, then step its days in order.
+
+::
+
+    fetch: one task per (source, month) chunk, bounded per provider   ┐ parallel (threads, or
+           (``per_provider`` chunks in flight, one per source)          ┘ Dask with prefect-dask)
+    step:  run-day start, start+1, … end   (sequential: each day needs the state of the day before)
+           + the later days a re-run invalidated (so the chain stays whole)
+    validate the days computed → artifacts
+
+Resumable and idempotent: a day already in the state chain with the same provenance is skipped
+(so a crashed or cancelled backfill started again resumes where it stopped, with the same bytes
+as an uninterrupted run), a staged input is not fetched again. ``force=True`` recomputes every
+day of the range; re-running a day invalidates the later days of its chain, which this flow then
+recomputes. A range starting before the first state of the chain starts cold (spin-up).
+
+Task runner: threads by default (:class:`~prefect.task_runners.ThreadPoolTaskRunner`); set
+``SMDA_TASK_RUNNER=dask`` (a local Dask cluster) or ``SMDA_TASK_RUNNER=tcp://scheduler:8786``
+(an existing cluster) to run the parallel fetch on Dask through prefect-dask, or pass a runner:
+``backfill.with_options(task_runner=DaskTaskRunner(...))``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from flows.artifacts import publish_run_artifacts
+from flows.tasks import (
+    fetch_task,
+    metrics_task,
+    provider_of,
+    provider_tag,
+    run_day_task,
+    validate_task,
+)
+from smda.errors import ConfigError
+from smda.ingest import IngestReport
+from smda.operations import DayRun
+from smda.sources import OPERATIONAL
+
+__all__ = ["Chunk", "backfill", "chunks", "fetch_parallel", "task_runner_from_env"]
+
+LOG = logging.getLogger(__name__)
+
+THREADS = 8
+"""Threads of the default task runner (fetch chunks in flight, all providers)."""
+
+
+def task_runner_from_env(value: str | None = None) -> TaskRunner[Any]:
+    """The task runner named by ``SMDA_TASK_RUNNER``: ``threads`` (default), ``dask`` (a local
+    cluster) or the address of a Dask scheduler (``tcp://host:8786``)."""
+    choice = (value if value is not None else os.environ.get("SMDA_TASK_RUNNER", "")).strip()
+    if choice in ("", "threads"):
+        return ThreadPoolTaskRunner(max_workers=THREADS)
+    try:
+        from prefect_dask.task_runners import DaskTaskRunner
+    except ImportError as exc:  # pragma: no cover - prefect-dask is a dependency
+        raise ConfigError(
+            f"SMDA_TASK_RUNNER={choice} needs prefect-dask: pip install prefect-dask"
+        ) from exc
+    if choice == "dask":
+        return DaskTaskRunner()
+    if "://" in choice:
+        return DaskTaskRunner(address=choice)
+    raise ConfigError(
+        f"SMDA_TASK_RUNNER={choice!r} is not one of: threads, dask, tcp://<scheduler>:<port>"
+    )
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The days of one source fetched by one task."""
+
+    source: str
+    provider: str
+    days: tuple[date, ...]
+
+
+def _month_runs(days: Sequence[date]) -> Iterator[tuple[date, ...]]:
+    month: list[date] = []
+    for day in sorted(days):
+        if month and (day.year, day.month) != (month[0].year, month[0].month):
+            yield tuple(month)
+            month = []
+        month.append(day)
+    if month:
+        yield tuple(month)
+
+
+def chunks(days: Sequence[date], sources: Sequence[str] = OPERATIONAL) -> list[Chunk]:
+    """Month-sized chunks per source (a CDS request is a month of one dataset)."""
+    return [
+        Chunk(source, provider_of(source), month)
+        for source in sources
+        for month in _month_runs(days)
+    ]
+
+
+def fetch_parallel(
+    region: str | None, work: Sequence[Chunk], *, per_provider: int = 2
+) -> IngestReport:
+    """Fetch ``work`` with at most ``per_provider`` chunks in flight per provider.
+
+    Chunks of one source run one after the other: they share the source's ledger, and a month's
+    MSWEP antecedent window is the end of the month before (staged by then, not fetched twice).
+    """
+    waiting: dict[str, deque[Chunk]] = {}
+    for chunk in work:
+        waiting.setdefault(chunk.source, deque()).append(chunk)
+    running: dict[PrefectFuture[IngestReport], Chunk] = {}
+    report = IngestReport()
+
+    def launch() -> None:
+        for source, queue in waiting.items():
+            if not queue or any(c.source == source for c in running.values()):
+                continue
+            provider = queue[0].provider
+            if sum(c.provider == provider for c in running.values()) >= max(per_provider, 1):
+                continue
+            chunk = queue.popleft()
+            tagged = fetch_task.with_options(tags={provider_tag(provider)})
+            running[tagged.submit(region, list(chunk.days), [chunk.source])] = chunk
+
+    launch()
+    while running:
+        done = next(as_completed(list(running)))
+        running.pop(done)
+        report.outcomes.extend(done.result().outcomes)
+        launch()
+    return report
+
+
+def _days(start: date, end: date) -> list[date]:
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _step(region: str | None, days: Sequence[date], *, force: bool) -> list[DayRun]:
+    """Run ``days`` in order, then the later days a re-run invalidated."""
+    runs: list[DayRun] = []
+    later: set[date] = set()
+    for day in days:
+        run = run_day_task(region, day, force=force)
+        runs.append(run)
+        later.update(d for d in run.invalidated if d > days[-1])
+    for day in sorted(later):  # the chain was whole up to the last of them: recompute it
+        runs.append(run_day_task(region, day))
+    return runs
+
+
+@flow(name="smda-backfill", task_runner=task_runner_from_env())
+def backfill(
+    start: date,
+    end: date,
+    force: bool = False,
+    region: str | None = None,
+    fetch: bool = True,
+    per_provider: int = 2,
+) -> list[DayRun]:
+    """Backfill ``start`` … ``end`` (inclusive) for ``region`` (default ``SMDA_REGION``).
+
+    Parameters
+    ----------
+    force:
+        Recompute days already in the chain (the later days are invalidated and recomputed).
+    fetch:
+        Fetch and stage the inputs first (False: they are staged already).
+    per_provider:
+        Fetch chunks in flight per provider.
+    """
+    log = get_run_logger()
+    days = _days(start, end)
+    report = None
+    if fetch:
+        report = fetch_parallel(region, chunks(days), per_provider=per_provider)
+        log.info("fetch: %s", report.counts())
+    runs = _step(region, days, force=force)
+    computed = [r.day for r in runs if r.status != "skipped"]
+    validation = validate_task(region, computed) if computed else None
+    metrics_task(region, "smda_backfill", runs, None, validation)
+    publish_run_artifacts("backfill", region, runs=runs, report=report, validation=validation)
+    log.info("%d day(s) computed, %d already done", len(computed), len(runs) - len(computed))
+    return runs

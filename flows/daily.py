@@ -1,0 +1,133 @@
+"""The daily flow: poll, fetch, step every ready day in order, validate, report.
+
+One run (scheduled daily by ``deployments/prefect.yaml``)::
+
+    plan (poll every source) ─ nothing ready? → ends Completed/"Waiting" with the reason
+      └─ fetch the ready days, one task per source in parallel (tagged by provider)
+          └─ run-day D1, D2, … in order (an outage is caught up in one run; a day without SMAP
+             is a forecast-only day, flagged, not a failure)
+              └─ validate the days run → artifacts (summary, validation table, products link)
+
+A missing input is normal: when the required inputs (ERA5, MSWEP) of the next day are not
+published yet the run ends in a *Completed* state named ``Waiting`` whose message says what it
+waits for, and the next scheduled run picks the day up. Only a real failure (a fetch that failed
+after its retries, a bug) fails the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from prefect import State, flow, get_run_logger
+from prefect.futures import PrefectFuture
+from prefect.states import Completed, Failed
+
+from flows.artifacts import publish_run_artifacts
+from flows.tasks import (
+    fetch_task,
+    metrics_task,
+    plan_task,
+    provider_of,
+    provider_tag,
+    run_day_task,
+    validate_task,
+)
+from smda.errors import MissingInputs
+from smda.ingest import IngestReport
+from smda.operations import DailyPlan, DayRun
+from smda.sources import OPERATIONAL
+
+__all__ = ["WAITING", "daily", "days_to_run", "fetch_sources"]
+
+WAITING = "Waiting"
+"""Name of the (Completed) final state of a run that waits for inputs."""
+
+
+def fetch_sources(
+    region: str | None, days: Sequence[date], sources: Sequence[str] = OPERATIONAL
+) -> IngestReport:
+    """Fetch ``days`` of every source in parallel: one task per source, tagged by provider."""
+    futures: list[PrefectFuture[IngestReport]] = [
+        fetch_task.with_options(tags={provider_tag(provider_of(source))}).submit(
+            region, list(days), [source]
+        )
+        for source in sources
+    ]
+    report = IngestReport()
+    for future in futures:
+        report.outcomes.extend(future.result().outcomes)
+    return report
+
+
+def _step(region: str | None, days: Sequence[date]) -> tuple[list[DayRun], MissingInputs | None]:
+    """Run ``days`` in order; stop at the first day whose inputs are not staged."""
+    runs: list[DayRun] = []
+    for day in days:
+        state = run_day_task(region, day, return_state=True)
+        if state.is_failed():
+            error = state.result(raise_on_failure=False)
+            if isinstance(error, MissingInputs):
+                return runs, error
+            state.result()  # re-raises: a real failure fails the flow
+        runs.append(state.result())
+    return runs, None
+
+
+def days_to_run(plan: DailyPlan) -> list[date]:
+    """The ready days, preceded by the days since ``plan.reprocess_from`` when inputs of
+    analysed days changed (e.g. ERA5T replaced by final ERA5): those are recomputed in order."""
+    first = plan.ready[0]
+    if plan.reprocess_from is not None and plan.reprocess_from < first:
+        first = plan.reprocess_from
+    return [first + timedelta(days=i) for i in range((plan.ready[-1] - first).days + 1)]
+
+
+def _failures(report: IngestReport) -> str:
+    failed = report.by_status("failed")
+    shown = "; ".join(f"{o.source} {o.day}: {o.reason}" for o in failed[:5])
+    return f"{len(failed)} input day(s) failed to fetch: {shown}"
+
+
+@flow(name="smda-daily", log_prints=False)
+def daily(region: str | None = None) -> list[DayRun] | State:
+    """Run the daily cycle once for ``region`` (default: ``SMDA_REGION``).
+
+    Returns the days run, or a ``Waiting`` (Completed) state when no day is ready, or a Failed
+    state when inputs that the providers announced could not be fetched.
+    """
+    log = get_run_logger()
+    plan = plan_task(region)
+    log.info("plan: %s", plan.describe())
+    if not plan.ready:
+        message = f"waiting for inputs: {plan.describe()}"
+        metrics_task(region, "smda_daily", [], plan)
+        publish_run_artifacts("daily", region, plan=plan, message=message)
+        return Completed(name=WAITING, message=message)
+    report = fetch_sources(region, plan.ready)
+    runs, missing = _step(region, days_to_run(plan))
+    validation = validate_task(region, [r.day for r in runs]) if runs else None
+    metrics_task(region, "smda_daily", runs, plan, validation)
+    final: State | None = None
+    if missing is not None:
+        if report.ok:
+            final = Completed(name=WAITING, message=f"waiting for inputs: {missing}")
+        else:
+            final = Failed(message=f"{_failures(report)} — stopped at: {missing}")
+    publish_run_artifacts(
+        "daily",
+        region,
+        runs=runs,
+        plan=plan,
+        report=report,
+        validation=validation,
+        message=final.message if final is not None else None,
+    )
+    if final is not None:
+        log.warning(final.message)
+        return final
+    done = sum(r.status != "skipped" for r in runs)
+    log.info(
+        "%d day(s) run (%d forecast-only)", done, sum(r.status == "forecast_only" for r in runs)
+    )
+    return runs

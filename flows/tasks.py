@@ -1,0 +1,175 @@
+"""The Prefect tasks the flows are wired from: each calls one :mod:`smda.operations` function.
+
+What a task declares (and the library does not):
+
+- **retries** for transient failures only (:class:`smda.errors.TransientError`: a provider's
+  5xx or 429 after smda's own bounded retries, a dropped connection to the state store);
+  a :class:`~smda.errors.PermanentError` (credentials, licence, invalid request) or a bug fails
+  at once (:func:`retry_transient`);
+- **timeouts** sized for the work, on the tasks the flow runs itself; fetch tasks are submitted
+  to worker threads (or Dask), where Prefect cannot interrupt them: they are bounded by smda's
+  own deadlines instead (:class:`smda.retry.RetryPolicy`, the CDS job-polling deadline);
+- **tags** ``smda-provider-<provider>`` on fetch tasks, so an operator can cap the concurrent
+  fetch tasks per provider across all flow runs with a task-concurrency limit
+  (``prefect concurrency-limit create smda-provider-cds 2``, see ``deployments/README.md``);
+- **no Prefect caching** (``NO_CACHE``): what is done is known to the store and the state chain
+  (a staged day is not fetched again, a day in the chain with the same provenance is skipped),
+  which stays true across machines, reruns and cache expiry.
+
+Tasks receive the region as a string and open the run-time objects themselves
+(:func:`smda.operations.open_runtime` reads the ``SMDA_*`` settings of the process), so they can
+run in threads, processes or on Dask workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from prefect import State, Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.runtime import task_run as prefect_runtime_task_run
+
+from smda.errors import TransientError
+from smda.ingest import IngestReport
+from smda.operations import (
+    DailyPlan,
+    DayRun,
+    ValidationReport,
+    fetch_days,
+    open_runtime,
+    plan_daily,
+    report_metrics,
+    run_day,
+    train_model,
+    validate_days,
+)
+from smda.sources import get_source
+from smda.training import TrainOutcome
+
+__all__ = [
+    "fetch_task",
+    "plan_task",
+    "provider_of",
+    "provider_tag",
+    "retry_transient",
+    "run_day_task",
+    "train_task",
+    "validate_task",
+]
+
+#: back-off between the attempts of a task whose failure was transient (seconds)
+RETRY_DELAYS: list[float] = [30.0, 120.0, 600.0]
+
+
+def retry_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """``retry_condition_fn``: retry a failed task run only if it raised a TransientError."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:  # permanent, or a bug: retrying cannot help
+        return False
+    return False
+
+
+def provider_of(source: str) -> str:
+    """The provider serving ``source`` (``era5`` → ``cds``, ``smap`` → ``earthdata`` …)."""
+    return get_source(source).provider
+
+
+def provider_tag(provider: str) -> str:
+    """The tag of fetch tasks talking to ``provider`` (for task-concurrency limits)."""
+    return f"smda-provider-{provider}"
+
+
+def _fetch_run_name() -> str:
+    params = prefect_runtime_task_run.parameters
+    days, sources = params.get("days") or [], params.get("sources") or []
+    span = f"{min(days)}…{max(days)}" if days else "no day"
+    return f"fetch {','.join(sources)} {span}"
+
+
+@task(
+    name="plan-daily",
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    timeout_seconds=600,
+    cache_policy=NO_CACHE,
+    tags=["smda-poll"],
+)
+def plan_task(region: str | None) -> DailyPlan:
+    """Poll every operational source and pick the days to run (:func:`plan_daily`)."""
+    return plan_daily(open_runtime(region=region))
+
+
+@task(
+    name="fetch",
+    task_run_name=_fetch_run_name,
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def fetch_task(region: str | None, days: Sequence[date], sources: Sequence[str]) -> IngestReport:
+    """Fetch and stage the inputs of ``days`` from ``sources`` (:func:`fetch_days`)."""
+    return fetch_days(open_runtime(region=region), list(days), list(sources))
+
+
+@task(
+    name="run-day",
+    task_run_name="run-day {day}",
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    timeout_seconds=3600,
+    cache_policy=NO_CACHE,
+)
+def run_day_task(region: str | None, day: date, force: bool = False) -> DayRun:
+    """Forecast, nudge, persist and publish one day (:func:`run_day`; skips a day done)."""
+    return run_day(open_runtime(region=region), day, force=force)
+
+
+@task(
+    name="validate",
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient,
+    timeout_seconds=3600,
+    cache_policy=NO_CACHE,
+)
+def validate_task(region: str | None, days: Sequence[date]) -> ValidationReport:
+    """Innovation statistics and in-situ skill of analysed ``days`` (:func:`validate_days`)."""
+    return validate_days(open_runtime(region=region), list(days))
+
+
+@task(
+    name="train",
+    task_run_name="train {start}…{end}",
+    retries=1,
+    retry_delay_seconds=RETRY_DELAYS[:1],
+    retry_condition_fn=retry_transient,
+    timeout_seconds=12 * 3600,
+    cache_policy=NO_CACHE,
+)
+def train_task(region: str | None, start: date, end: date, options: dict[str, Any]) -> TrainOutcome:
+    """Train on the staged labels of ``start`` … ``end`` and register the model
+    (:func:`train_model`)."""
+    outcome: TrainOutcome = train_model(open_runtime(region=region), start, end, **options)
+    return outcome
+
+
+@task(name="metrics", timeout_seconds=120, cache_policy=NO_CACHE)
+def metrics_task(
+    region: str | None,
+    job: str,
+    runs: Sequence[DayRun],
+    plan: DailyPlan | None = None,
+    validation: ValidationReport | None = None,
+) -> bool:
+    """Export the run's metrics to the Pushgateway or the textfile (:func:`report_metrics`);
+    never fails the run."""
+    return report_metrics(open_runtime(region=region), job, runs, plan=plan, validation=validation)
