@@ -15,12 +15,19 @@ from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_write_bytes"]
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: the process's umask, restored at once
+DEFAULT_MODE = 0o666 & ~_UMASK
+"""Mode of written files: what ``open()`` would give (``mkstemp``'s 0600 would hide published
+products from a web server running as another user)."""
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str, *, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success move it onto ``target``.
 
-    The caller writes the temporary path with any library (netCDF4, h5py, rasterio...).
+    The caller writes the temporary path with any library (netCDF4, h5py, rasterio...). The
+    file gets ``mode`` (default :data:`DEFAULT_MODE`, as the umask allows).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -31,8 +38,7 @@ def atomic_path(target: Path | str, *, mode: int | None = None) -> Iterator[Path
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, DEFAULT_MODE if mode is None else mode)
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):

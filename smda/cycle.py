@@ -17,8 +17,8 @@ Science core: numpy/xarray; the model and nudging come from :mod:`smda.model` an
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -280,7 +280,7 @@ def run(
 
 
 def cold_start(
-    inputs_by_day: Sequence[DayInputs],
+    inputs_by_day: Iterable[DayInputs],
     bundle: ModelBundle,
     spinup_days: int,
     *,
@@ -292,7 +292,8 @@ def cold_start(
     Parameters
     ----------
     inputs_by_day:
-        Consecutive days' inputs, at least ``spinup_days`` of them.
+        Consecutive days' inputs, at least ``spinup_days`` of them; may be a lazy iterable
+        (a generator loading one day at a time keeps one day's inputs in memory).
     spinup_days:
         Days to cycle (≥ 1). With the default ``gain=0`` the spin-up is free-running.
 
@@ -301,12 +302,18 @@ def cold_start(
     The :class:`CycleResult` of the last spin-up day (its ``analysis`` is the state to
     continue from).
     """
-    if spinup_days < 1 or len(inputs_by_day) < spinup_days:
-        raise ValueError(
-            f"cold start needs 1 ≤ spinup_days ≤ {len(inputs_by_day)} days, got {spinup_days}"
-        )
-    first = inputs_by_day[0]
+    if spinup_days < 1:
+        raise ValueError(f"cold start needs spinup_days ≥ 1, got {spinup_days}")
+    days = iter(inputs_by_day)
+    first = next(days, None)
+    if first is None:
+        raise ValueError("cold start needs the inputs of at least one day")
     state = climatology_state(bundle, first.static, first.day - timedelta(days=1))
-    results = run(state, inputs_by_day[:spinup_days], bundle, gain=gain, predict=predict)
-    last: CycleResult = deque(results, maxlen=1)[0]  # keep only the last day in memory
+    spin = itertools.islice(itertools.chain([first], days), spinup_days)
+    last: CycleResult | None = None
+    n = 0
+    for last in run(state, spin, bundle, gain=gain, predict=predict):  # noqa: B007
+        n += 1
+    if last is None or n < spinup_days:
+        raise ValueError(f"cold start needs {spinup_days} days of inputs, got {n}")
     return last

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -187,17 +189,72 @@ def _read(
     return out, attrs
 
 
+class _FieldCache:
+    """Recently read staged fields, keyed by the file's path and identity (mtime, size,
+    inode: a re-staged day is written to a new file and renamed, so it misses the cache).
+
+    Consecutive days share all but one day of their MSWEP window: with the cache a backfill
+    (or a cold start's spin-up) reads each MSWEP file once instead of ``history_days`` times.
+    The cached arrays are read-only; :func:`_stack` copies them into its cubes.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[Any, ...], tuple[dict[str, F32], dict[str, Any]]] = (
+            OrderedDict()
+        )
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def read(
+        self, path: Path, variables: Sequence[str], shape: tuple[int, int]
+    ) -> tuple[dict[str, F32], dict[str, dict[str, Any]]]:
+        st = path.stat()
+        key = (str(path), tuple(variables), st.st_mtime_ns, st.st_size, st.st_ino)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        fields, attrs = _read(path, variables, shape)
+        for values in fields.values():
+            values.flags.writeable = False
+        size = sum(v.nbytes for v in fields.values())
+        with self._lock:
+            if key not in self._items and size <= self.max_bytes:
+                self._items[key] = (fields, attrs)
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, (old, _) = self._items.popitem(last=False)
+                    self._bytes -= sum(v.nbytes for v in old.values())
+        return fields, attrs
+
+
+FIELD_CACHE = _FieldCache(max_bytes=192 * 2**20)
+"""Staged MSWEP days in memory: a 30-day window of the global 0.25° grid is 124 MB."""
+
+
 def _stack(
-    store: Store, source: str, days: Sequence[date], variables: Sequence[str] | None
+    store: Store,
+    source: str,
+    days: Sequence[date],
+    variables: Sequence[str] | None,
+    *,
+    cache: _FieldCache | None = None,
 ) -> tuple[dict[str, F32], dict[str, dict[str, Any]]]:
-    """(n_days, lat, lon) arrays of the staged ``days`` (NaN for days not staged)."""
+    """(n_days, lat, lon) arrays of the staged ``days`` (NaN for days not staged), the
+    files read through ``cache`` when given (``variables`` must then be named)."""
     shape = store.grid.shape
     cubes: dict[str, F32] = {}
     attrs: dict[str, dict[str, Any]] = {}
     for i, day in enumerate(days):
         if not _is_staged(store, source, day):
             continue
-        fields, found = _read(store.staged_path(source, day), variables, shape)
+        path = store.staged_path(source, day)
+        if cache is not None and variables is not None:
+            fields, found = cache.read(path, variables, shape)
+        else:
+            fields, found = _read(path, variables, shape)
         for name, values in fields.items():
             if name not in cubes:
                 cubes[name] = np.full((len(days), *shape), np.nan, dtype=np.float32)
@@ -238,9 +295,18 @@ def load_static(store: Store) -> xr.Dataset:
     return static.assign(land=static["land"].astype(bool))
 
 
-def load_series(store: Store, source: str, variable: str, start: date, end: date) -> xr.DataArray:
+def load_series(
+    store: Store,
+    source: str,
+    variable: str,
+    start: date,
+    end: date,
+    *,
+    cache: _FieldCache | None = None,
+) -> xr.DataArray:
     """One staged variable over ``start … end``: float32 (time, lat, lon), NaN on days not
-    staged (e.g. ``load_series(store, "smap", "soil_moisture", …)`` in m3 m-3).
+    staged (e.g. ``load_series(store, "smap", "soil_moisture", …)`` in m3 m-3); the days are
+    read through ``cache`` when given (:data:`FIELD_CACHE`).
 
     Raises
     ------
@@ -248,7 +314,7 @@ def load_series(store: Store, source: str, variable: str, start: date, end: date
         If a staged file lacks ``variable`` or is on another grid.
     """
     days = _days(start, end)
-    cubes, attrs = _stack(store, source, days, [variable])
+    cubes, attrs = _stack(store, source, days, [variable], cache=cache)
     return xr.DataArray(
         cubes[variable],
         dims=("time", "lat", "lon"),
@@ -309,7 +375,7 @@ def day_inputs(store: Store, day: date, history_days: int) -> DayInputs:
             {k: (("lat", "lon"), v, era5_attrs[k]) for k, v in era5.items()},
             coords=_coords(store),
         ),
-        precip=load_series(store, "mswep", "precipitation", first, day),
+        precip=load_series(store, "mswep", "precipitation", first, day, cache=FIELD_CACHE),
         static=load_static(store),
         smap=_smap_of(store, day),
     )

@@ -42,7 +42,13 @@ from smda.cycle import FLAG_ASSIMILATED, FLAG_LAND, CycleResult, cold_start, ste
 from smda.errors import SmdaError
 from smda.grid import GLOBAL_025, BBox, Grid
 from smda.ingest import DayOutcome, IngestReport, fetch_range
-from smda.inputs import day_inputs, input_versions
+from smda.inputs import (
+    MissingInputs,
+    day_inputs,
+    input_versions,
+    missing_inputs,
+    missing_message,
+)
 from smda.publish import Publisher
 from smda.registry import ModelRegistry
 from smda.retry import RetryPolicy
@@ -376,12 +382,16 @@ def _state_before(rt: Runtime, day: date, bundle: ModelBundle, predict: Predict)
             f"`smda backfill --start {earlier[-1] + timedelta(days=1)} --end {day}`"
         )
     n = rt.settings.spinup_days
-    spin = [
-        day_inputs(rt.store, before - timedelta(days=n - 1 - i), bundle.spec.history_days)
-        for i in range(n)
-    ]
-    LOG.info("cold start of %s: spin-up %s … %s", day, spin[0].day, spin[-1].day)
-    return cold_start(spin, bundle, n, gain=rt.gain, predict=predict).analysis
+    history = bundle.spec.history_days
+    days = [before - timedelta(days=n - 1 - i) for i in range(n)]
+    missing: list[tuple[str, date | None]] = list(
+        dict.fromkeys(m for d in days for m in missing_inputs(rt.store, d, history))
+    )
+    if missing:  # before any work, as when every spin-up day was loaded first
+        raise MissingInputs(missing_message(rt.store, missing, f"spin-up of {day}"), missing)
+    LOG.info("cold start of %s: spin-up %s … %s", day, days[0], days[-1])
+    inputs = (day_inputs(rt.store, d, history) for d in days)  # one day in memory at a time
+    return cold_start(inputs, bundle, n, gain=rt.gain, predict=predict).analysis
 
 
 def _uncertainty(result: CycleResult, bundle: ModelBundle, gain: float) -> Any:

@@ -80,3 +80,18 @@ def test_corrupt_ledger_is_a_clear_error(tmp_path: Path) -> None:
 def test_open_missing_day_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="smda fetch era5"):
         Store(tmp_path, GRID).open_staged("era5", date(2024, 1, 1))
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from smda.atomic import atomic_write_bytes
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    atomic_write_bytes(tmp_path / "a.txt", b"x")
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~umask
+    assert 0o666 & ~umask != 0o600  # the test means something under this umask
+    atomic_write_bytes(tmp_path / "b.txt", b"x", mode=0o600)
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o600
