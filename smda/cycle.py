@@ -315,5 +315,5 @@ def cold_start(
     for last in run(state, spin, bundle, gain=gain, predict=predict):  # noqa: B007
         n += 1
     if last is None or n < spinup_days:
-        raise ValueError(f"cold start needs {spinup_days} days of inputs, got {n}")
+        raise ValueError(f"cold start needs spinup_days={spinup_days} days of inputs, got {n}")
     return last
