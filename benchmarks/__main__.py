@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import operations, science, stage_global
+from benchmarks import operations, osse, science, stage_global
 
 BENCHMARKS = {
     "stage": stage_global.main,
     "science": science.main,
     "operations": operations.main,
+    "osse": osse.main,
 }
 
 

@@ -1,0 +1,523 @@
+"""Evaluation: the analysis, the open loop and every input product scored against references.
+
+``smda evaluate`` (and the OSSE benchmark) run here; the scoring itself is pure
+(:mod:`smda.skill` on :mod:`smda.metrics`). An evaluation of a period has three steps:
+
+1. :func:`run_experiments` — from the staged inputs of a store and a model bundle, cycle the
+   period twice: the **analysis** (nudged toward SMAP with gain G) and the **open loop** (the
+   same model, G = 0). Both start cold (the bundle's climatology) ``spinup_days`` before the
+   period and are spun up over those days, the analysis with nudging — as a cold start of the
+   daily cycle does. Beside them: the analysis chain's **forecast**, the staged products
+   (**smap**, **era5land**, **gldas**) and the **climatology** (the bundle's monthly
+   climatology), all ``(time, lat, lon)`` on the store's grid.
+2. Scoring against the references there are: the twin's **truth** (:func:`twin_truth`,
+   :func:`read_truth`) with :func:`smda.skill.score_against_truth`, and **ISMN stations**
+   (staged in the store: :func:`staged_stations`; or an ISMN download: :func:`read_stations`)
+   with :func:`smda.skill.score_against_stations`. Any gridded netCDF (:func:`read_series`)
+   can be scored the same way.
+3. :func:`write_report` — the tables in markdown with the protocol in words, and as JSON,
+   written atomically as ``evaluation_<start>_<end>.md`` / ``.json`` under
+   ``<data_dir>/reports/<region>/`` (:func:`report_directory`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from smda.atomic import atomic_write_bytes
+from smda.bundle import ModelBundle, Predict
+from smda.cycle import DayInputs, Gain, climatology_state, cold_start, step
+from smda.errors import ConfigError, MalformedFile
+from smda.grid import BBox, Grid
+from smda.inputs import day_inputs, load_series, load_static, missing_days
+from smda.iolock import HDF5_IO
+from smda.metrics import StationSeries
+from smda.readers.ismn import read_ismn
+from smda.skill import (
+    SERIES,
+    osse_checks,
+    render_markdown,
+    score_against_stations,
+    score_against_truth,
+)
+from smda.store import Store, region_key
+
+__all__ = [
+    "PRODUCT_VARIABLES",
+    "SPINUP_DAYS",
+    "collect_stations",
+    "describe_gain",
+    "read_series",
+    "read_stations",
+    "read_truth",
+    "report_directory",
+    "run_experiments",
+    "score_tables",
+    "staged_stations",
+    "station_series",
+    "twin_truth",
+    "write_report",
+]
+
+LOG = logging.getLogger(__name__)
+
+PRODUCT_VARIABLES = {"smap": "soil_moisture", "era5land": "swvl1_mean", "gldas": "soil_moisture"}
+"""The staged soil-moisture variable (m3 m-3) of each product scored beside the analysis."""
+SPINUP_DAYS = 30
+"""Default spin-up (days) of the cold starts before the evaluated period."""
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the experiments
+
+
+def _spun_up(
+    spin: Sequence[DayInputs],
+    bundle: ModelBundle,
+    static: xr.Dataset,
+    start: date,
+    *,
+    gain: Gain,
+    predict: Predict | None,
+) -> xr.DataArray:
+    """The state of the day before ``start``: the climatology cycled through ``spin``."""
+    if not spin:
+        return climatology_state(bundle, static, start - timedelta(days=1))
+    return cold_start(spin, bundle, len(spin), gain=gain, predict=predict).analysis
+
+
+def _cycle(
+    store: Store,
+    bundle: ModelBundle,
+    days: Sequence[date],
+    states: tuple[xr.DataArray, xr.DataArray],
+    *,
+    gain: Gain,
+    predict: Predict | None,
+) -> Iterator[tuple[xr.DataArray, xr.DataArray, xr.DataArray]]:
+    """(analysis, forecast, open loop) of each day, reading each day's inputs once."""
+    analysis, open_loop = states
+    for day in days:
+        inputs = day_inputs(store, day, bundle.spec.history_days)
+        nudged = step(analysis, inputs, bundle, gain=gain, predict=predict)
+        free = step(open_loop, inputs, bundle, gain=0.0, predict=predict)
+        analysis, open_loop = nudged.analysis, free.analysis
+        yield nudged.analysis, nudged.forecast, free.analysis
+
+
+def _climatology(bundle: ModelBundle, static: xr.Dataset, days: Sequence[date]) -> np.ndarray:
+    """The bundle's climatology of each day's month, (time, lat, lon) float32."""
+    months = {d.month: climatology_state(bundle, static, d).values for d in days}
+    return np.stack([months[d.month] for d in days]).astype(np.float32)
+
+
+def _products(store: Store, start: date, end: date) -> dict[str, xr.DataArray]:
+    """The staged products of the period (NaN on days not staged); a product with no staged
+    day in the period is left out (logged)."""
+    days = _days(start, end)
+    out = {}
+    for name, variable in PRODUCT_VARIABLES.items():
+        absent = missing_days(store, name, days)
+        if len(absent) == len(days):
+            LOG.warning(
+                "%s is left out of the evaluation: not staged over %s..%s", name, start, end
+            )
+            continue
+        if absent:
+            LOG.info(
+                "%s: %d of %d days not staged (scored as missing)", name, len(absent), len(days)
+            )
+        out[name] = load_series(store, name, variable, start, end)
+    return out
+
+
+def run_experiments(
+    store: Store,
+    bundle: ModelBundle,
+    start: date,
+    end: date,
+    *,
+    gain: Gain,
+    predict: Predict | None = None,
+    spinup_days: int = SPINUP_DAYS,
+) -> xr.Dataset:
+    """Cycle the analysis and the open loop through ``start … end`` beside the products.
+
+    Parameters
+    ----------
+    store:
+        Staged inputs of the region: ERA5, MSWEP and SMAP from ``spinup_days`` before
+        ``start`` to ``end`` (MSWEP also ``history_days − 1`` days before that), the static
+        fields, and the products scored (SMAP, ERA5-Land, GLDAS) over the period.
+    bundle:
+        The model (with CDF tables when ``gain`` is non-zero).
+    start, end:
+        The evaluated period (inclusive).
+    gain:
+        Nudging gain G of the analysis: a constant in [0, 1] or per cell (lat, lon).
+    predict:
+        Replacement for the bundle's prediction (e.g. compiled inference).
+    spinup_days:
+        Days cycled from the climatology before ``start`` (0: start from the climatology of
+        the day before ``start``); the analysis spins up with nudging, the open loop without.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``(time, lat, lon)`` float32 m3 m-3 on the store's grid, NaN over sea: ``analysis``,
+        ``open_loop``, ``forecast`` (SM_f of the analysis chain), the staged products
+        ``smap``, ``era5land``, ``gldas`` (each when staged on some day of the period; NaN on
+        days not staged) and ``climatology``. Attributes: ``start``, ``end``, ``gain`` (in
+        words, :func:`describe_gain`), ``spinup_days``, ``model_version``.
+
+    Raises
+    ------
+    MissingInputs
+        If an input of the cycle (ERA5, MSWEP, static fields) is not staged.
+    ValueError
+        If ``end`` is before ``start`` or ``spinup_days`` is negative.
+    """
+    if end < start or spinup_days < 0:
+        raise ValueError(f"need start ≤ end and spinup_days ≥ 0, got {start}, {end}, {spinup_days}")
+    static = load_static(store)
+    history = bundle.spec.history_days
+    before = start - timedelta(days=1)
+    spin = [day_inputs(store, d, history) for d in _days(start - timedelta(spinup_days), before)]
+    states = (
+        _spun_up(spin, bundle, static, start, gain=gain, predict=predict),
+        _spun_up(spin, bundle, static, start, gain=0.0, predict=predict),
+    )
+    days = _days(start, end)
+    shape = (len(days), *store.grid.shape)
+    fields = {k: np.empty(shape, np.float32) for k in ("analysis", "forecast", "open_loop")}
+    cycled = _cycle(store, bundle, days, states, gain=gain, predict=predict)
+    for i, (analysis, forecast, open_loop) in enumerate(cycled):
+        fields["analysis"][i], fields["forecast"][i] = analysis.values, forecast.values
+        fields["open_loop"][i] = open_loop.values
+        if (i + 1) % 100 == 0:
+            LOG.info("evaluation cycle: %d of %d days", i + 1, len(days))
+    fields["climatology"] = _climatology(bundle, static, days)
+    coords = {"time": pd.DatetimeIndex(days, name="time"), "lat": static.lat, "lon": static.lon}
+    data = {
+        k: xr.DataArray(v, dims=("time", "lat", "lon"), coords=coords) for k, v in fields.items()
+    }
+    for name, product in _products(store, start, end).items():
+        data[name] = product.astype(np.float32).assign_coords(time=coords["time"])
+    order = [s for s in SERIES if s in data]
+    return xr.Dataset(
+        {k: data[k].assign_attrs(units="m3 m-3") for k in order},
+        attrs={
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "gain": describe_gain(gain),
+            "spinup_days": spinup_days,
+            "model_version": bundle.version,
+        },
+    )
+
+
+def describe_gain(gain: Gain) -> str:
+    """A gain in words: ``"0.3"`` or ``"per cell (median 0.42, 0.10–0.80)"``."""
+    values = np.asarray(gain.values if isinstance(gain, xr.DataArray) else gain, dtype=np.float64)
+    if values.ndim == 0:
+        return f"{float(values):g}"
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return "per cell (none defined)"
+    return f"per cell (median {np.median(finite):.2f}, {finite.min():.2f}–{finite.max():.2f})"
+
+
+# ---------------------------------------------------------------------------------------------
+# references: truth and stations; any gridded series
+
+
+def twin_truth(seed: int, region: BBox, start: date, end: date, *, epoch: date) -> xr.DataArray:
+    """The twin world's true soil moisture ``(time, lat, lon)`` (m3 m-3) over ``region``.
+
+    The world is :class:`smda.twin.world.World` of ``WorldSpec(seed, region, epoch)``: give
+    the spec the twin served (``smda twin serve --seed … --epoch …``).
+
+    Raises
+    ------
+    ConfigError
+        If the period starts before the world's epoch.
+    """
+    from smda.twin.world import World, WorldSpec
+
+    if start < epoch:
+        raise ConfigError(f"the twin's truth starts at its epoch {epoch}; asked from {start}")
+    return World(WorldSpec(seed=seed, region=region, epoch=epoch)).truth(start, end)
+
+
+_LAT_LON = {"latitude": "lat", "longitude": "lon", "valid_time": "time"}
+
+
+def _open_netcdf(path: Path) -> xr.Dataset:
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist")
+    try:
+        with HDF5_IO, xr.open_dataset(path) as ds:
+            loaded = ds.load()
+    except (OSError, ValueError) as exc:
+        raise MalformedFile(f"{path} is not a readable netCDF file: {exc}") from exc
+    return loaded.rename({k: v for k, v in _LAT_LON.items() if k in loaded.variables})
+
+
+def read_series(path: Path) -> xr.Dataset:
+    """The ``(time, lat, lon)`` variables of a netCDF file (``latitude``/``longitude`` are
+    renamed), e.g. soil moisture in m3 m-3 to score against stations.
+
+    Raises
+    ------
+    ConfigError
+        If the file does not exist.
+    MalformedFile
+        If it cannot be read or has no (time, lat, lon) variable.
+    """
+    ds = _open_netcdf(path)
+    keep = [n for n, v in ds.data_vars.items() if set(v.dims) == {"time", "lat", "lon"}]
+    if not keep:
+        raise MalformedFile(
+            f"{path} has no (time, lat, lon) variable (variables: {list(map(str, ds.data_vars))})"
+        )
+    return ds[keep].transpose("time", "lat", "lon")
+
+
+def read_truth(path: Path) -> xr.DataArray:
+    """The truth ``(time, lat, lon)`` (m3 m-3) from a netCDF file (as ``smda twin truth``
+    writes it): the variable ``soil_moisture``, or the file's only gridded variable."""
+    series = read_series(path)
+    if "soil_moisture" in series:
+        return series["soil_moisture"]
+    if len(series.data_vars) == 1:
+        return series[next(iter(series.data_vars))]
+    raise MalformedFile(
+        f"{path}: which variable is the truth? name it soil_moisture (have {list(series.data_vars)})"
+    )
+
+
+def staged_stations(store: Store, start: date, end: date) -> xr.DataArray | None:
+    """The ISMN stations staged in ``store`` (``smda fetch ismn``) over ``start … end``.
+
+    Returns
+    -------
+    ``soil_moisture (time, station)`` (m3 m-3, daily means; NaN where a station has no value)
+    with ``lat``/``lon(station)``, or None when no ISMN day of the period is staged.
+    """
+    days = [d for d in store.staged_days("ismn") if start <= d <= end]
+    if not days:
+        return None
+    values: dict[str, dict[pd.Timestamp, float]] = {}
+    where: dict[str, tuple[float, float]] = {}
+    for day in days:
+        ds = store.open_staged("ismn", day)
+        for ident, lat, lon, value in zip(
+            ds["station"].values,
+            ds["lat"].values,
+            ds["lon"].values,
+            ds["soil_moisture"].values,
+            strict=True,
+        ):
+            values.setdefault(str(ident), {})[pd.Timestamp(day)] = float(value)
+            where[str(ident)] = (float(lat), float(lon))
+    frame = pd.DataFrame(values).reindex(pd.DatetimeIndex(days, name="time")).sort_index(axis=1)
+    ids = [str(c) for c in frame.columns]
+    return xr.DataArray(
+        frame.to_numpy(dtype=np.float64),
+        dims=("time", "station"),
+        coords={
+            "time": frame.index,
+            "station": ids,
+            "lat": ("station", [where[i][0] for i in ids]),
+            "lon": ("station", [where[i][1] for i in ids]),
+        },
+        name="soil_moisture",
+        attrs={"units": "m3 m-3"},
+    )
+
+
+def read_stations(
+    path: Path,
+    *,
+    max_depth: float = 0.05,
+    good_flags: Iterable[str] | None = ("G",),
+    min_count: int = 12,
+) -> list[StationSeries]:
+    """The surface sensors of an ISMN download (folder or zip) as station series.
+
+    Parameters
+    ----------
+    path:
+        The download root (:func:`smda.readers.ismn.read_ismn`).
+    max_depth:
+        Deepest sensor bottom (m): 0.05 = surface sensors (SCIENCE.md §4).
+    good_flags:
+        ISMN flags kept (``"G"``: good).
+    min_count:
+        Fewest records in a UTC day's mean.
+
+    Returns
+    -------
+    ``(network/station/sensor, lat, lon, daily series m3 m-3)`` of each sensor with data.
+    """
+    if not path.exists():
+        raise ConfigError(f"ISMN download {path} does not exist")
+    flags = None if good_flags is None else tuple(good_flags)
+    with tempfile.TemporaryDirectory(prefix="smda-ismn-") as work:
+        sensors = read_ismn(
+            path, workdir=work, max_depth=max_depth, good_flags=flags, min_count=min_count
+        )
+    return [
+        (f"{s.network}/{s.station}/{s.sensor}", s.lat, s.lon, s.soil_moisture)
+        for s in sensors
+        if len(s.soil_moisture)
+    ]
+
+
+def score_tables(
+    series: xr.Dataset,
+    *,
+    truth: xr.DataArray | None = None,
+    stations: xr.Dataset | xr.DataArray | Sequence[StationSeries] | None = None,
+    min_n: int = 30,
+) -> dict[str, pd.DataFrame]:
+    """The tables of an evaluation: ``"truth"`` and/or ``"stations"`` (each reference given).
+
+    Raises
+    ------
+    ConfigError
+        If there is no reference to score against.
+    """
+    if truth is None and stations is None:
+        raise ConfigError(
+            "nothing to score against: give the truth (--truth twin or a netCDF) and/or ISMN "
+            "stations (--stations PATH, or `smda fetch ismn` into the store)"
+        )
+    tables = {}
+    if truth is not None:
+        tables["truth"] = score_against_truth(series, truth, min_n=min_n)
+    if stations is not None:
+        tables["stations"] = score_against_stations(series, stations, min_n=min_n)
+    return tables
+
+
+def station_series(stations: xr.DataArray) -> list[StationSeries]:
+    """``soil_moisture (time, station)`` with ``lat``/``lon`` as ``(id, lat, lon, series)``."""
+    index = pd.DatetimeIndex(stations["time"].values)
+    return [
+        (str(ident), float(lat), float(lon), pd.Series(values, index=index).dropna())
+        for ident, lat, lon, values in zip(
+            stations["station"].values,
+            stations["lat"].values,
+            stations["lon"].values,
+            stations.transpose("station", "time").values,
+            strict=True,
+        )
+    ]
+
+
+def collect_stations(
+    store: Store | None,
+    start: date,
+    end: date,
+    download: Path | None,
+    *,
+    max_depth: float = 0.05,
+) -> tuple[list[StationSeries] | None, str]:
+    """The ISMN stations to score against and where they come from, in words.
+
+    Stations staged in ``store`` over ``start … end`` (:func:`staged_stations`) and those of
+    an ISMN ``download`` (:func:`read_stations`, sensors to ``max_depth`` m); a sensor in both
+    is taken from the download. None when there is neither.
+    """
+    found: dict[str, StationSeries] = {}
+    origin = []
+    staged = staged_stations(store, start, end) if store is not None else None
+    if staged is not None:
+        found.update({s[0]: s for s in station_series(staged)})
+        origin.append(f"{len(found)} sensors staged in the store (`smda fetch ismn`)")
+    if download is not None:
+        read = read_stations(download, max_depth=max_depth)
+        found.update({s[0]: s for s in read})
+        origin.append(f"{len(read)} sensors (0–{max_depth:g} m, flag G) of {download}")
+    if not found:
+        return None, ""
+    text = "ISMN daily means (UTC) in the cell containing each station: " + " and ".join(origin)
+    return list(found.values()), text
+
+
+# ---------------------------------------------------------------------------------------------
+# the report
+
+
+def report_directory(data_dir: Path, grid: Grid) -> Path:
+    """``<data_dir>/reports/<region>/`` (:func:`smda.store.region_key`)."""
+    return Path(data_dir) / "reports" / region_key(grid)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_report(
+    tables: Mapping[str, pd.DataFrame], directory: Path, *, meta: Mapping[str, Any]
+) -> Path:
+    """Write ``evaluation_<start>_<end>.md`` and ``.json`` atomically into ``directory``.
+
+    Parameters
+    ----------
+    tables:
+        Tables by reference (``"truth"``: :func:`smda.skill.score_against_truth`;
+        ``"stations"``: :func:`smda.skill.score_against_stations`), one row per series.
+    directory:
+        Where to write (created if missing): normally :func:`report_directory`.
+    meta:
+        The protocol: ``start`` and ``end`` (ISO dates, required), and as known ``region``,
+        ``gain``, ``model_version``, ``spinup_days``, ``min_n``, ``truth``, ``stations``,
+        ``series_file``, timings… (JSON-serialisable).
+
+    Returns
+    -------
+    The markdown file's path (the JSON file is beside it).
+    """
+    if "start" not in meta or "end" not in meta:
+        raise ValueError("the report's meta needs 'start' and 'end'")
+    stem = f"evaluation_{meta['start']}_{meta['end']}"
+    md = directory / f"{stem}.md"
+    payload = {
+        "meta": dict(meta),
+        "tables": {
+            name: {
+                str(s): {c: _json_value(v) for c, v in row.items()}
+                for s, row in table.to_dict(orient="index").items()
+            }
+            for name, table in tables.items()
+        },
+        "checks": [
+            {"claim": c.claim, "passed": c.passed, "detail": c.detail, "required": c.required}
+            for c in (osse_checks(tables["truth"]) if "truth" in tables else [])
+        ],
+    }
+    atomic_write_bytes(md, render_markdown(tables, meta).encode())
+    text = json.dumps(payload, indent=1, default=str, allow_nan=False)
+    atomic_write_bytes(directory / f"{stem}.json", text.encode())
+    return md
