@@ -242,6 +242,8 @@ def demo(
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return str(int(value))
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) >= 0.1 else f"{value:.4f}"
     return str(value)

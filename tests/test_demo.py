@@ -1,47 +1,81 @@
-"""The README's run command, end to end, as a new user runs it (slow)."""
+"""The README's run command, end to end, as a new user runs it, twice (slow)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
-import h5py
+import pystac
 import pytest
-import xarray as xr
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+REGION = "r0.25_200_300_40x40"  # the demo region, 30–40° N, 105–95° W
 
 
-@pytest.mark.slow
-def test_smda_demo_fetches_one_day_through_the_real_clients(tmp_path: Path) -> None:
+def _demo(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("CDSAPI", "EARTHDATA", "SMDA_"))
     }
     env.update(SMDA_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path), SMDA_LOG_LEVEL="WARNING")
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "smda", "demo"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
         check=False,
         text=True,
-        timeout=600,
+        timeout=1500,
     )
-    assert result.returncode == 0, result.stderr
-    raw = tmp_path / "data" / "raw"
-    era5 = sorted((raw / "era5").glob("era5_[0-9]*.zip"))
-    smap = sorted((raw / "smap").glob("SMAP_L3_SM_P_E_*.h5"))
-    mswep = sorted((raw / "mswep").glob("*.nc"))
-    assert len(era5) == 1 and len(smap) == 1 and len(mswep) == 1, result.stdout
-    with zipfile.ZipFile(era5[0]) as zf:  # instant + accumulated variables → the CDS ZIP
-        assert sorted(zf.namelist()) == [
-            "data_stream-oper_stepType-accum.nc",
-            "data_stream-oper_stepType-instant.nc",
-        ]
-    with h5py.File(smap[0]) as f:
-        assert "soil_moisture_pm" in f["Soil_Moisture_Retrieval_Data_PM"]
-    with xr.open_dataset(mswep[0]) as ds:
-        assert "precipitation" in ds
-    assert "fetched" in result.stdout
-    assert not list(raw.rglob("*.part")), "no temporary files may be left behind"
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_smda_demo_trains_backfills_runs_daily_publishes_and_reruns_identically(
+    tmp_path: Path,
+) -> None:
+    first = _demo(tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    data = tmp_path / "data"
+    products = data / "products" / REGION
+    cogs = sorted((products / "cog").rglob("*.tif"))
+    assert len(cogs) == 14 + 3  # the backfill and three daily runs
+    for cog in (cogs[0], cogs[-1]):
+        valid, errors, _ = cog_validate(str(cog))
+        assert valid, errors
+        with rasterio.open(cog) as src:
+            assert src.crs.to_epsg() == 4326
+            assert src.res == (0.25, 0.25)
+            assert tuple(round(v, 6) for v in src.bounds) == (-105.0, 30.0, -95.0, 40.0)
+            assert src.descriptions == ("analysis", "uncertainty", "obs_count", "flags")
+            assert src.tags(1)["units"] == "m3 m-3"
+    catalog = pystac.Catalog.from_file(str(products / "stac" / "catalog.json"))
+    items = list(catalog.get_items(recursive=True))
+    assert len(items) == len(cogs)
+    assert "OSSE" in first.stdout and "analysis" in first.stdout and "open_loop" in first.stdout
+    reports = sorted((data / "reports" / REGION).glob("evaluation_*.json"))
+    assert len(reports) == 1
+    table = json.loads(reports[0].read_text())["tables"]["truth"]
+    assert {"analysis", "open_loop", "smap", "era5land", "climatology"} <= set(table)
+    assert table["analysis"]["r"] > table["climatology"]["r"]
+    assert "trained" in first.stdout
+    before = _digests(data / "state") | _digests(products)
+
+    again = _demo(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    said = " ".join(again.stdout.split())  # rich may wrap lines
+    assert "(reused); 0 day(s) computed" in said, again.stdout[-2500:]
+    assert _digests(data / "state") | _digests(products) == before
+    assert not list(data.rglob("*.part")), "no temporary files may be left behind"
