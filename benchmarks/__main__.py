@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import operations, osse, science, stage_global
+from benchmarks import ingest, operations, osse, science, stage_global
 
 BENCHMARKS = {
     "stage": stage_global.main,
+    "ingest": ingest.main,
     "science": science.main,
     "operations": operations.main,
     "osse": osse.main,

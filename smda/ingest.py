@@ -3,7 +3,8 @@
 For each source: ask the provider for its newest day; days after it are *not yet available*
 (a normal state); days already staged are skipped unless the source says they may have changed
 upstream; the rest are grouped into provider requests, fetched with bounded concurrency per
-provider, staged onto the grid and recorded with provenance. A failing request fails only its
+provider, staged onto the grid and recorded with provenance (the ledger is saved in batches
+during the run and once at its end: :meth:`smda.store.Ledger.batch`). A failing request fails only its
 days (with the reason); a permanent refusal (credentials, licence) stops that source at once.
 Re-running is idempotent: nothing is fetched or rewritten when nothing changed.
 """
@@ -138,9 +139,12 @@ def _ingest_source(
     if not tasks:
         return
     stop_reason: list[str] = []
-    with ThreadPoolExecutor(
-        max_workers=max(1, workers), thread_name_prefix=f"fetch-{source.name}"
-    ) as pool:
+    with (
+        ledger.batch(),
+        ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix=f"fetch-{source.name}"
+        ) as pool,
+    ):
         futures: dict[Future[list[DayOutcome]], FetchTask] = {
             pool.submit(_run_task, source, task, ctx, stop_reason): task for task in tasks
         }

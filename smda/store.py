@@ -12,6 +12,11 @@ never mixes. The ledger records, per staged day, the source files (name, size, S
 ETag/Last-Modified, ERA5 ``expver``…), the request, whether the data are provisional, and the
 history of replacements (an MSWEP NRT revision, ERA5T replaced by final ERA5). Every file —
 cache entry, staged day, ledger — is written atomically.
+
+A ledger is saved after every change, one record per line, each line encoded once; inside
+:meth:`Ledger.batch` (an ingest run) it is saved at most every :data:`SAVE_INTERVAL` seconds and
+at the end, so that staging a long range does not rewrite the whole ledger for every day (a
+record lost to a crash only makes the next run stage that day again).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -32,7 +39,19 @@ from smda.errors import MalformedFile
 from smda.grid import Grid
 from smda.iolock import HDF5_IO
 
-__all__ = ["DayRecord", "JsonMap", "Ledger", "RawFile", "Store", "region_key", "sha256_file"]
+__all__ = [
+    "SAVE_INTERVAL",
+    "DayRecord",
+    "JsonMap",
+    "Ledger",
+    "RawFile",
+    "Store",
+    "region_key",
+    "sha256_file",
+]
+
+SAVE_INTERVAL = 5.0
+"""Seconds between two saves of a ledger inside :meth:`Ledger.batch`."""
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -126,12 +145,16 @@ class DayRecord:
 
 
 class Ledger:
-    """Per-source JSON record of staged days (thread-safe; saved atomically)."""
+    """Per-source JSON record of staged days (thread-safe; saved atomically, see the module)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._days: dict[str, DayRecord] = {}
+        self._lines: dict[str, str] = {}  # day → its record as saved (encoded once)
+        self._batches = 0
+        self._dirty = False
+        self._saved_at = 0.0
         if path.exists():
             try:
                 raw = json.loads(path.read_text())
@@ -153,7 +176,7 @@ class Ledger:
             if record is None or record.checked_on == checked_on.isoformat():
                 return
             record.checked_on = checked_on.isoformat()
-            self._save()
+            self._changed(record.day)
 
     def mark_final(self, day: date, checked_on: date) -> None:
         """The provider confirmed ``day`` is final and unchanged: clear its provisional flag."""
@@ -164,7 +187,7 @@ class Ledger:
             record.provisional = False
             record.checked_on = checked_on.isoformat()
             record.history = [*record.history, {"finalised_on": checked_on.isoformat()}]
-            self._save()
+            self._changed(record.day)
 
     def days(self) -> list[date]:
         with self._lock:
@@ -186,11 +209,40 @@ class Ledger:
             elif old is not None:
                 record.history = old.history
             self._days[record.day] = record
-            self._save()
+            self._changed(record.day)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Inside the block, save at most every :data:`SAVE_INTERVAL` s; save at its end."""
+        with self._lock:
+            self._batches += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batches -= 1
+                if self._dirty and not self._batches:
+                    self._save()
+
+    def _changed(self, day: str) -> None:
+        """``day``'s record changed (the lock is held): save now, or soon inside a batch."""
+        self._lines.pop(day, None)
+        self._dirty = True
+        if self._batches and time.monotonic() - self._saved_at < SAVE_INTERVAL:
+            return
+        self._save()
 
     def _save(self) -> None:
-        payload = {"days": {k: asdict(v) for k, v in sorted(self._days.items())}}
-        atomic_write_bytes(self.path, json.dumps(payload, indent=1).encode())
+        lines = []
+        for day in sorted(self._days):
+            line = self._lines.get(day)
+            if line is None:
+                line = self._lines[day] = json.dumps(asdict(self._days[day]))
+            lines.append(f"  {json.dumps(day)}: {line}")
+        text = '{"days": {\n' + ",\n".join(lines) + "\n}}\n"
+        atomic_write_bytes(self.path, text.encode())
+        self._dirty = False
+        self._saved_at = time.monotonic()
 
 
 class Store:
@@ -257,7 +309,8 @@ class Store:
         )
         target = self.staged_path(source, day)
         encoding = {name: {"zlib": True, "complevel": 1} for name in data.data_vars}
-        with HDF5_IO, atomic_path(target) as tmp:
+        # the lock is released before atomic_path syncs and moves the file
+        with atomic_path(target) as tmp, HDF5_IO:
             data.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
         record = DayRecord(
             day=day.isoformat(),

@@ -15,6 +15,9 @@ One module per provider format; each reads both the real producer files
   the 0.1° global grid, orientation checked and normalised.
 - :mod:`smda.readers.ismn` — :func:`~smda.readers.ismn.read_ismn`: ISMN station downloads (folder
   or zip, every ISMN file format) as daily surface soil-moisture series.
+- :mod:`smda.readers.ncfile` — :func:`~smda.readers.ncfile.open_ncfile`: direct access to the
+  variables of a netCDF file (dims, attributes, raw values, a lone chunk as stored) for readers
+  that need one variable of a granule, not all of it decoded.
 
 Readers are pure parsing: no network and no writes (the ISMN reader extracts zip members into a
 directory the caller names). Every structural problem — not HDF5/netCDF, truncated, missing group
@@ -84,6 +87,7 @@ def open_netcdf(
     *,
     name: str | None = None,
     decode_times: bool = True,
+    raw: bool = False,
 ) -> Iterator[xr.Dataset]:
     """Open a netCDF-3 or netCDF-4 file (a path, or the bytes of a ZIP member) with xarray.
 
@@ -101,6 +105,8 @@ def open_netcdf(
         How to name the file in error messages (default: the path).
     decode_times:
         Passed to :func:`xarray.open_dataset`.
+    raw:
+        No CF decoding at all (``decode_cf=False``): values as stored, fill not masked.
 
     Raises
     ------
@@ -128,7 +134,8 @@ def open_netcdf(
     elif kind == "cdf5":
         options = {"engine": "netcdf4"}
     try:
-        ds = xr.open_dataset(handle, decode_times=decode_times, **options)  # type: ignore[arg-type]
+        decoding = {"decode_cf": False} if raw else {"decode_times": decode_times}
+        ds = xr.open_dataset(handle, **decoding, **options)  # type: ignore[arg-type]
     except NETCDF_ERRORS as exc:
         raise malformed(
             label, f"cannot be opened as {kind} netCDF (truncated or corrupt?): {exc}"

@@ -18,15 +18,26 @@ flipped. Longitude stays −179.875 … 179.875. A spatial subset of the global 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
 from smda.iolock import serialized
-from smda.readers import NETCDF_ERRORS, malformed, open_netcdf
+from smda.readers import malformed
+from smda.readers.ncfile import (
+    CF_DECODING,
+    NcFile,
+    StoredChunk,
+    decode_cf_time,
+    decode_values,
+    open_ncfile,
+    unpack,
+)
 
 __all__ = ["GLDAS_RES", "VARIABLE", "gldas_time", "open_gldas"]
 
@@ -39,29 +50,17 @@ _FILL = -9999.0
 _TOL = 1e-4
 
 
-def _decode_time(raw: xr.Dataset, label: str) -> np.datetime64:
+def _decode_time(nc: NcFile) -> np.datetime64:
     """The granule's single valid time (UTC) from ``time`` and its units."""
-    if "time" not in raw.variables:
-        raise malformed(label, "no time variable")
-    var = raw["time"]
-    units = str(var.attrs.get("units", "")).strip()
-    values = np.atleast_1d(np.asarray(var.values, dtype=np.float64))
+    if "time" not in nc:
+        raise malformed(nc.label, "no time variable")
+    values = np.atleast_1d(nc.read("time"))
     if values.size != 1:
-        raise malformed(label, f"expected one time step, found {values.size}")
-    step, sep, origin = units.partition(" since ")
-    scale = {"minutes": "min", "hours": "h", "seconds": "s", "days": "D"}.get(step.strip())
-    if not sep or scale is None:
-        raise malformed(
-            label, f"time units {var.attrs.get('units')!r} are not '<unit> since <date>'"
-        )
-    try:
-        reference = pd.Timestamp(origin.strip())
-    except ValueError as exc:
-        raise malformed(label, f"time units {units!r} have an unreadable reference date") from exc
-    if reference.tzinfo is not None:
-        reference = reference.tz_convert("UTC").tz_localize(None)
-    moment = reference + pd.to_timedelta(float(values[0]), unit=scale)
-    return np.datetime64(moment.to_datetime64(), "ns")
+        raise malformed(nc.label, f"expected one time step, found {values.size}")
+    attrs = nc.attrs("time", ("units", "calendar"))
+    units = str(attrs.get("units", ""))
+    moment = decode_cf_time(values, units, nc.label, str(attrs.get("calendar", "standard")))
+    return np.datetime64(moment.reshape(-1)[0], "ns")
 
 
 def _check_axis(values: np.ndarray, name: str, label: str) -> None:
@@ -80,9 +79,58 @@ def _check_axis(values: np.ndarray, name: str, label: str) -> None:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class _Loaded:
+    """What a granule holds for :func:`open_gldas`, the field still as stored."""
+
+    field: StoredChunk | npt.NDArray[Any]
+    dims: tuple[str, ...]
+    sizes: dict[str, int]
+    attrs: dict[str, Any]
+    moment: np.datetime64
+    lat: npt.NDArray[np.float64]
+    lon: npt.NDArray[np.float64]
+
+
 @serialized
+def _load(path: str | os.PathLike[str], label: str) -> _Loaded:
+    """Read what :func:`open_gldas` needs (under the HDF5 lock; decompression comes later)."""
+    with open_ncfile(path, name=label) as nc:
+        if VARIABLE not in nc:
+            raise malformed(label, f"no variable {VARIABLE} (variables: {sorted(nc.variables())})")
+        dims = nc.dims(VARIABLE)
+        sizes = dict(zip(dims, nc.shape(VARIABLE), strict=True))
+        extra = [d for d in dims if d not in ("lat", "lon")]
+        if not {"lat", "lon"} <= set(dims) or any(sizes[d] != 1 for d in extra):
+            raise malformed(label, f"{VARIABLE} must be (time=1, lat, lon), got {sizes}")
+        return _Loaded(
+            field=nc.read_stored(VARIABLE),
+            dims=dims,
+            sizes=sizes,
+            attrs=nc.attrs(VARIABLE, (*CF_DECODING, "units")),
+            moment=_decode_time(nc),
+            lat=np.asarray(nc.read("lat"), dtype=np.float64) if "lat" in nc else np.empty(0),
+            lon=np.asarray(nc.read("lon"), dtype=np.float64) if "lon" in nc else np.empty(0),
+        )
+
+
+def _field(loaded: _Loaded) -> npt.NDArray[np.float32]:
+    """``SoilMoi0_10cm_inst`` as (lat, lon) float32 in the file's units, fill → NaN."""
+    kept = [d for d in loaded.dims if d in ("lat", "lon")]
+    raw = unpack(loaded.field).reshape([loaded.sizes[d] for d in kept])
+    if kept != ["lat", "lon"]:
+        raw = raw.T
+    values = decode_values(raw, loaded.attrs, copy=False)
+    values[values == np.float32(_FILL)] = np.nan  # the product's fill, declared or not
+    return values
+
+
 def open_gldas(path: str | os.PathLike[str]) -> xr.DataArray:
     """Read a GLDAS Noah granule's 0–10 cm soil moisture in m3 m-3.
+
+    Only ``SoilMoi0_10cm_inst``, ``lat``, ``lon`` and ``time`` are read (directly, through
+    :mod:`smda.readers.ncfile`): the other variables of a full granule are not decoded, and
+    the field's chunk is decompressed after the HDF5 lock is released.
 
     Parameters
     ----------
@@ -104,31 +152,15 @@ def open_gldas(path: str | os.PathLike[str]) -> xr.DataArray:
         undecodable time.
     """
     label = os.fspath(path)
-    with open_netcdf(Path(path), name=label, decode_times=False) as raw:
-        if VARIABLE not in raw.data_vars:
-            raise malformed(
-                label, f"no variable {VARIABLE} (variables: {sorted(map(str, raw.data_vars))})"
-            )
-        var = raw[VARIABLE]
-        extra = [d for d in var.dims if d not in ("lat", "lon")]
-        if set(var.dims) < {"lat", "lon"} or any(var.sizes[d] != 1 for d in extra):
-            raise malformed(label, f"{VARIABLE} must be (time=1, lat, lon), got {dict(var.sizes)}")
-        moment = _decode_time(raw, label)
-        lat = np.asarray(raw["lat"].values, dtype=np.float64)
-        lon = np.asarray(raw["lon"].values, dtype=np.float64)
-        try:
-            values = np.asarray(var.isel({d: 0 for d in extra}).transpose("lat", "lon").values)
-        except NETCDF_ERRORS as exc:
-            raise malformed(
-                label, f"{VARIABLE} cannot be read (truncated or corrupt?): {exc}"
-            ) from exc
-        units = str(var.attrs.get("units", "")).strip()
+    loaded = _load(path, label)
+    values, lat, lon, moment = _field(loaded), loaded.lat, loaded.lon, loaded.moment
+    units = str(loaded.attrs.get("units", "")).strip()
     _check_axis(lat, "lat", label)
     _check_axis(lon, "lon", label)
+    if lat.size != values.shape[0] or lon.size != values.shape[1]:
+        raise malformed(label, f"unexpected grid: lat/lon sizes do not match {VARIABLE}")
     if units.replace(" ", "") not in ("kgm-2", "kg/m2", "kgm**-2"):
         raise malformed(label, f"{VARIABLE} has units {units!r}, expected 'kg m-2'")
-    values = values.astype(np.float32)
-    values[values == np.float32(_FILL)] = np.nan
     values /= np.float32(_KG_M2_PER_M3_M3)
     if lat.size > 1 and lat[1] > lat[0]:
         lat, values = lat[::-1], values[::-1]
@@ -159,7 +191,7 @@ def gldas_time(path: str | os.PathLike[str]) -> datetime:
         Not netCDF, truncated/corrupt, or no decodable single time step.
     """
     label = os.fspath(path)
-    with open_netcdf(Path(path), name=label, decode_times=False) as raw:
-        moment = _decode_time(raw, label)
+    with open_ncfile(path, name=label) as nc:
+        moment = _decode_time(nc)
     result: datetime = pd.Timestamp(moment).to_pydatetime()
     return result

@@ -20,14 +20,25 @@ The fill value is masked to NaN. The time is decoded from the file's own units (
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
+from smda.errors import MalformedFile
 from smda.iolock import serialized
-from smda.readers import NETCDF_ERRORS, malformed, open_netcdf
+from smda.readers import malformed
+from smda.readers.ncfile import (
+    CF_DECODING,
+    NcFile,
+    StoredChunk,
+    decode_cf_time,
+    decode_values,
+    open_ncfile,
+    unpack,
+)
 
 __all__ = ["LATITUDE", "LONGITUDE", "MSWEP_RES", "SHAPE", "VARIABLE", "open_mswep"]
 
@@ -42,11 +53,68 @@ _TOL = 1e-3
 _NAMES = {"lat": ("lat", "latitude"), "lon": ("lon", "longitude")}
 
 
-def _dim(var: xr.DataArray, axis: str, label: str) -> str:
+def _dim(dims: tuple[str, ...], axis: str, label: str) -> str:
     for name in _NAMES[axis]:
-        if name in var.dims:
+        if name in dims:
             return name
-    raise malformed(label, f"{VARIABLE} has no {axis} dimension (dims {var.dims})")
+    raise malformed(label, f"{VARIABLE} has no {axis} dimension (dims {dims})")
+
+
+def _time(nc: NcFile) -> np.datetime64 | None:
+    """The file's single time (datetime64[ns]), None if it has none or it is not decodable."""
+    if "time" not in nc or int(np.prod(nc.shape("time"))) != 1:
+        return None
+    attrs = nc.attrs("time", ("units", "calendar"))
+    try:
+        moment = decode_cf_time(
+            nc.read("time"), str(attrs.get("units", "")), nc.label, str(attrs.get("calendar", ""))
+        )
+    except MalformedFile:
+        return None
+    return np.datetime64(moment.reshape(-1)[0], "ns")
+
+
+@dataclass(frozen=True, eq=False)
+class _Loaded:
+    """What a daily file holds for :func:`open_mswep`, the field still as stored."""
+
+    field: StoredChunk | npt.NDArray[Any]
+    kept: list[str]  # the field's lat/lon dims in storage order
+    sizes: dict[str, int]
+    attrs: dict[str, Any]
+    time: np.datetime64 | None
+    lat: npt.NDArray[np.float64]
+    lon: npt.NDArray[np.float64]
+
+
+@serialized
+def _load(path: str | os.PathLike[str], label: str) -> _Loaded:
+    """Read what :func:`open_mswep` needs (under the HDF5 lock; decompression comes later)."""
+    with open_ncfile(path, name=label) as nc:
+        if VARIABLE not in nc:
+            raise malformed(label, f"no variable {VARIABLE} (variables: {sorted(nc.variables())})")
+        dims = nc.dims(VARIABLE)
+        lat_dim, lon_dim = _dim(dims, "lat", label), _dim(dims, "lon", label)
+        sizes = dict(zip(dims, nc.shape(VARIABLE), strict=True))
+        if any(sizes[d] != 1 for d in dims if d not in (lat_dim, lon_dim)):
+            raise malformed(label, f"{VARIABLE} must be one daily field, got sizes {sizes}")
+        return _Loaded(
+            field=nc.read_stored(VARIABLE),
+            kept=[d for d in dims if d in (lat_dim, lon_dim)],
+            sizes=sizes,
+            attrs=nc.attrs(VARIABLE, (*CF_DECODING, "units")),
+            time=_time(nc),
+            lat=np.asarray(nc.read(lat_dim), dtype=np.float64) if lat_dim in nc else np.empty(0),
+            lon=np.asarray(nc.read(lon_dim), dtype=np.float64) if lon_dim in nc else np.empty(0),
+        )
+
+
+def _field(loaded: _Loaded) -> npt.NDArray[np.float32]:
+    """The field as (lat, lon) float32 in the file's units, fill → NaN."""
+    raw = unpack(loaded.field).reshape([loaded.sizes[d] for d in loaded.kept])
+    if loaded.kept[0] not in _NAMES["lat"]:
+        raw = raw.T
+    return decode_values(raw, loaded.attrs, copy=False)
 
 
 def _order(
@@ -73,9 +141,10 @@ def _order(
     return order
 
 
-@serialized
 def open_mswep(path: str | os.PathLike[str]) -> xr.DataArray:
     """Read one MSWEP daily file as precipitation on the 0.1° global grid.
+
+    The field's chunk is decompressed after the HDF5 lock is released (:mod:`smda.readers.ncfile`).
 
     Parameters
     ----------
@@ -96,33 +165,12 @@ def open_mswep(path: str | os.PathLike[str]) -> xr.DataArray:
         that is not the 0.1° global grid.
     """
     label = os.fspath(path)
-    with open_netcdf(Path(path), name=label) as raw:
-        if VARIABLE not in raw.data_vars:
-            raise malformed(
-                label, f"no variable {VARIABLE} (variables: {sorted(map(str, raw.data_vars))})"
-            )
-        var = raw[VARIABLE]
-        lat_dim, lon_dim = _dim(var, "lat", label), _dim(var, "lon", label)
-        extra = [d for d in var.dims if d not in (lat_dim, lon_dim)]
-        if any(var.sizes[d] != 1 for d in extra):
-            raise malformed(
-                label, f"{VARIABLE} must be one daily field, got sizes {dict(var.sizes)}"
-            )
-        time = None
-        if "time" in raw.variables and raw["time"].size == 1:
-            time = np.asarray(raw["time"].values).reshape(())
-        lat = np.asarray(raw[lat_dim].values, dtype=np.float64)
-        lon = np.asarray(raw[lon_dim].values, dtype=np.float64)
-        units = str(var.attrs.get("units", "mm/d"))
-        try:
-            values = np.asarray(var.isel({d: 0 for d in extra}).transpose(lat_dim, lon_dim).values)
-        except NETCDF_ERRORS as exc:
-            raise malformed(
-                label, f"{VARIABLE} cannot be read (truncated or corrupt?): {exc}"
-            ) from exc
+    loaded = _load(path, label)
+    lat, lon, time = loaded.lat, loaded.lon, loaded.time
+    units = str(loaded.attrs.get("units", "mm/d"))
     lat_order = _order(lat, LATITUDE, "latitude", label)
     lon_order = _order((lon + 180.0) % 360.0 - 180.0, LONGITUDE, "longitude", label)
-    values = values.astype(np.float32, copy=False)
+    values = _field(loaded)
     if np.any(lat_order != np.arange(lat_order.size)):
         values = values[lat_order]
     if np.any(lon_order != np.arange(lon_order.size)):
@@ -131,8 +179,8 @@ def open_mswep(path: str | os.PathLike[str]) -> xr.DataArray:
         "lat": ("lat", LATITUDE.copy(), {"units": "degrees_north"}),
         "lon": ("lon", LONGITUDE.copy(), {"units": "degrees_east"}),
     }
-    if time is not None and np.issubdtype(time.dtype, np.datetime64):
-        coords["time"] = time.astype("datetime64[ns]")
+    if time is not None:
+        coords["time"] = time
     return xr.DataArray(
         np.ascontiguousarray(values),
         dims=("lat", "lon"),

@@ -17,7 +17,8 @@ datasets are not read (they are −9999 where nothing was retrieved): use the gr
 Only the datasets a pass needs are read (a global M09 granule reads in a fraction of a second):
 ``soil_moisture``, ``retrieval_qual_flag``, ``surface_flag`` and ``tb_time_seconds``; with
 ``extras=True`` also ``soil_moisture_error``, ``freeze_thaw_fraction`` and
-``surface_temperature``.
+``surface_temperature``. ``rows=`` reads a band of whole grid rows only: the producer stores
+one row per HDF5 chunk, so a regional read decompresses the region's rows and nothing else.
 
 Flag semantics
 --------------
@@ -179,12 +180,17 @@ class SmapPass:
 
 @dataclass(frozen=True, eq=False)
 class SmapGranule:
-    """An L3 granule: its EASE-Grid 2.0 grid, UTC day and passes (``"AM"``, and ``"PM"`` if present)."""
+    """An L3 granule: its EASE-Grid 2.0 grid, UTC day and passes (``"AM"``, and ``"PM"`` if present).
+
+    ``first_row`` is the grid row of the passes' first array row: 0 when the whole grid was
+    read, the start of the band when it was read with ``rows=``.
+    """
 
     grid: EaseGrid
     day: date
     passes: dict[str, SmapPass]
     path: Path
+    first_row: int = 0
 
 
 def _text(value: object) -> str:
@@ -226,9 +232,11 @@ def _flag_bits(dataset: h5py.Dataset) -> dict[str, int]:
     return {_PREFIX.sub("", name): mask for name, mask in zip(meanings, masks, strict=True)}
 
 
-def _read(group: h5py.Group, name: str, path: Path) -> npt.NDArray[np.generic]:
+def _read(
+    group: h5py.Group, name: str, path: Path, rows: slice | None = None
+) -> npt.NDArray[np.generic]:
     try:
-        values = group[name][()]
+        values = group[name][() if rows is None else rows]
     except KeyError as exc:
         raise malformed(path, f"group {group.name} has no dataset {name}") from exc
     except (OSError, RuntimeError, ValueError) as exc:
@@ -244,13 +252,15 @@ def _floats[F: np.floating[Any]](values: npt.NDArray[np.generic], dtype: type[F]
     return out
 
 
-def _read_pass(group: h5py.Group, suffix: str, extras: bool, path: Path) -> SmapPass:
-    arrays = {name: _read(group, name + suffix, path) for name in _REQUIRED}
+def _read_pass(
+    group: h5py.Group, suffix: str, extras: bool, path: Path, rows: slice | None = None
+) -> SmapPass:
+    arrays = {name: _read(group, name + suffix, path, rows) for name in _REQUIRED}
     optional: dict[str, npt.NDArray[np.float32] | None] = dict.fromkeys(_EXTRAS)
     if extras:
         for name in _EXTRAS:
             if name + suffix in group:
-                optional[name] = _floats(_read(group, name + suffix, path), np.float32)
+                optional[name] = _floats(_read(group, name + suffix, path, rows), np.float32)
     shapes = {a.shape for a in arrays.values()} | {
         a.shape for a in optional.values() if a is not None
     }
@@ -267,7 +277,9 @@ def _read_pass(group: h5py.Group, suffix: str, extras: bool, path: Path) -> Smap
 
 
 @serialized
-def read_spl3smp(path: str | os.PathLike[str], *, extras: bool = False) -> SmapGranule:
+def read_spl3smp(
+    path: str | os.PathLike[str], *, extras: bool = False, rows: slice | None = None
+) -> SmapGranule:
     """Read an SPL3SMP or SPL3SMP_E granule (early single-group or current AM/PM layout).
 
     Parameters
@@ -276,13 +288,18 @@ def read_spl3smp(path: str | os.PathLike[str], *, extras: bool = False) -> SmapG
         The ``.h5`` granule.
     extras:
         Also read ``soil_moisture_error``, ``freeze_thaw_fraction`` and ``surface_temperature``.
+    rows:
+        Read only these grid rows (a ``slice`` with step 1; full width): every array of the
+        passes is then (band rows, grid columns) and ``first_row`` says where the band starts.
+        Default: the whole grid.
 
     Returns
     -------
     SmapGranule
         ``grid`` (M36 or M09, by shape), ``day`` (UTC, from ``Metadata/Extent`` or the file
-        name) and ``passes``: ``{"AM": SmapPass}`` for an early granule, ``{"AM", "PM"}`` for a
-        current one (a current granule missing one of the groups returns the other).
+        name), ``passes``: ``{"AM": SmapPass}`` for an early granule, ``{"AM", "PM"}`` for a
+        current one (a current granule missing one of the groups returns the other), and
+        ``first_row``.
 
     Raises
     ------
@@ -298,32 +315,56 @@ def read_spl3smp(path: str | os.PathLike[str], *, extras: bool = False) -> SmapG
             path, f"cannot be opened as HDF5 (not HDF5, truncated or corrupt): {exc}"
         ) from exc
     with root:
-        if EARLY_GROUP in root:
-            layout = {"AM": (root[EARLY_GROUP], "")}
-        else:
-            layout = {
-                p: (root[g], "_pm" if p == "PM" else "") for p, g in GROUPS.items() if g in root
-            }
-        if not layout:
-            raise malformed(
-                path,
-                f"no retrieval group ({EARLY_GROUP} or {' / '.join(GROUPS.values())}); "
-                f"root holds {sorted(root)}",
-            )
+        layout = _layout(root, path)
+        grid = _grid_of(layout, path)
+        band = None if rows is None else _band(rows, grid, path)
         passes = {
-            name: _read_pass(group, suffix, extras, path)
+            name: _read_pass(group, suffix, extras, path, band)
             for name, (group, suffix) in layout.items()
         }
         day = _day(root, path)
-    shape = next(iter(passes.values())).soil_moisture.shape
-    grid = _GRIDS.get(shape)
-    if grid is None or any(p.soil_moisture.shape != shape for p in passes.values()):
+    first_row = 0 if band is None else int(band.start)
+    return SmapGranule(grid=grid, day=day, passes=passes, path=path, first_row=first_row)
+
+
+def _layout(root: h5py.File, path: Path) -> dict[str, tuple[h5py.Group, str]]:
+    """Pass name → (retrieval group, dataset name suffix) of either layout."""
+    if EARLY_GROUP in root:
+        return {"AM": (root[EARLY_GROUP], "")}
+    layout = {p: (root[g], "_pm" if p == "PM" else "") for p, g in GROUPS.items() if g in root}
+    if not layout:
         raise malformed(
             path,
-            f"unexpected grid: arrays of shape {[p.soil_moisture.shape for p in passes.values()]} "
+            f"no retrieval group ({EARLY_GROUP} or {' / '.join(GROUPS.values())}); "
+            f"root holds {sorted(root)}",
+        )
+    return layout
+
+
+def _grid_of(layout: Mapping[str, tuple[h5py.Group, str]], path: Path) -> EaseGrid:
+    """The EASE grid of the passes, from the shape of their ``soil_moisture`` datasets."""
+    shapes = []
+    for group, suffix in layout.values():
+        dataset = group.get("soil_moisture" + suffix)
+        if not isinstance(dataset, h5py.Dataset):
+            raise malformed(path, f"group {group.name} has no dataset soil_moisture{suffix}")
+        shapes.append(tuple(dataset.shape))
+    grid = _GRIDS.get(shapes[0])
+    if grid is None or any(shape != shapes[0] for shape in shapes):
+        raise malformed(
+            path,
+            f"unexpected grid: arrays of shape {shapes} "
             f"are neither EASE-Grid 2.0 M36 {M36.shape} nor M09 {M09.shape}",
         )
-    return SmapGranule(grid=grid, day=day, passes=passes, path=path)
+    return grid
+
+
+def _band(rows: slice, grid: EaseGrid, path: Path) -> slice:
+    """``rows`` as an explicit ``start:stop`` slice inside the grid."""
+    start, stop, step = rows.indices(grid.nrows)
+    if step != 1 or stop <= start:
+        raise ValueError(f"rows must be a non-empty slice with step 1, got {rows} for {path}")
+    return slice(start, stop)
 
 
 @serialized

@@ -4,10 +4,18 @@
 what ``earthaccess.download`` lacks: a timeout on every request, a size check against the CMR
 metadata, an integrity check of the file, and an atomic move into the raw cache. Errors are
 classified (EULA not accepted and bad credentials fail fast; 5xx/429/timeouts are retried).
+
+Searches are few: the tasks of one month share one granule search (:func:`batch_search`), and
+"what is the newest granule" asks CMR for one granule, newest first (``sort_key=-start_date``).
+Integrity: when the granule's UMM-G record carries a checksum (``Checksum`` of its
+``ArchiveAndDistributionInformation``: MD5 or SHA-1/256/384/512, as some DAACs publish), the
+download is hashed while it streams and compared with it; only without one is the file decoded
+(the source's ``check``) to prove it intact.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -28,10 +36,18 @@ from smda.errors import (
     TransientError,
 )
 from smda.retry import classify, retry_call
-from smda.sources.base import IngestContext
-from smda.store import RawFile, sha256_file
+from smda.sources.base import FetchTask, IngestContext
+from smda.store import RawFile
 
-__all__ = ["download_granule", "granule_size", "granule_url", "login", "search"]
+__all__ = [
+    "batch_search",
+    "download_granule",
+    "granule_checksum",
+    "granule_size",
+    "granule_url",
+    "login",
+    "search",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -74,21 +90,36 @@ def login(ctx: IngestContext) -> Any:
     return ctx.memo("earthdata-auth", do_login)
 
 
-def search(ctx: IngestContext, short_name: str, version: str, start: date, end: date) -> list[Any]:
-    """Granules of a collection whose time range intersects the UTC days [start, end]."""
+def search(
+    ctx: IngestContext,
+    short_name: str,
+    version: str,
+    start: date,
+    end: date,
+    *,
+    newest_first: bool = False,
+    count: int = -1,
+) -> list[Any]:
+    """Granules of a collection whose time range intersects the UTC days [start, end].
+
+    ``newest_first`` sorts by start time, newest first (CMR ``sort_key=-start_date``);
+    ``count`` > 0 fetches at most that many granules (all by default).
+    """
     import earthaccess
 
     login(ctx)
     b = ctx.grid.bounds
-    bbox = (b.west, b.south, b.east, b.north)
+    options: dict[str, Any] = {"sort_key": "-start_date"} if newest_first else {}
 
     def run() -> list[Any]:
         return list(
             earthaccess.search_data(
+                count=count,
                 short_name=short_name,
                 version=version,
                 temporal=(f"{start.isoformat()}T00:00:00Z", f"{end.isoformat()}T23:59:59Z"),
-                bounding_box=bbox,
+                bounding_box=(b.west, b.south, b.east, b.north),
+                **options,
             )
         )
 
@@ -100,6 +131,22 @@ def search(ctx: IngestContext, short_name: str, version: str, start: date, end: 
     )
 
 
+def batch_search(ctx: IngestContext, task: FetchTask, short_name: str, version: str) -> list[Any]:
+    """The granules of the runs of consecutive days around ``task``'s days (:attr:`FetchTask.windows`):
+    one search per run, shared by the tasks of the batch. Filter the result by ``task.days``."""
+    granules: list[Any] = []
+    for first, last in task.windows:
+
+        def run(first: date = first, last: date = last) -> list[Any]:
+            return search(ctx, short_name, version, first, last)
+
+        if task.batch is None:
+            granules += run()
+        else:
+            granules += task.batch.shared(f"cmr:{short_name}:{version}:{first}:{last}", run)
+    return granules
+
+
 def granule_url(granule: Any) -> str:
     links = [u["URL"] for u in granule["umm"].get("RelatedUrls", []) if u.get("Type") == "GET DATA"]
     if not links:
@@ -107,10 +154,76 @@ def granule_url(granule: Any) -> str:
     return str(links[0])
 
 
-def granule_size(granule: Any) -> int | None:
+def _file_info(granule: Any) -> list[dict[str, Any]]:
+    """The granule's file entries, the downloaded file's own entry (by name) first."""
     info = granule["umm"].get("DataGranule", {}).get("ArchiveAndDistributionInformation", [])
-    sizes = [i.get("SizeInBytes") for i in info if i.get("SizeInBytes") is not None]
+    if isinstance(info, dict):
+        info = [info]
+    try:
+        name = granule_url(granule).rsplit("/", 1)[-1]
+    except MalformedFile:
+        return list(info)
+    return sorted(info, key=lambda i: i.get("Name") != name)
+
+
+def granule_size(granule: Any) -> int | None:
+    sizes = [i["SizeInBytes"] for i in _file_info(granule) if i.get("SizeInBytes") is not None]
     return int(sizes[0]) if sizes else None
+
+
+#: UMM-G checksum algorithm → hashlib name (the others, e.g. Adler-32, are not verified)
+_HASHES = {
+    "MD5": "md5",
+    "SHA-1": "sha1",
+    "SHA-256": "sha256",
+    "SHA-384": "sha384",
+    "SHA-512": "sha512",
+}
+
+
+def granule_checksum(granule: Any) -> tuple[str, str] | None:
+    """(hashlib algorithm, lower-case hex digest) of the file from its UMM-G ``Checksum``.
+
+    None when the record has no checksum, or one of an algorithm smda does not verify.
+    """
+    for info in _file_info(granule)[:1]:
+        checksum = info.get("Checksum") or {}
+        algorithm = _HASHES.get(str(checksum.get("Algorithm", "")).upper())
+        value = str(checksum.get("Value", "")).strip().lower()
+        if algorithm and value:
+            return algorithm, value
+    return None
+
+
+class _Digests:
+    """SHA-256 (recorded in the ledger) and the granule's checksum, computed in one pass."""
+
+    def __init__(self, checksum: tuple[str, str] | None) -> None:
+        self.checksum = checksum
+        names = {"sha256"} | ({checksum[0]} if checksum else set())
+        self._hashes = {n: hashlib.new(n, usedforsecurity=False) for n in names}
+
+    def update(self, chunk: bytes) -> None:
+        for h in self._hashes.values():
+            h.update(chunk)
+
+    def update_from(self, path: Path) -> _Digests:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                self.update(block)
+        return self
+
+    @property
+    def sha256(self) -> str:
+        return self._hashes["sha256"].hexdigest()
+
+    def mismatch(self) -> str | None:
+        """Why the file is not the one CMR describes (None: it is, or there is no checksum)."""
+        if self.checksum is None:
+            return None
+        algorithm, expected = self.checksum
+        got = self._hashes[algorithm].hexdigest()
+        return None if got == expected else f"{algorithm} {got}, CMR says {expected}"
 
 
 def granule_day(granule: Any) -> date:
@@ -126,57 +239,87 @@ def download_granule(
     check: Callable[[Path], None],
     provisional: bool = False,
 ) -> RawFile:
-    """Download one granule into ``dest`` with timeout, size and integrity checks (atomic)."""
-    import earthaccess
+    """Download one granule into ``dest`` with timeout, size and integrity checks (atomic).
 
+    Integrity is the UMM-G checksum when the record has one, else ``check`` (which decodes the
+    file and raises :class:`MalformedFile` if it is not intact). A cached file that passes the
+    same checks is not downloaded again.
+    """
     url = granule_url(granule)
     name = url.rsplit("/", 1)[-1]
     target = dest / name
     expected = granule_size(granule)
+    checksum = granule_checksum(granule)
     if target.exists() and (expected is None or target.stat().st_size == expected):
+        digests = _Digests(checksum).update_from(target)
         try:
-            check(target)
-            return _raw(target, url, provisional)
+            _verify(target, digests, check)
+            return _raw(target, url, provisional, digests.sha256)
         except MalformedFile:
             LOG.warning("cached %s is corrupt; downloading it again", target)
 
     def fetch() -> RawFile:
-        session: requests.Session = earthaccess.get_requests_https_session()
-        with session.get(url, stream=True, timeout=TIMEOUT, allow_redirects=True) as response:
-            if response.status_code == 404:
-                raise NotYetAvailable(f"{name} is not published yet (404)")
-            if response.status_code >= 400:
-                # read the body now: it says why (e.g. an EULA to accept)
-                raise requests.HTTPError(
-                    f"{response.status_code} {response.reason} for {url}\n{response.text[:500]}",
-                    response=response,
-                )
-            with atomic_path(target) as tmp:
-                with tmp.open("wb") as fh:
-                    for chunk in response.iter_content(1 << 20):
-                        fh.write(chunk)
-                size = tmp.stat().st_size
-                if expected is not None and size != expected:
-                    raise TransientError(
-                        f"{name}: got {size} bytes, CMR says {expected}: truncated transfer"
-                    )
-                try:
-                    check(tmp)
-                except MalformedFile as exc:
-                    raise TransientError(f"{name} arrived corrupt ({exc}); retrying") from exc
-        return _raw(target, url, provisional)
+        return _fetch(url, target, expected, checksum, check, provisional)
 
     return retry_call(
         fetch, what=f"download {name}", policy=ctx.policy, classify_error=classify_earthdata
     )
 
 
-def _raw(path: Path, url: str, provisional: bool) -> RawFile:
+def _verify(path: Path, digests: _Digests, check: Callable[[Path], None]) -> None:
+    """MalformedFile unless ``path`` matches the checksum (or, without one, passes ``check``)."""
+    if digests.checksum is None:
+        check(path)
+    elif (problem := digests.mismatch()) is not None:
+        raise MalformedFile(f"{path.name}: checksum mismatch: {problem}")
+
+
+def _fetch(
+    url: str,
+    target: Path,
+    expected: int | None,
+    checksum: tuple[str, str] | None,
+    check: Callable[[Path], None],
+    provisional: bool,
+) -> RawFile:
+    """One download attempt of ``url`` into ``target`` (module docstring: the checks)."""
+    import earthaccess
+
+    name = target.name
+    session: requests.Session = earthaccess.get_requests_https_session()
+    with session.get(url, stream=True, timeout=TIMEOUT, allow_redirects=True) as response:
+        if response.status_code == 404:
+            raise NotYetAvailable(f"{name} is not published yet (404)")
+        if response.status_code >= 400:
+            # read the body now: it says why (e.g. an EULA to accept)
+            raise requests.HTTPError(
+                f"{response.status_code} {response.reason} for {url}\n{response.text[:500]}",
+                response=response,
+            )
+        digests = _Digests(checksum)
+        with atomic_path(target) as tmp:
+            with tmp.open("wb") as fh:
+                for chunk in response.iter_content(1 << 20):
+                    fh.write(chunk)
+                    digests.update(chunk)
+            size = tmp.stat().st_size
+            if expected is not None and size != expected:
+                raise TransientError(
+                    f"{name}: got {size} bytes, CMR says {expected}: truncated transfer"
+                )
+            try:
+                _verify(tmp, digests, check)
+            except MalformedFile as exc:
+                raise TransientError(f"{name} arrived corrupt ({exc}); retrying") from exc
+    return _raw(target, url, provisional, digests.sha256)
+
+
+def _raw(path: Path, url: str, provisional: bool, sha256: str) -> RawFile:
     return RawFile(
         path=path,
         name=path.name,
         size=path.stat().st_size,
-        sha256=sha256_file(path),
+        sha256=sha256,
         version=path.stem.rsplit("_", 1)[-1] if path.suffix == ".h5" else "",
         url=url,
         provisional=provisional,
@@ -186,6 +329,8 @@ def _raw(path: Path, url: str, provisional: bool) -> RawFile:
 def newest_granule_day(
     ctx: IngestContext, short_name: str, version: str, lookback: int = 10
 ) -> date | None:
-    granules = search(ctx, short_name, version, ctx.today - timedelta(days=lookback), ctx.today)
+    """Day of the newest granule published in the last ``lookback`` days (one CMR item)."""
+    start = ctx.today - timedelta(days=lookback)
+    granules = search(ctx, short_name, version, start, ctx.today, newest_first=True, count=1)
     days = [granule_day(g) for g in granules]
     return max(days) if days else None

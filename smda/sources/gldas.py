@@ -1,9 +1,9 @@
 """GLDAS Noah 0.25° 3-hourly soil moisture (``GLDAS_NOAH025_3H`` 2.1) via earthaccess.
 
 A training-label product (latency 1.5–4 months, never an operational input): the eight
-3-hourly granules of a day are downloaded with size and netCDF checks, ``SoilMoi0_10cm_inst``
-(kg m-2) is converted to m3 m-3 (÷ 100 for the 0–10 cm layer), and the daily mean is staged on
-the grid.
+3-hourly granules of a day (found by one CMR search per month) are downloaded with size and
+integrity checks (the CMR checksum, or a netCDF read), ``SoilMoi0_10cm_inst`` (kg m-2) is
+converted to m3 m-3 (÷ 100 for the 0–10 cm layer), and the daily mean is staged on the grid.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ import xarray as xr
 
 from smda.readers.gldas import open_gldas
 from smda.sources.base import FetchTask, IngestContext, Source
-from smda.sources.earthdata import download_granule, granule_day, newest_granule_day, search
+from smda.sources.earthdata import (
+    batch_search,
+    download_granule,
+    granule_day,
+    newest_granule_day,
+)
 from smda.staging.labels import gldas_daily
 from smda.store import RawFile
 
@@ -41,7 +46,7 @@ class GldasSource(Source):
         return newest_granule_day(ctx, self.short_name, self.version, lookback=120)
 
     def fetch(self, task: FetchTask, ctx: IngestContext) -> dict[date, list[RawFile]]:
-        granules = search(ctx, self.short_name, self.version, task.days[0], task.days[-1])
+        granules = batch_search(ctx, task, self.short_name, self.version)
         out: dict[date, list[RawFile]] = defaultdict(list)
         for granule in granules:
             day = granule_day(granule)

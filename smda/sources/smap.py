@@ -1,9 +1,10 @@
 """SMAP L3 radiometer soil moisture (``SPL3SMP_E`` 9 km, or ``SPL3SMP`` 36 km) via earthaccess.
 
-Per day: search CMR for the day's granule (the highest production counter ``_NNN`` wins),
-download it with size and HDF5 checks, read the AM and PM retrievals with their flags, keep
-recommended-quality retrievals only (frozen, snow and water cells excluded), and bin them from
-EASE-Grid 2.0 onto the 0.25° grid (mean and count of valid retrievals per cell) through a
+Per day: find the day's granule (one CMR search per month; the highest production counter
+``_NNN`` wins), download it with size and integrity checks (the CMR checksum, or an HDF5 read),
+read the AM and PM retrievals with their flags — only the band of grid rows the region needs —
+keep recommended-quality retrievals only (frozen, snow and water cells excluded), and bin them
+from EASE-Grid 2.0 onto the 0.25° grid (mean and count of valid retrievals per cell) through a
 precomputed index.
 """
 
@@ -16,14 +17,15 @@ from typing import Any, ClassVar
 import xarray as xr
 
 from smda import ease2
+from smda.ease2 import EaseGrid
 from smda.readers.smap import check_hdf5, read_spl3smp
 from smda.sources.base import FetchTask, IngestContext, Source
 from smda.sources.earthdata import (
+    batch_search,
     download_granule,
     granule_day,
     granule_url,
     newest_granule_day,
-    search,
 )
 from smda.staging.smap import SmapBinIndex, bin_smap
 from smda.store import RawFile
@@ -57,7 +59,7 @@ class SmapSource(Source):
         }
 
     def fetch(self, task: FetchTask, ctx: IngestContext) -> dict[date, list[RawFile]]:
-        granules = search(ctx, self.short_name, self.version, task.days[0], task.days[-1])
+        granules = batch_search(ctx, task, self.short_name, self.version)
         best: dict[date, Any] = {}
         for granule in granules:
             day = granule_day(granule)
@@ -74,8 +76,17 @@ class SmapSource(Source):
         return dict(out)
 
     def stage(self, day: date, files: list[RawFile], ctx: IngestContext) -> xr.Dataset:
-        granule = read_spl3smp(files[0].path)
-        index = ctx.memo(
-            f"smap-index-{granule.grid.name}", lambda: SmapBinIndex.build(granule.grid, ctx.grid)
-        )
-        return bin_smap(granule.passes, index)
+        index = _index(self.ease, ctx)
+        granule = read_spl3smp(files[0].path, rows=index.row_band if index.size else None)
+        if granule.grid != index.ease:  # not the product's grid: bin what the file holds
+            index = _index(granule.grid, ctx)
+            granule = read_spl3smp(files[0].path)
+        return bin_smap(granule.passes, index, first_row=granule.first_row)
+
+
+def _index(ease: EaseGrid, ctx: IngestContext) -> SmapBinIndex:
+    """The bin index of ``ease`` onto the run's grid (built once per run)."""
+    index: SmapBinIndex = ctx.memo(
+        f"smap-index-{ease.name}", lambda: SmapBinIndex.build(ease, ctx.grid)
+    )
+    return index

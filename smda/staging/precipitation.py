@@ -5,7 +5,9 @@ cell-centred grid (1800 × 3600, latitude 89.95 … −89.95). Each 0.25° cell 
 area-weighted mean of the 0.1° cells overlapping it (first-order conservative regridding,
 :func:`smda.regrid.conservative`), which preserves the area-weighted mean precipitation and
 splits the 0.1° cells that straddle two 0.25° cells. The overlap weights depend only on the two
-grids and are computed once per (source window, target grid) pair and cached.
+grids and are computed once per (source window, target grid) pair and cached; only the block of
+source cells they touch is regridded (a regional target uses a few thousand cells of a global
+field, not 6.5 million).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 import xarray as xr
 
@@ -30,6 +33,36 @@ MSWEP_RES = 0.1
 def mswep_weights(src: Grid, dst: Grid) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Conservative overlap weights from an MSWEP window to ``dst``, cached per pair."""
     return conservative_weights(src, dst)
+
+
+def _span(used: npt.NDArray[np.intp], n: int, circular: bool) -> npt.NDArray[np.intp]:
+    """Positions 0…n-1 of the shortest run (wrapping when ``circular``) holding ``used``."""
+    if not circular:
+        return np.arange(used[0], used[-1] + 1, dtype=np.intp)
+    gaps = np.diff(np.append(used, used[0] + n))  # distance from each used index to the next
+    k = int(np.argmax(gaps))
+    start = int(used[(k + 1) % used.size])
+    return np.asarray((start + np.arange(n - int(gaps[k]) + 1)) % n, dtype=np.intp)
+
+
+def _block(
+    src: Grid, dst: Grid
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], Grid, tuple[sp.csr_matrix, sp.csr_matrix]]:
+    """Rows and columns of ``src`` that overlap ``dst``, as a window, with its weights (cut
+    from the cached :func:`mswep_weights`, which is cheap)."""
+    w_lat, w_lon = mswep_weights(src, dst)
+    used_rows = np.flatnonzero(np.asarray(w_lat.sum(axis=0)).ravel() > 0)
+    used_cols = np.flatnonzero(np.asarray(w_lon.sum(axis=0)).ravel() > 0)
+    rows = _span(used_rows, src.nrows, circular=False)
+    cols = _span(used_cols, src.ncols, circular=src.is_global)
+    window = Grid(
+        src.res,
+        src.row0 + int(rows[0]),
+        (src.col0 + int(cols[0])) % src.global_shape[1],
+        rows.size,
+        cols.size,
+    )
+    return rows, cols, window, (w_lat[:, rows].tocsr(), w_lon[:, cols].tocsr())
 
 
 def mswep_to_grid(field01: xr.DataArray, grid: Grid, *, min_coverage: float = 0.5) -> xr.DataArray:
@@ -60,14 +93,9 @@ def mswep_to_grid(field01: xr.DataArray, grid: Grid, *, min_coverage: float = 0.
     src, lat_order, lon_order = window_of_centres(
         field[lat_name].values, field[lon_name].values, MSWEP_RES
     )
-    values = np.asarray(field.values)
-    if np.any(lat_order != np.arange(lat_order.size)):
-        values = values[lat_order]
-    if np.any(lon_order != np.arange(lon_order.size)):
-        values = values[:, lon_order]
-    out = conservative(
-        values, src, grid, min_coverage=min_coverage, weights=mswep_weights(src, grid)
-    )
+    rows, cols, window, weights = _block(src, grid)
+    values = np.asarray(field.values)[np.ix_(lat_order[rows], lon_order[cols])]
+    out = conservative(values, window, grid, min_coverage=min_coverage, weights=weights)
     return on_grid(
         out,
         grid,

@@ -8,6 +8,9 @@ depend on the other index), so :meth:`SmapBinIndex.build` locates the rows and t
 separately and stores, for the block of EASE rows × columns inside the grid, the flat index
 (``row * ncols + col``) of the target cell. Binning a pass is then a mask and two
 ``np.bincount`` calls. Build the index once per (EASE grid, target grid); it is cached.
+:attr:`SmapBinIndex.row_band` is the band of EASE rows the block lies in: a reader can read
+just those rows (``read_spl3smp(..., rows=index.row_band)``) and bin them with
+``first_row=index.row_band.start``.
 
 Quality (SCIENCE.md §3)
 -----------------------
@@ -180,11 +183,31 @@ class SmapBinIndex:
             ease, grid, arrays["rows"], arrays["cols"], arrays["grid_rows"], arrays["grid_cols"]
         )
 
-    def block(self, array: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        """The ``rows × cols`` block of a full EASE array (a view when contiguous)."""
-        if array.shape != self.ease.shape:
-            raise ValueError(f"SMAP array has shape {array.shape}, expected {self.ease.shape}")
-        return array[_as_slice(self.rows)][:, _as_slice(self.cols)]
+    @property
+    def row_band(self) -> slice:
+        """The EASE rows from the first to the last of :attr:`rows` (empty for no overlap)."""
+        if not self.rows.size:
+            return slice(0, 0)
+        return slice(int(self.rows.min()), int(self.rows.max()) + 1)
+
+    def block(self, array: npt.NDArray[Any], first_row: int = 0) -> npt.NDArray[Any]:
+        """The ``rows × cols`` block of an EASE array (a view when contiguous).
+
+        ``array`` is the full grid (``first_row`` 0) or a band of whole rows starting at EASE
+        row ``first_row`` that holds every row of :attr:`rows`.
+        """
+        band = self.rows - first_row
+        if (
+            array.ndim != 2
+            or array.shape[1] != self.ease.ncols
+            or array.shape[0] > self.ease.nrows - first_row
+            or (band.size > 0 and (band.min() < 0 or band.max() >= array.shape[0]))
+        ):
+            raise ValueError(
+                f"SMAP array has shape {array.shape} from row {first_row}, expected "
+                f"{self.ease.shape} or a band of whole rows holding rows {self.row_band}"
+            )
+        return array[_as_slice(band)][:, _as_slice(self.cols)]
 
     @property
     def size(self) -> int:
@@ -242,6 +265,7 @@ def bin_smap(
     valid_range: tuple[float, float] = VALID_RANGE,
     qual_bits: Iterable[int] = tuple(QUAL_EXCLUDE_BITS),
     surface_bits: Iterable[int] = tuple(SURFACE_EXCLUDE_BITS),
+    first_row: int = 0,
 ) -> xr.Dataset:
     """Quality-filter SMAP L3 passes and bin them onto ``index.grid``.
 
@@ -257,6 +281,9 @@ def bin_smap(
         ``"pm_first"`` (module docstring).
     valid_range, qual_bits, surface_bits:
         Quality filter (:func:`valid_retrievals`).
+    first_row:
+        EASE row of the passes' first array row when they hold a band of rows
+        (:attr:`SmapBinIndex.row_band`) rather than the full grid.
 
     Returns
     -------
@@ -271,11 +298,11 @@ def bin_smap(
     sums: dict[str, npt.NDArray[np.float64]] = {}
     counts: dict[str, npt.NDArray[np.intp]] = {}
     for name, one_pass in passes.items():
-        sm = index.block(_field(one_pass, "soil_moisture"))
+        sm = index.block(_field(one_pass, "soil_moisture"), first_row)
         ok = valid_retrievals(
             sm,
-            index.block(_field(one_pass, "retrieval_qual_flag")),
-            index.block(_field(one_pass, "surface_flag")),
+            index.block(_field(one_pass, "retrieval_qual_flag"), first_row),
+            index.block(_field(one_pass, "surface_flag"), first_row),
             valid_range=valid_range,
             qual_bits=qual_bits,
             surface_bits=surface_bits,

@@ -190,6 +190,7 @@ _GRANULE_PARAMS = frozenset(
         "online_only",
         "page_size",
         "page_num",
+        "sort_key",
     ]
 )
 # has_granules and cloud_hosted are accepted and true of every twin collection
@@ -213,6 +214,8 @@ _COLLECTION_PARAMS = frozenset(
 _TEXT_PARAMS = ("short_name", "version", "provider", "entry_title", "readable_granule_name")
 _OPTIONS = {f"options[{p}][{o}]" for p in _TEXT_PARAMS for o in ("ignore_case", "pattern")}
 _OPTIONS.add("options[temporal][exclude_boundary]")
+#: granule sort keys the twin implements (all order granules by time; ``-`` = newest first)
+_SORT_KEYS = ("start_date", "end_date")
 
 
 @dataclass
@@ -220,7 +223,8 @@ class CmrQuery:
     """A parsed CMR search: the filters, the page and the search-after position.
 
     ``temporal`` holds (from, to) UTC ranges (None: open), ``lat_ranges`` the (south, north)
-    bounds of the bounding boxes in degrees north, ``page_size`` is in items.
+    bounds of the bounding boxes in degrees north, ``page_size`` is in items, ``descending``
+    is true for ``sort_key=-start_date`` (or ``-end_date``): newest granules first.
     """
 
     params: dict[str, list[str]]
@@ -230,6 +234,7 @@ class CmrQuery:
     page_size: int
     page_num: int | None
     search_after: list[Any] | None
+    descending: bool = False
 
     @classmethod
     def parse(
@@ -271,11 +276,12 @@ class CmrQuery:
         after = _parse_search_after(search_after, errors)
         if search_after and page_num is not None:
             errors.append("page_num is not allowed with search-after")
+        descending = _parse_sort(params.get("sort_key", []), errors)
         temporal = [r for r in ranges if r is not None]
         lat_ranges = [b for b in boxes if b is not None]
         if errors:
             raise HttpError(400, "bad request", json.dumps(errors))
-        return cls(params, options, temporal, lat_ranges, page_size, page_num, after)
+        return cls(params, options, temporal, lat_ranges, page_size, page_num, after, descending)
 
     def _text_matches(self, name: str, value: str) -> bool:
         """CMR string matching: case-insensitive by default, wildcards with ``pattern``."""
@@ -349,16 +355,37 @@ class CmrQuery:
     ) -> tuple[list[Any], str | None]:
         """The requested page and the ``CMR-Search-After`` value for the next one.
 
-        ``items`` are sorted by ``key``; ``cap`` is the largest page served (items).
+        ``items`` are sorted by ``key`` (descending when :attr:`descending`); ``cap`` is the
+        largest page served (items).
         """
         size = min(self.page_size, cap)
         if self.search_after is not None:
             after = (int(self.search_after[0]), str(self.search_after[1]))
-            start = next((i for i, item in enumerate(items) if key(item) > after), len(items))
+
+            def beyond(item: Any) -> bool:
+                return key(item) < after if self.descending else key(item) > after
+
+            start = next((i for i, item in enumerate(items) if beyond(item)), len(items))
         else:
             start = ((self.page_num or 1) - 1) * size
         page = items[start : start + size]
         return page, (json.dumps(list(key(page[-1]))) if page else None)
+
+
+def _parse_sort(values: list[str], errors: list[str]) -> bool:
+    """Whether ``sort_key`` asks for newest first (the first key decides; CMR's default
+    order, oldest first, without one)."""
+    descending = False
+    for i, value in enumerate(values):
+        key = value.strip()
+        if key.lstrip("+-") not in _SORT_KEYS:
+            errors.append(
+                f"The sort key [{key}] is not supported by the twin (use "
+                f"{' or '.join(_SORT_KEYS)}, with '-' for descending)"
+            )
+        elif i == 0:
+            descending = key.startswith("-")
+    return descending
 
 
 def _parse_search_after(raw: str | None, errors: list[str]) -> list[Any] | None:
@@ -445,13 +472,30 @@ def search_response(
     return response
 
 
-def umm_g(granule: Granule, *, size: int, produced: datetime, data_base_url: str) -> dict[str, Any]:
+def umm_g(
+    granule: Granule,
+    *,
+    size: int,
+    produced: datetime,
+    data_base_url: str,
+    checksum: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     """The UMM-G 1.6.6 search item of ``granule``.
 
-    ``size`` is the file's size in bytes, ``produced`` its production time (UTC) and
-    ``data_base_url`` the data host's base URL (the download link is relative to it).
+    ``size`` is the file's size in bytes, ``produced`` its production time (UTC),
+    ``data_base_url`` the data host's base URL (the download link is relative to it) and
+    ``checksum`` the file's (UMM-G algorithm name, hex digest), e.g. ``("SHA-256", "…")``.
     """
     c = granule.collection
+    info: dict[str, Any] = {
+        "Name": granule.name,
+        "SizeInBytes": size,
+        "Size": size / 2**20,
+        "SizeUnit": "MB",
+        "Format": c.file_format,
+    }
+    if checksum is not None:
+        info["Checksum"] = {"Value": checksum[1], "Algorithm": checksum[0]}
     return {
         "meta": {
             "concept-type": "granule",
@@ -474,15 +518,7 @@ def umm_g(granule: Granule, *, size: int, produced: datetime, data_base_url: str
             },
             "SpatialExtent": _spatial(c),
             "DataGranule": {
-                "ArchiveAndDistributionInformation": [
-                    {
-                        "Name": granule.name,
-                        "SizeInBytes": size,
-                        "Size": size / 2**20,
-                        "SizeUnit": "MB",
-                        "Format": c.file_format,
-                    }
-                ],
+                "ArchiveAndDistributionInformation": [info],
                 "DayNightFlag": "Unspecified",
                 "Identifiers": [
                     {"Identifier": granule.name, "IdentifierType": "ProducerGranuleId"}

@@ -116,7 +116,12 @@ def precip_climatology(
     front.
     """
     sea, land = _precip_factors(lat, doy)
-    return np.asarray((sea + lsm * (land - sea)) * multiplier)
+    # (sea + lsm·(land − sea))·multiplier with one full-size temporary (same values: + and ·
+    # are commutative in floating point)
+    out = np.multiply(lsm, land - sea)
+    out += sea
+    out *= multiplier
+    return np.asarray(out)
 
 
 @dataclass(frozen=True)

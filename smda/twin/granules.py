@@ -3,7 +3,7 @@
 :func:`published` lists the granules of a collection within a day range, :func:`granule_at`
 finds the granule behind a data-host URL path, and :class:`GranuleFiles` writes each granule
 from the synthetic world in its producer's format on first use (once, atomically, thread-safe)
-and caches it on disk.
+and caches it on disk, with what CMR says of it (size, time, SHA-256: :meth:`GranuleFiles.info`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -21,13 +22,12 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from smda.atomic import atomic_path
 from smda.twin.cmr import CRID, DAY, Collection, Granule
 from smda.twin.formats import gldas as gldas_format
 from smda.twin.formats import smap as smap_format
 from smda.twin.smap import SmapDay
 
-__all__ = ["EarthdataWorld", "GranuleFiles", "granule_at", "published"]
+__all__ = ["EarthdataWorld", "FileInfo", "GranuleFiles", "granule_at", "published"]
 
 LOG = logging.getLogger(__name__)
 
@@ -78,6 +78,15 @@ def granule_at(collections: Mapping[str, Collection], path: str) -> Granule | No
     return None
 
 
+@dataclass(frozen=True)
+class FileInfo:
+    """What CMR reports of a granule file: size (bytes), mtime (s since 1970), SHA-256 (hex)."""
+
+    size: int
+    mtime: float
+    sha256: str
+
+
 class GranuleFiles:
     """Granule files generated from ``world`` and cached under ``workdir``.
 
@@ -91,6 +100,7 @@ class GranuleFiles:
         self.directory = workdir / "granules" / hashlib.sha256(spec).hexdigest()[:12]
         self._lock = threading.Lock()
         self._granule_locks: dict[str, threading.Lock] = {}
+        self._info: dict[Path, tuple[tuple[int, int], FileInfo]] = {}
 
     def path(self, granule: Granule) -> Path:
         """The granule's file, generated from the world on first use (atomic, once)."""
@@ -102,10 +112,26 @@ class GranuleFiles:
         with lock:
             if not path.exists():
                 t0 = time.perf_counter()
-                with atomic_path(path) as tmp:
-                    _write_granule(self.world, granule, tmp)
+                _write_granule(self.world, granule, path)  # the writers are atomic
                 LOG.debug("generated %s in %.2f s", path.name, time.perf_counter() - t0)
         return path
+
+    def info(self, granule: Granule) -> FileInfo:
+        """Size, modification time and SHA-256 of the granule's file (hashed once per file
+        version: a file replaced on disk is hashed again)."""
+        path = self.path(granule)
+        stat = path.stat()
+        version = (stat.st_size, stat.st_mtime_ns)
+        cached = self._info.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        info = FileInfo(stat.st_size, stat.st_mtime, digest.hexdigest())
+        self._info[path] = (version, info)
+        return info
 
 
 def _write_granule(world: EarthdataWorld, granule: Granule, path: Path) -> None:

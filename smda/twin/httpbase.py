@@ -18,6 +18,7 @@ import re
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -192,7 +193,7 @@ class ReplicaServer:
             lambda status, title, detail: {"title": title, "detail": detail}
         )
         handler_cls = type(f"{provider}Handler", (_Handler,), {"replica": self})
-        self._httpd = ThreadingHTTPServer((host, port), handler_cls)
+        self._httpd = _Server((host, port), handler_cls)
         self._httpd.daemon_threads = True
         if ssl_context is not None:
             self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True)
@@ -220,6 +221,17 @@ class ReplicaServer:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+class _Server(ThreadingHTTPServer):
+    """A client dropping a kept-alive connection is normal: log it, do not print a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            LOG.debug("client %s dropped the connection: %s", client_address, error)
+            return
+        LOG.exception("error while serving %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

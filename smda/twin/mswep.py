@@ -49,6 +49,7 @@ class MswepReplica:
         self.clock = clock
         self.workdir = Path(workdir)
         self._lock = threading.Lock()
+        self._file_locks: dict[Path, threading.Lock] = {}
         routes = [
             Route("GET", ROOT, self._index),
             Route("GET", ROOT + r"(?P<year>\d{4})(?P<doy>\d{3})\.nc", self._file),
@@ -96,11 +97,14 @@ class MswepReplica:
         )
 
     def _materialise(self, day: date) -> tuple[Path, int]:
-        """The file for ``day`` as published today (one file per revision), made once."""
+        """The file for ``day`` as published today (one file per revision), made once (files of
+        different days are made concurrently)."""
         today = self.clock.today
         revision = self.world.mswep_revision(day, today)
         path = self.workdir / f"{day:%Y%j}.rev{revision}.nc"
         with self._lock:
+            lock = self._file_locks.setdefault(path, threading.Lock())
+        with lock:
             if not path.exists():
                 mswep_format.write_mswep_daily(
                     path, day=day, precipitation=self.world.mswep_nrt(day, today)

@@ -233,3 +233,32 @@ def test_missing_group_dataset_or_grid_raise(tmp_path: Path) -> None:
             group.create_dataset(name, data=np.zeros((10, 20)))
     with pytest.raises(MalformedFile, match="unexpected grid"):
         read_spl3smp(path)
+
+
+# -------------------------------------------------------------------------------- row bands
+
+
+def test_a_band_of_rows_reads_what_the_full_grid_holds_there(tmp_path: Path) -> None:
+    band = slice(700, 900)
+    am, pm = _pass(M09.shape, 5, band), _pass(M09.shape, 6, band)
+    path = tmp_path / "SMAP_L3_SM_P_E_20240703_R19240_001.h5"
+    write_spl3smp_e(path, day=date(2024, 7, 3), am=am, pm=pm)
+    full = read_spl3smp(path, extras=True)
+    part = read_spl3smp(path, extras=True, rows=slice(690, 910))
+    assert full.first_row == 0 and part.first_row == 690 and part.grid is M09
+    for name in ("AM", "PM"):
+        for field in ("soil_moisture", "retrieval_qual_flag", "surface_flag", "tb_time_seconds"):
+            whole, some = getattr(full.passes[name], field), getattr(part.passes[name], field)
+            assert some.shape == (220, M09.ncols)
+            np.testing.assert_array_equal(some, whole[690:910])
+    assert part.passes["AM"].surface_flag_bits == full.passes["AM"].surface_flag_bits
+    with pytest.raises(ValueError, match="step 1"):
+        read_spl3smp(path, rows=slice(0, 10, 2))
+
+
+def test_real_granule_band(real_data: Path, real: SmapGranule) -> None:
+    part = read_spl3smp(real_data / SPL3SMP, rows=slice(95, 105))
+    assert part.first_row == 95 and list(part.passes) == ["AM"]
+    np.testing.assert_array_equal(
+        part.passes["AM"].soil_moisture, real.passes["AM"].soil_moisture[95:105]
+    )

@@ -97,3 +97,19 @@ def test_global_twin_day_and_weight_cache() -> None:
         _area_mean(values.astype(float), window), rel=1e-5
     )
     assert float(out.min()) >= 0.0
+
+
+@pytest.mark.parametrize(
+    "bbox", [BBox(-105, 30, -95, 40), BBox(178.5, -1, -178.5, 1), BBox(-180, -90, 180, 90)]
+)
+def test_only_the_overlapping_block_is_regridded(bbox: BBox) -> None:
+    from smda.regrid import conservative
+
+    rng = np.random.default_rng(1)
+    values = rng.gamma(0.5, 4.0, G01.shape).astype(np.float32)
+    values[rng.random(G01.shape) < 0.01] = np.nan
+    dst = GLOBAL_025.subset(bbox)
+    reference = conservative(values, G01, dst, weights=mswep_weights(G01, dst))
+    out = mswep_to_grid(_field(values, G01), dst)  # a global 0.1° field, as MSWEP delivers
+    np.testing.assert_allclose(out.values, reference, rtol=1e-6, equal_nan=True)
+    assert np.array_equal(np.isnan(out.values), np.isnan(reference))

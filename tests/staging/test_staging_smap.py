@@ -242,3 +242,22 @@ def test_global_m09_binning_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert out["soil_moisture"].shape == (720, 1440)
     assert elapsed < 3.0  # ≈ 0.2 s on a 2-core machine; generous for CI noise
+
+
+def test_a_band_of_rows_bins_like_the_full_grid() -> None:
+    grid = GLOBAL_025.subset(BBox(-105, 30, -95, 40))
+    index = SmapBinIndex.build(M09, grid)
+    band = index.row_band
+    assert band.start <= int(index.rows.min()) and band.stop == int(index.rows.max()) + 1
+    passes = _random_passes(M09, seed=11)
+    full = bin_smap(passes, index)
+    cut = {
+        name: {k: v[band.start - 3 : band.stop + 2] for k, v in one.items()}
+        for name, one in passes.items()
+    }
+    banded = bin_smap(cut, index, first_row=band.start - 3)
+    for name in full.data_vars:
+        np.testing.assert_array_equal(banded[name].values, full[name].values)
+    late = {k: {n: a[4:] for n, a in v.items()} for k, v in cut.items()}  # from band.start + 1
+    with pytest.raises(ValueError, match="band"):  # the region's first row is missing
+        bin_smap(late, index, first_row=band.start + 1)

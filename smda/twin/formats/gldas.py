@@ -23,6 +23,10 @@ others are the CF names GLDAS uses (best knowledge, not checked against a real f
 Differences that readers cannot see: netCDF4-python writes ``_FillValue`` first in each
 variable's attribute list (the real file has it after ``missing_value``). Output is
 byte-identical for identical inputs and library versions (netCDF-C stores no object times).
+
+Writing: netCDF-C writes the file but not the fields; each field's one chunk is shuffled and
+deflated here (the stream HDF5's filters make, computed outside the HDF5 lock) and stored with
+a direct chunk write.
 """
 
 from __future__ import annotations
@@ -31,13 +35,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
 
+import h5py
 import netCDF4
 import numpy as np
 import numpy.typing as npt
 
 from smda.iolock import serialized
-from smda.twin.formats._common import as_utc, atomic_target
+from smda.twin.formats._common import as_utc, atomic_target, shuffled_deflate
 
 __all__ = [
     "LATITUDE",
@@ -53,6 +60,7 @@ SHAPE = (600, 1440)
 LATITUDE: npt.NDArray[np.float64] = -59.875 + 0.25 * np.arange(600, dtype=np.float64)
 LONGITUDE: npt.NDArray[np.float64] = -179.875 + 0.25 * np.arange(1440, dtype=np.float64)
 _FILL = np.float32(-9999.0)
+_LEVEL: Final = 4  # zlib level of every variable
 _REFERENCE = datetime(2000, 1, 1, 3)
 _STEP_MINUTES = 180
 
@@ -189,7 +197,7 @@ def _write_axis(
     ds: netCDF4.Dataset, name: str, values: npt.NDArray[np.float64], units: str, long: str
 ) -> None:
     var = ds.createVariable(
-        name, "f4", (name,), zlib=True, complevel=4, shuffle=True, fill_value=_FILL
+        name, "f4", (name,), zlib=True, complevel=_LEVEL, shuffle=True, fill_value=_FILL
     )
     var.setncatts({"units": units, "standard_name": long, "long_name": long})
     var.setncatts(_packing_attrs(float(values.min()), float(values.max())))
@@ -199,7 +207,7 @@ def _write_axis(
 
 def _write_time(ds: netCDF4.Dataset, time: datetime) -> None:
     minutes = (time - _REFERENCE) / timedelta(minutes=1)
-    var = ds.createVariable("time", "f8", ("time",))
+    var = ds.createVariable("time", "f8", ("time",), chunksizes=(1,))  # as the real granule
     var.setncatts(
         {
             "units": f" minutes since {_REFERENCE:%Y-%m-%d %H:%M:%S}",
@@ -211,11 +219,10 @@ def _write_time(ds: netCDF4.Dataset, time: datetime) -> None:
         }
     )
     var[:] = [minutes]
-    bounds = ds.createVariable("time_bnds", "f8", ("time", "bnds"))
+    bounds = ds.createVariable("time_bnds", "f8", ("time", "bnds"), chunksizes=(1, 2))
     bounds[:] = [[minutes - _STEP_MINUTES, minutes]]
 
 
-@serialized
 def write_gldas_noah025_3h(
     path: str | os.PathLike[str],
     *,
@@ -243,7 +250,20 @@ def write_gldas_noah025_3h(
     moment = as_utc(time)
     arrays = _check(moment, fields)
     made = as_utc(created) if created is not None else moment + timedelta(days=45)
-    with atomic_target(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+    chunks = {name: shuffled_deflate(values, _LEVEL) for name, values in arrays.items()}
+    with atomic_target(path) as tmp:  # the file is synced after the library lock is released
+        _write_file(tmp, moment, made, arrays, chunks)
+
+
+@serialized
+def _write_file(
+    path: Path,
+    moment: datetime,
+    made: datetime,
+    arrays: Mapping[str, npt.NDArray[np.float32]],
+    chunks: Mapping[str, bytes],
+) -> None:
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.createDimension("time", None)
         ds.createDimension("lat", SHAPE[0])
         ds.createDimension("lon", SHAPE[1])
@@ -256,7 +276,7 @@ def write_gldas_noah025_3h(
                 "f4",
                 ("time", "lat", "lon"),
                 zlib=True,
-                complevel=4,
+                complevel=_LEVEL,
                 shuffle=True,
                 chunksizes=(1, *SHAPE),
                 fill_value=_FILL,
@@ -274,8 +294,10 @@ def write_gldas_noah025_3h(
                 }
             )
             var.setncatts(_packing_attrs(low, high))
-            var.set_auto_maskandscale(False)
-            var[0] = values
         _write_axis(ds, "lat", LATITUDE, "degrees_north", "latitude")
         _write_axis(ds, "lon", LONGITUDE, "degrees_east", "longitude")
         _write_time(ds, moment)
+    with h5py.File(path, "r+") as f:
+        for name, chunk in chunks.items():
+            f[name].resize((1, *SHAPE))  # record 0 of the unlimited time, as netCDF-C would
+            f[name].id.write_direct_chunk((0, 0, 0), chunk)

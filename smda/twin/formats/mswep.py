@@ -16,6 +16,10 @@ rather than rely on it:
 - Global attributes ``title``, ``institution``, ``source``, ``Conventions`` (``CF-1.8``) and a
   fixed ``history``, so that identical inputs give byte-identical files.
 
+Writing: netCDF-C writes the file but not the field; the field's one chunk is shuffled and
+deflated here (the same byte planes and zlib stream HDF5's shuffle and deflate filters make,
+computed outside the HDF5 lock and without the GIL) and stored with a direct chunk write.
+
 NRT files younger than about 10 days are revised in place by the provider; a revision is simply
 the same file written again with new values.
 """
@@ -24,13 +28,16 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from pathlib import Path
+from typing import Final
 
+import h5py
 import netCDF4
 import numpy as np
 import numpy.typing as npt
 
 from smda.iolock import serialized
-from smda.twin.formats._common import atomic_target
+from smda.twin.formats._common import atomic_target, shuffled_deflate
 
 __all__ = ["LATITUDE", "LONGITUDE", "SHAPE", "TIME_UNITS", "mswep_filename", "write_mswep_daily"]
 
@@ -40,6 +47,7 @@ LONGITUDE: npt.NDArray[np.float64] = np.round(-179.95 + 0.1 * np.arange(3600, dt
 TIME_UNITS = "days since 1899-12-31 00:00:00"
 _EPOCH = date(1899, 12, 31)
 _FILL = np.float32(-9999.0)
+_LEVEL: Final = 4  # zlib level of the field
 
 
 def mswep_filename(day: date) -> str:
@@ -47,7 +55,6 @@ def mswep_filename(day: date) -> str:
     return f"{day.year}{day.timetuple().tm_yday:03d}.nc"
 
 
-@serialized
 def write_mswep_daily(
     path: str | os.PathLike[str], *, day: date, precipitation: npt.ArrayLike
 ) -> None:
@@ -70,8 +77,16 @@ def write_mswep_daily(
         raise ValueError(
             f"MSWEP precipitation has shape {values.shape}, expected (lat, lon) = {SHAPE}"
         )
-    values = np.where(np.isnan(values), _FILL, values)
-    with atomic_target(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+    stored = values.astype("<f4")  # a copy: NaN is written as the fill value
+    np.copyto(stored, _FILL, where=np.isnan(stored))
+    chunk = shuffled_deflate(stored, _LEVEL)
+    with atomic_target(path) as tmp:  # the file is synced after the library lock is released
+        _write_file(tmp, day, chunk)
+
+
+@serialized
+def _write_file(path: Path, day: date, chunk: bytes) -> None:
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.setncatts(
             {
                 "title": "MSWEP V2.8 daily precipitation",
@@ -107,11 +122,11 @@ def write_mswep_daily(
             "f4",
             ("time", "lat", "lon"),
             zlib=True,
-            complevel=4,
+            complevel=_LEVEL,
             shuffle=True,
             chunksizes=(1, *SHAPE),
             fill_value=_FILL,
         )
         precip.setncatts({"long_name": "precipitation", "units": "mm/d"})
-        precip.set_auto_maskandscale(False)
-        precip[0] = values
+    with h5py.File(path, "r+") as f:
+        f["precipitation"].id.write_direct_chunk((0, 0, 0), chunk)

@@ -32,8 +32,10 @@ the inputs (``creationDate`` = day + 2, the UUID is derived from the file name),
 inputs give byte-identical files. Numeric rows (chunks) that hold only fill are not written: they
 stay unallocated and read back as the HDF5 fill value, which is set to ``_FillValue`` (the
 producer writes them all, with HDF5 fill 0). ``tb_time_utc`` has no HDF5 fill value, as in the
-real file, so all its rows are written. Chunks are deflated in a small thread pool and stored
-with direct chunk writes (the same zlib stream HDF5's gzip filter would produce).
+real file, so all its rows are written. Chunks are deflated in a small thread pool before the
+HDF5 lock is taken and stored with direct chunk writes (the same zlib stream HDF5's gzip filter
+would produce). Only the band of rows that holds data is prepared and scanned: rows outside it
+are fill in every dataset.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -480,12 +483,13 @@ def _row_runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def _prepare(
+def _validated(
     values: Mapping[str, npt.ArrayLike],
     specs: Mapping[str, _Spec],
     shape: tuple[int, int],
     group: str,
 ) -> dict[str, np.ndarray]:
+    """The given datasets as arrays of the right shape (not converted yet); ValueError if not."""
     problems = []
     out: dict[str, np.ndarray] = {}
     for name in REQUIRED:
@@ -506,13 +510,55 @@ def _prepare(
         if array.shape != expected:
             problems.append(f"{group}: {name} has shape {array.shape}, expected {expected}")
             continue
-        array = array.astype(spec.dtype)
-        if np.dtype(spec.dtype).kind == "f" and spec.fill is not None:
-            array = np.where(np.isnan(array), np.asarray(spec.fill, dtype=spec.dtype), array)
         out[name] = array
     if problems:
         raise ValueError("invalid SMAP L3 input: " + "; ".join(problems))
     return out
+
+
+def _fill(spec: _Spec) -> np.ndarray:
+    """The value of a cell without data (the HDF5 fill value of the dataset)."""
+    return np.asarray(spec.fill if spec.fill is not None else _F4_FILL, dtype=spec.dtype)
+
+
+def _band(arrays: Mapping[str, np.ndarray], specs: Mapping[str, _Spec], nrows: int) -> slice:
+    """The rows from the first to the last that hold anything but fill in any dataset (NaN
+    counts as data). Rows outside it are fill everywhere: nothing of them is written."""
+    rows = np.zeros(nrows, dtype=bool)
+    for name, array in arrays.items():
+        fill = specs[name].fill if specs[name].fill is not None else _F4_FILL
+        rows |= (array != fill).any(axis=tuple(range(1, array.ndim)))
+    found = np.flatnonzero(rows)
+    return slice(int(found[0]), int(found[-1]) + 1) if found.size else slice(0, 0)
+
+
+def _converted(array: np.ndarray, spec: _Spec) -> np.ndarray:
+    """``array`` in the dataset's dtype, NaN written as the fill value (a new array)."""
+    out = array.astype(spec.dtype)
+    if np.dtype(spec.dtype).kind == "f" and spec.fill is not None:
+        np.copyto(out, np.asarray(spec.fill, dtype=spec.dtype), where=np.isnan(out))
+    return out
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One retrieval group ready to write: its arrays cut to the band of rows ``start…`` that
+    holds data (``tb_time_utc``: the sparse cells, whole-grid rows), and its raw inputs' band."""
+
+    start: int
+    arrays: dict[str, np.ndarray | _Sparse]
+    raw: dict[str, np.ndarray]
+
+
+def _prepare(
+    values: Mapping[str, npt.ArrayLike], specs: Mapping[str, _Spec], grid: _Grid, group: str
+) -> _Pass:
+    inputs = _validated(values, specs, grid.shape, group)
+    band = _band(inputs, specs, grid.shape[0])
+    raw = {name: array[band] for name, array in inputs.items()}
+    prepared = {name: _converted(array, specs[name]) for name, array in raw.items()}
+    start = int(band.start)
+    return _Pass(start, {**prepared, **_derive(prepared, grid, start)}, raw)
 
 
 _DIGITS2 = np.array([list(f"{i:02d}".encode()) for i in range(100)], dtype=np.uint8)
@@ -549,8 +595,14 @@ class _Sparse:
     values: npt.NDArray[np.bytes_]
 
 
-def _derive(arrays: Mapping[str, np.ndarray], grid: _Grid) -> dict[str, np.ndarray | _Sparse]:
-    """latitude, longitude and EASE indices where observed; tb_time_utc where timed."""
+def _derive(
+    arrays: Mapping[str, np.ndarray], grid: _Grid, start: int
+) -> dict[str, np.ndarray | _Sparse]:
+    """latitude, longitude and EASE indices where observed; tb_time_utc where timed.
+
+    ``arrays`` hold the band of grid rows from ``start``; so do the derived arrays (the sparse
+    ``tb_time_utc`` gives whole-grid rows).
+    """
     seconds = arrays["tb_time_seconds"]
     timed = seconds != _F4_FILL
     observed = timed | (arrays["soil_moisture"] != np.float32(_F4_FILL))
@@ -558,25 +610,28 @@ def _derive(arrays: Mapping[str, np.ndarray], grid: _Grid) -> dict[str, np.ndarr
     rows, cols = np.nonzero(observed)
     derived: dict[str, np.ndarray | _Sparse] = {}
     for name, per_cell, fill, dtype in (
-        ("latitude", lat_row[rows], _F4_FILL, "<f4"),
+        ("latitude", lat_row[rows + start], _F4_FILL, "<f4"),
         ("longitude", lon_col[cols], _F4_FILL, "<f4"),
-        ("EASE_row_index", rows, _U2_FILL, "<u2"),
+        ("EASE_row_index", rows + start, _U2_FILL, "<u2"),
         ("EASE_column_index", cols, _U2_FILL, "<u2"),
     ):
-        full = np.full(grid.shape, fill, dtype=dtype)
+        full = np.full(observed.shape, fill, dtype=dtype)
         full[rows, cols] = per_cell
         derived[name] = full
     t_rows, t_cols = np.nonzero(timed)
-    derived["tb_time_utc"] = _Sparse(t_rows, t_cols, _utc_strings(seconds[t_rows, t_cols]))
+    derived["tb_time_utc"] = _Sparse(t_rows + start, t_cols, _utc_strings(seconds[t_rows, t_cols]))
     return derived
 
 
-def _dense_chunks(values: np.ndarray, fill: np.ndarray) -> Iterator[tuple[int, Buffer]]:
-    """(row, raw bytes) of every row that holds something other than ``fill``."""
+def _dense_chunks(
+    values: np.ndarray, fill: np.ndarray, start: int = 0
+) -> Iterator[tuple[int, Buffer]]:
+    """(grid row, raw bytes) of every row that holds something other than ``fill``
+    (``values`` hold the grid rows from ``start``)."""
     rows = (values != fill).any(axis=tuple(range(1, values.ndim)))
     contiguous = np.ascontiguousarray(values)
     for row in np.flatnonzero(rows):
-        yield int(row), memoryview(contiguous[row])
+        yield start + int(row), memoryview(contiguous[row])
 
 
 def _sparse_chunks(sparse: _Sparse, shape: tuple[int, int]) -> Iterator[tuple[int, Buffer]]:
@@ -589,7 +644,7 @@ def _sparse_chunks(sparse: _Sparse, shape: tuple[int, int]) -> Iterator[tuple[in
         if start == stop:
             yield row, blank
             continue
-        line = np.full(cols, _NA_UTC, dtype="S24")
+        line = np.frombuffer(blank, dtype="S24").copy()  # a memcpy, unlike np.full of S24
         line[sparse.cols[start:stop]] = sparse.values[start:stop]
         yield row, line.tobytes()
 
@@ -616,18 +671,40 @@ def _compress_batch(batch: tuple[tuple[int, Buffer], ...]) -> list[tuple[int, by
     return [_compress(item) for item in batch]
 
 
-def _write_chunks(
-    dataset: h5py.Dataset, chunks: Iterator[tuple[int, Buffer]], pool: ThreadPoolExecutor
-) -> None:
-    """Deflate row chunks in parallel (zlib releases the GIL) and store them as they are.
+Deflated = list[tuple[int, bytes]]  # (grid row, deflated row chunk), rows in order
+
+
+def _deflate(chunks: Iterator[tuple[int, Buffer]], pool: ThreadPoolExecutor) -> Deflated:
+    """Deflate row chunks in parallel (zlib releases the GIL), before the HDF5 lock is taken.
 
     Equivalent to letting HDF5's deflate filter compress them (same zlib stream), but uses
-    more than one core; rows never written stay unallocated and read as the fill value.
+    more than one core and leaves the library free meanwhile.
     """
-    tail = (0,) * (dataset.ndim - 1)
+    deflated: Deflated = []
     for batch in pool.map(_compress_batch, itertools.batched(chunks, _BATCH_ROWS)):
-        for row, data in batch:
-            dataset.id.write_direct_chunk((row, *tail), data)
+        deflated += batch
+    return deflated
+
+
+def _deflate_pass(data: _Pass, specs: Mapping[str, _Spec], grid: _Grid) -> dict[str, Deflated]:
+    """The deflated row chunks of every dataset of a pass that has values."""
+    out: dict[str, Deflated] = {}
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for base, spec in specs.items():
+            values = data.arrays.get(base)
+            if isinstance(values, _Sparse):
+                out[base] = _deflate(_sparse_chunks(values, grid.shape), pool)
+            elif values is not None:
+                out[base] = _deflate(_dense_chunks(values, _fill(spec), data.start), pool)
+    return out
+
+
+def _write_chunks(dataset: h5py.Dataset, chunks: Deflated) -> None:
+    """Store deflated row chunks as they are; rows never written stay unallocated and read
+    as the fill value."""
+    tail = (0,) * (dataset.ndim - 1)
+    for row, data in chunks:
+        dataset.id.write_direct_chunk((row, *tail), data)
 
 
 def _write_attrs(dataset: h5py.Dataset, spec: _Spec, coordinates: str) -> None:
@@ -674,31 +751,20 @@ def _create(group: h5py.Group, name: str, spec: _Spec, shape: tuple[int, int]) -
 
 
 def _write_group(
-    root: h5py.File,
-    name: str,
-    grid: _Grid,
-    values: Mapping[str, npt.ArrayLike],
-    pm: bool,
-    pool: ThreadPoolExecutor,
+    root: h5py.File, name: str, grid: _Grid, chunks: Mapping[str, Deflated], pm: bool
 ) -> None:
     specs = _specs(grid, pm)
-    prepared = _prepare(values, specs, grid.shape, name)
-    arrays: dict[str, np.ndarray | _Sparse] = {**prepared, **_derive(prepared, grid)}
     coordinates = f"/{AM_GROUP}/latitude /{AM_GROUP}/longitude"
     group = root.create_group(name)
     suffix = "_pm" if pm else ""
     for base, spec in specs.items():
         dataset = _create(group, base + suffix, spec, grid.shape)
         _write_attrs(dataset, spec, coordinates)
-        data = arrays.get(base)
-        if isinstance(data, _Sparse):
-            _write_chunks(dataset, _sparse_chunks(data, grid.shape), pool)
-        elif data is not None:
-            fill = np.asarray(spec.fill if spec.fill is not None else _F4_FILL, dtype=spec.dtype)
-            _write_chunks(dataset, _dense_chunks(data, fill), pool)
+        _write_chunks(dataset, chunks.get(base, []))
 
 
 def _stats(values: Mapping[str, npt.ArrayLike]) -> dict[str, float]:
+    """Missing and out-of-range percentages (cells outside the given band count as neither)."""
     sm = np.asarray(values["soil_moisture"], dtype=np.float32)
     seconds = np.asarray(values["tb_time_seconds"], dtype=np.float64)
     valid = (sm != np.float32(_F4_FILL)) & ~np.isnan(sm)
@@ -725,14 +791,31 @@ def _write(
         missing = [n for n in REQUIRED if n not in values]
         if missing:
             raise ValueError(f"invalid SMAP L3 input: {label} lacks {missing}")
-    with atomic_target(path) as tmp, h5py.File(tmp, "w", libver="earliest") as root:
-        _write_metadata(root, _metadata(product, day, crid, file_name, _stats(am)))
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            _write_group(root, AM_GROUP, product.grid, am, pm=False, pool=pool)
-            _write_group(root, PM_GROUP, product.grid, pm, pm=True, pool=pool)
+    grid = product.grid
+    am_specs, pm_specs = _specs(grid, pm=False), _specs(grid, pm=True)
+    am_pass = _prepare(am, am_specs, grid, AM_GROUP)
+    pm_pass = _prepare(pm, pm_specs, grid, PM_GROUP)
+    metadata = _metadata(product, day, crid, file_name, _stats(am_pass.raw))
+    am_chunks = _deflate_pass(am_pass, am_specs, grid)  # outside the HDF5 lock
+    pm_chunks = _deflate_pass(pm_pass, pm_specs, grid)
+    with atomic_target(path) as tmp:  # the file is synced after the library lock is released
+        _write_file(tmp, grid, metadata, am_chunks, pm_chunks)
 
 
 @serialized
+def _write_file(
+    path: Path,
+    grid: _Grid,
+    metadata: Mapping[str, Mapping[str, Attr]],
+    am: Mapping[str, Deflated],
+    pm: Mapping[str, Deflated],
+) -> None:
+    with h5py.File(path, "w", libver="earliest") as root:
+        _write_metadata(root, metadata)
+        _write_group(root, AM_GROUP, grid, am, pm=False)
+        _write_group(root, PM_GROUP, grid, pm, pm=True)
+
+
 def write_spl3smp_e(
     path: str | os.PathLike[str],
     *,
@@ -763,7 +846,6 @@ def write_spl3smp_e(
     _write(path, _SPL3SMP_E, day, am, pm, crid, counter)
 
 
-@serialized
 def write_spl3smp(
     path: str | os.PathLike[str],
     *,
