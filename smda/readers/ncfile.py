@@ -229,6 +229,8 @@ class NcFile:
             or (filters[:1] == [h5py.h5z.FILTER_DEFLATE] and len(filters) == 2)  # not shuffle first
         ):
             return self.read(name)
+        if dataset.id.get_num_chunks() == 0:  # never written: reading it directly is undefined
+            return self.read(name)
         try:
             mask, data = dataset.id.read_direct_chunk((0,) * dataset.ndim)
         except (OSError, RuntimeError, ValueError, KeyError):  # e.g. never written: fill
