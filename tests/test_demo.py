@@ -75,7 +75,7 @@ def test_smda_demo_trains_backfills_runs_daily_publishes_and_reruns_identically(
 
     again = _demo(tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert _digests(data / "state") | _digests(products) == before
     said = " ".join(again.stdout.split())  # rich may wrap lines
     assert "(reused); 0 day(s) computed" in said, again.stdout[-2500:]
-    assert _digests(data / "state") | _digests(products) == before
     assert not list(data.rglob("*.part")), "no temporary files may be left behind"
