@@ -15,8 +15,8 @@ operator does with the real providers, through the same code paths as the CLI an
    truth over the backfilled and daily days.
 
 Products (COGs and the STAC catalog), the state chain, the model and the report land under the
-data directory. Every step is idempotent: a second run reuses what is there (the model of the
-same period, staged inputs, finished days) and ends with the same bytes.
+data directory. A second run reuses what is there (the model of the same period, staged inputs,
+finished days).
 """
 
 from __future__ import annotations
