@@ -92,11 +92,18 @@ def _fetch_run_name() -> str:
     return f"fetch {','.join(sources)} {span}"
 
 
+RETRY_TRANSIENT: dict[str, Any] = {
+    "retries": len(RETRY_DELAYS),
+    "retry_delay_seconds": RETRY_DELAYS,
+    "retry_condition_fn": retry_transient,
+}
+"""Task options shared by every task that talks to providers or the store: retry transient
+errors only."""
+
+
 @task(
     name="plan-daily",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_transient,
+    **RETRY_TRANSIENT,
     timeout_seconds=600,
     cache_policy=NO_CACHE,
     tags=["smda-poll"],
@@ -109,9 +116,7 @@ def plan_task(region: str | None) -> DailyPlan:
 @task(
     name="fetch",
     task_run_name=_fetch_run_name,
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_transient,
+    **RETRY_TRANSIENT,
     cache_policy=NO_CACHE,
 )
 def fetch_task(region: str | None, days: Sequence[date], sources: Sequence[str]) -> IngestReport:
@@ -122,9 +127,7 @@ def fetch_task(region: str | None, days: Sequence[date], sources: Sequence[str])
 @task(
     name="run-day",
     task_run_name="run-day {day}",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_transient,
+    **RETRY_TRANSIENT,
     timeout_seconds=3600,
     cache_policy=NO_CACHE,
 )
@@ -135,9 +138,7 @@ def run_day_task(region: str | None, day: date, force: bool = False) -> DayRun:
 
 @task(
     name="validate",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_transient,
+    **RETRY_TRANSIENT,
     timeout_seconds=3600,
     cache_policy=NO_CACHE,
 )
