@@ -8,11 +8,11 @@ variable names, units, ledger records and provenance (:meth:`Store.write_staged`
 ========== ================================================= ===================================
 source     staged variables (lat, lon) per day               made from
 ========== ================================================= ===================================
-era5       t2m_mean/min/max, d2m_mean (K), ssrd_sum (J m-2),  the world's hourly weather at the
+era5       t2m_mean/min/max, d2m_mean (K), ssrd_sum (J m-2),  :meth:`World.era5_series` at the
            wind_mean (m s-1), sp_mean (Pa), tp_sum (mm);      cell centres (accumulations over
-           attrs ``expver`` and ``provisional``               valid times 00–23 UTC), ERA5 tp
-mswep      precipitation (mm day-1)                           :meth:`World.forcing` (MSWEP final,
-                                                              conservatively regridded)
+           attrs ``expver`` and ``provisional``               valid times 00–23 UTC)
+mswep      precipitation (mm day-1)                           :meth:`World.mswep_series` (MSWEP
+                                                              final, conservatively regridded)
 smap       soil_moisture (m3 m-3), count (uint16)             :meth:`World.product_daily`
 era5land   swvl1_mean (m3 m-3)                                :meth:`World.product_daily`
 gldas      soil_moisture (m3 m-3)                             :meth:`World.product_daily`
@@ -20,7 +20,8 @@ static     ``staged/<region>/static/era5_static.nc``:         :func:`smda.stagin
            orography, lsm, slt, cvh, cvl, tvh, tvl, land      of :meth:`World.invariants`
 ========== ================================================= ===================================
 
-Simplifications (documented, deliberate): ERA5 aggregates are taken at the cell centres rather
+Only the world's *served* products are staged, never its true forcing or truth (the twin is
+fraternal: smda must not see what drives the truth). Simplifications (documented, deliberate): ERA5 aggregates are taken at the cell centres rather
 than as the mean of the four surrounding ERA5 points; SMAP ``count`` is 1 where the day has a
 value (the per-pass counts ``count_am``/``count_pm`` are not staged); the raw files named in the
 provenance are not written (names follow the providers', digests are of the day's data).
@@ -56,8 +57,11 @@ import xarray as xr
 from smda.atomic import atomic_path
 from smda.grid import BBox
 from smda.iolock import HDF5_IO
+from smda.regrid import conservative
+from smda.staging.precipitation import mswep_weights
 from smda.staging.era5 import era5_static
 from smda.store import RawFile, Store
+from smda.twin.precipitation import MSWEP_GRID
 from smda.twin.world import World, WorldSpec
 
 __all__ = [
@@ -101,11 +105,14 @@ def _time(start: date, end: date) -> pd.DatetimeIndex:
     return pd.date_range(start, end, name="time")
 
 
-def _era5_aggregates(world: World, first: int, n: int) -> dict[str, npt.NDArray[np.floating]]:
-    """Daily aggregates (n, lat, lon) of the days ``first … first + n − 1`` (ordinals)."""
+def _era5_aggregates(
+    world: World, first: date, n: int, *, tp: bool
+) -> dict[str, npt.NDArray[np.floating]]:
+    """Daily aggregates (n, lat, lon) of the ``n`` days from ``first`` as ingest makes them."""
     g = world.grid
-    h = world.weather.hourly(first, n, g.lats, g.lons, ERA5_HOURLY)
-    return {
+    names = ERA5_HOURLY + (["tp"] if tp else [])
+    h = world.era5_series(first, n, g.lats, g.lons, names)
+    out = {
         "t2m_mean": h["t2m"].mean(axis=1),
         "t2m_min": h["t2m"].min(axis=1),
         "t2m_max": h["t2m"].max(axis=1),
@@ -114,17 +121,20 @@ def _era5_aggregates(world: World, first: int, n: int) -> dict[str, npt.NDArray[
         "wind_mean": np.hypot(h["u10"], h["v10"]).mean(axis=1),
         "sp_mean": h["sp"].mean(axis=1),
     }
+    if tp:
+        out["tp_sum"] = np.maximum(h["tp"].sum(axis=1) * 1000.0, 0.0)
+    return out
 
 
 def twin_era5(world: World, start: date, end: date, *, tp: bool = True) -> xr.Dataset:
     """ERA5 daily aggregates like :func:`smda.staging.era5.era5_daily` on ``world.grid``:
-    (time, lat, lon) float32 for ``start … end``; ``tp_sum`` (mm) from ERA5's own coarser
+    (time, lat, lon) float32 for ``start … end``; ``tp_sum`` (mm) from ERA5's own
     precipitation when ``tp``. The hourly fields are made ``_CHUNK_DAYS`` days at a time
     (bounded memory for big regions; the world's days are independent)."""
     g = world.grid
     n = (end - start).days + 1
     parts = [
-        _era5_aggregates(world, start.toordinal() + i, min(_CHUNK_DAYS, n - i))
+        _era5_aggregates(world, start + timedelta(days=i), min(_CHUNK_DAYS, n - i), tp=tp)
         for i in range(0, n, _CHUNK_DAYS)
     ]
     units = {"t2m_mean": "K", "t2m_min": "K", "t2m_max": "K", "d2m_mean": "K"}
@@ -134,17 +144,26 @@ def twin_era5(world: World, start: date, end: date, *, tp: bool = True) -> xr.Da
         name: (dims, np.concatenate([p[name] for p in parts]), {"units": units[name]})
         for name in parts[0]
     }
-    if tp:
-        daily = world.precipitation.era5_daily(start.toordinal(), n, g.lats, g.lons)
-        data["tp_sum"] = (dims, np.maximum(daily, 0.0), {"units": "mm"})
     coords = {"time": _time(start, end), "lat": g.lats, "lon": g.lons}
     return xr.Dataset(data, coords=coords).astype(np.float32)
 
 
 def twin_precip(world: World, start: date, end: date) -> xr.DataArray:
-    """MSWEP daily precipitation (mm day-1) on ``world.grid``, (time, lat, lon) float32."""
-    precip = world.forcing(start, end)["precip"].astype(np.float32)
-    return precip.rename("precipitation").assign_attrs(units="mm day-1")
+    """MSWEP final daily precipitation (mm day-1) conservatively regridded onto
+    ``world.grid`` as ingest stages it: (time, lat, lon) float32."""
+    g = world.grid
+    window = MSWEP_GRID.subset(g.bounds)
+    n = (end - start).days + 1
+    field01 = world.mswep_series(start, n, window)
+    values = conservative(field01, window, g, weights=mswep_weights(window, g))
+    coords = {"time": _time(start, end), "lat": g.lats, "lon": g.lons}
+    return xr.DataArray(
+        values.astype(np.float32),
+        dims=("time", "lat", "lon"),
+        coords=coords,
+        name="precipitation",
+        attrs={"units": "mm day-1"},
+    )
 
 
 def twin_static(world: World) -> xr.Dataset:
@@ -183,7 +202,7 @@ def twin_inputs(
     daily precipitation (mm day-1) from ``history − 1`` days before ``start`` to ``end``; the
     static fields (lat, lon) with ``land``.
     """
-    precip = world.forcing(start - timedelta(days=history - 1), end)["precip"]
+    precip = twin_precip(world, start - timedelta(days=history - 1), end)
     return twin_era5(world, start, end, tp=False), precip, twin_static(world)
 
 

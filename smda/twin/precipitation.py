@@ -1,7 +1,11 @@
-"""Precipitation of the synthetic world: MSWEP-like at 0.1°, ERA5-like coarser and noisier.
+"""The true precipitation of the synthetic world: daily totals at 0.1° and how long it rained.
 
-MSWEP (the reference precipitation, also the one that drives the truth)
-----------------------------------------------------------------------
+This is the rain the truth's water balance receives (:mod:`smda.twin.waterbalance`). No replica
+serves it and no staged file contains it: MSWEP, ERA5 ``tp`` and the GLDAS-like forcing are
+products of it with their own errors (:mod:`smda.twin.rainfall`).
+
+Daily totals
+------------
 Daily totals (mm day-1, 00–24 UTC) at the centres of the global 0.1° grid, from a censored,
 squared Gaussian field:
 
@@ -14,34 +18,30 @@ climatology ``P̄`` (:func:`smda.twin.geography.precip_climatology`) and
 ``A = P̄ / E[max(G − c, 0)²]`` makes the long-term mean equal to ``P̄``
 (``E[max(G − c, 0)²] = (1 + c²)Φ(−c) − cφ(c)``).
 
-MSWEP NRT
----------
-The near-real-time file of ``day`` published on ``today`` (age = today − day, days) is the
-final field times ``exp(s·N − s²/2)`` with ``N`` a daily white 1° field and
-``s = nrt_sd·max(0, 10 − age)/10``: revised once a day in place, identical to the final
-field from age 10 on. :meth:`Precipitation.revision` numbers the revisions (``min(age, 10)``).
+Storm duration
+--------------
+:meth:`Precipitation.storm_hours` is the number of hours the day's rain fell in, which sets its
+intensity (mm h-1) and so the truth's infiltration-excess runoff. Daily products do not carry it.
+``H = clip(H₀·exp(0.5·N), 1, 24)`` with ``N`` a daily white 0.5° field and the median
+``H₀ = 12 − 8·k`` h, ``k`` the convective share: 1 in the tropics (|lat| < 15°), else the
+warm-season weight ``clip(0.5 + 0.6·cos(2π(doy − 200)/365.25)·sign(lat), 0, 1)`` — short summer
+downpours, long winter rains.
 
-ERA5 precipitation
-------------------
-ERA5's daily total at a point is MSWEP smoothed by a 3 × 3 (0.3°) box and interpolated
-bilinearly, times ``exp(0.35·E − 0.35²/2)`` (``E`` a daily white 1° field), plus drizzle
-``0.25·clip(W + 1 − c, 0, 2)`` mm: coarser, noisier and wetter-more-often than MSWEP. It is
-spread over the hours of the UTC day by a Fejér kernel in local solar time,
-``w_k = (1 + 1.5 cos x + cos 2x + 0.5 cos 3x)/24`` with ``x = 2π(LST_k − peak)/24`` at the
-middle of hour k, which is ≥ 0 and sums to exactly 1 over the 24 hours; ``peak`` is about
-16 LST over land (afternoon convection) and 06 LST over sea, ±2.5 h from a daily 2.5° field.
-ERA5 ``tp`` at valid time t is the hour ending at t; ERA5-Land's accumulates from 00 UTC (the
-00 UTC value is the previous day's total).
+Hourly distribution
+-------------------
+:meth:`Precipitation.hour_weights` spreads a daily total over the hours of the UTC day by a Fejér
+kernel in local solar time, ``w_k = (1 + 1.5 cos x + cos 2x + 0.5 cos 3x)/24`` with
+``x = 2π(LST_k − peak)/24`` at the middle of hour k, which is ≥ 0 and sums to exactly 1 over the
+24 hours; ``peak`` is about 16 LST over land (afternoon convection) and 06 LST over sea, ±2.5 h
+from a daily 2.5° field (used for ERA5's hourly ``tp``).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import date
 
 import numpy as np
 import numpy.typing as npt
-from scipy.ndimage import uniform_filter
 from scipy.special import ndtr
 
 from smda.grid import Grid
@@ -49,7 +49,7 @@ from smda.twin.geography import Geography, precip_climatology
 from smda.twin.noise import Lattice, Memo, unwrap_lon
 from smda.twin.weather import Weather, day_of_year
 
-__all__ = ["MSWEP_GRID", "Precipitation", "covering_window"]
+__all__ = ["MSWEP_GRID", "Precipitation", "bilinear", "covering_window"]
 
 F32 = npt.NDArray[np.float32]
 FloatArray = npt.NDArray[np.float64]
@@ -59,13 +59,11 @@ MSWEP_GRID = Grid.global_grid(0.1)
 
 _MESO = Lattice("meso", 0.5)
 _CONV = Lattice("conv", 0.25)
-_NRT = Lattice("mswep_nrt", 1.0)
-_ERA5_ERR = Lattice("tp_err", 1.0)
+_STORM = Lattice("storm_hours", 0.5)
+_MEMO_VALUES = 25_000_000  # blocks up to 100 MB are kept for the region's other users
 _PEAK = Lattice("tp_peak", 2.5)
 _W_WET, _W_MESO, _W_CONV = 0.62, 0.60, 0.50
 _NORM = math.sqrt(_W_WET**2 + _W_MESO**2 + _W_CONV**2)
-_ERA5_SD = 0.35
-_FINAL_AGE = 10
 
 
 def _m2(c: FloatArray) -> FloatArray:
@@ -122,7 +120,7 @@ def covering_window(
     return Grid(res, r0, c0 % n_lon, r1 - r0, min(n_lon, c1 - c0))
 
 
-def _bilinear(field: F32, src: Grid, lat: FloatArray, lon: FloatArray) -> F32:
+def bilinear(field: F32, src: Grid, lat: FloatArray, lon: FloatArray) -> F32:
     """Bilinear interpolation of (..., src lat, src lon) cell-centre values at points."""
     y = (90.0 - (src.row0 + 0.5) * src.res - np.asarray(lat, dtype=np.float64)) / src.res
     y = np.clip(y, 0.0, src.nrows - 1.0)
@@ -145,35 +143,35 @@ def _bilinear(field: F32, src: Grid, lat: FloatArray, lon: FloatArray) -> F32:
 
 
 class Precipitation:
-    """The precipitation of a seeded world (see the module docstring)."""
+    """The true precipitation of a seeded world (see the module docstring)."""
 
-    def __init__(
-        self, seed: int, geography: Geography, weather: Weather, *, nrt_sd: float = 0.3
-    ) -> None:
+    def __init__(self, seed: int, geography: Geography, weather: Weather) -> None:
         self.seed = seed
         self.geography = geography
         self.weather = weather
-        self.nrt_sd = nrt_sd
         self._days: Memo[F32] = Memo(6)
+        self._blocks: Memo[F32] = Memo(3)
 
-    # -- MSWEP ----------------------------------------------------------------------------------
-    def mswep(self, first: int, n_days: int, grid: Grid) -> F32:
-        """Final MSWEP daily precipitation (mm day-1) of days ``first … first + n_days − 1``
-        on a window of the 0.1° grid: float32 (n_days, grid.nrows, grid.ncols)."""
+    # -- daily totals ---------------------------------------------------------------------------
+    def true_daily(self, first: int, n_days: int, grid: Grid) -> F32:
+        """True daily precipitation (mm day-1) of days ``first … first + n_days − 1`` on a
+        window of the 0.1° grid: float32 (n_days, grid.nrows, grid.ncols)."""
         if abs(grid.res - 0.1) > 1e-9:
-            raise ValueError(f"MSWEP is on the 0.1° grid, not {grid}")
+            raise ValueError(f"the true precipitation is on the 0.1° grid, not {grid}")
         if n_days > 2:
-            return self._mswep(first, n_days, grid)
+            if n_days * grid.nrows * grid.ncols > _MEMO_VALUES:
+                return self._true(first, n_days, grid)
+            return self._blocks.get((first, n_days, grid), lambda: self._true(first, n_days, grid))
         layers = []
         for d in range(first, first + n_days):
 
             def make(d: int = d) -> F32:
-                return np.asarray(self._mswep(d, 1, grid)[0])
+                return np.asarray(self._true(d, 1, grid)[0])
 
             layers.append(self._days.get((d, grid), make))
         return np.stack(layers)
 
-    def _mswep(self, first: int, n_days: int, grid: Grid) -> F32:
+    def _true(self, first: int, n_days: int, grid: Grid) -> F32:
         lat, lon = grid.lats, grid.lons
         days = np.arange(first, first + n_days)
         lsm, mult = self.geography.precip_fields(lat, lon)
@@ -192,50 +190,25 @@ class Precipitation:
         latent *= scale
         return latent
 
-    def revision(self, day: date, today: date) -> int:
-        """Revision number of the NRT file of ``day`` as published on ``today``:
-        ``min(age, 10)`` with age = today − day in days; 10 is final."""
-        age = (today - day).days
-        if age < 0:
-            raise ValueError(f"MSWEP NRT for {day} does not exist on {today} (it is in the future)")
-        return min(age, _FINAL_AGE)
-
-    def nrt(self, day: date, today: date, grid: Grid = MSWEP_GRID) -> F32:
-        """MSWEP NRT daily precipitation (mm day-1) of ``day`` as published on ``today``."""
-        age = self.revision(day, today)
-        d = day.toordinal()
-        final = np.asarray(self.mswep(d, 1, grid)[0])
-        s = self.nrt_sd * (_FINAL_AGE - age) / _FINAL_AGE
-        if s == 0.0:
-            return final
-        noise = _NRT.sample(self.seed, [d], grid.lats, grid.lons)[0]
-        return np.asarray(
-            final * np.exp(np.float32(s) * noise - np.float32(0.5 * s * s)), dtype=np.float32
-        )
-
-    # -- ERA5 -----------------------------------------------------------------------------------
-    def era5_daily(self, first: int, n_days: int, lat: npt.ArrayLike, lon: npt.ArrayLike) -> F32:
-        """ERA5-like daily precipitation (mm day-1, 00–24 UTC) at outer-product points:
-        float32 (n_days, lat, lon)."""
-        la = np.asarray(lat, dtype=np.float64)
-        lo = np.asarray(lon, dtype=np.float64)
-        window = covering_window(la, lo)
-        days = np.arange(first, first + n_days)
-        field = self.mswep(first, n_days, window)
-        lon_mode = "wrap" if window.is_global else "nearest"
-        smooth = uniform_filter(field, size=(1, 3, 3), mode=("nearest", "nearest", lon_mode))
-        out = _bilinear(smooth, window, la, lo)
-        out *= np.exp(
-            np.float32(_ERA5_SD) * _ERA5_ERR.sample(self.seed, days, la, lo)
-            - np.float32(0.5 * _ERA5_SD**2)
-        )
-        st = self.geography.statics(la, lo)
-        wet = self.weather.anomaly("wetness", first, n_days, la, lo)
-        doy = day_of_year(days)[:, None, None]
+    def wet_threshold(self, days: npt.ArrayLike, lat: FloatArray, lon: FloatArray) -> F32:
+        """The threshold ``c`` of the latent field at outer-product points (n_days, lat, lon):
+        where the wetness anomaly exceeds it, rain is likely (used for false drizzle)."""
+        st = self.geography.statics(lat, lon)
+        doy = day_of_year(np.asarray(days))[:, None, None]
         pclim = precip_climatology(st.lat, st.lsm, st.precip_multiplier, doy).astype(np.float32)
-        c, _ = _threshold_and_scale(pclim)
-        out += 0.25 * np.clip(wet + 1.0 - c, 0.0, 2.0)
-        return out
+        return _threshold_and_scale(pclim)[0]
+
+    def storm_hours(self, first: int, n_days: int, lat: FloatArray, lon: FloatArray) -> F32:
+        """Hours the day's rain fell in (1–24) at outer-product points: (n_days, lat, lon)
+        float32 (module docstring)."""
+        days = np.arange(first, first + n_days)
+        doy = day_of_year(days)[:, None, None]
+        la = np.asarray(lat, dtype=np.float64)[None, :, None]
+        season = np.cos(2.0 * np.pi * (doy - 200.0) / 365.25) * np.sign(la)
+        convective = np.where(np.abs(la) < 15.0, 1.0, np.clip(0.5 + 0.6 * season, 0.0, 1.0))
+        median = 12.0 - 8.0 * convective
+        noise = _STORM.sample(self.seed, days, lat, lon)
+        return np.asarray(np.clip(median * np.exp(0.5 * noise), 1.0, 24.0), dtype=np.float32)
 
     def hour_weights(
         self,
@@ -287,26 +260,4 @@ class Precipitation:
                 c += sin_a[i][None, :] * np.sin(b)
                 c *= c + 1.0
                 np.multiply(sc, c, out=out[i])
-        return out
-
-    def era5_tp(
-        self, day: date, lat: npt.ArrayLike, lon: npt.ArrayLike, *, from_midnight: bool = False
-    ) -> F32:
-        """ERA5 ``tp`` (m) at valid times 00…23 UTC of ``day``: float32 (24, lat, lon).
-
-        By default each value is the hour ending at the valid time (ERA5); with
-        ``from_midnight`` it is accumulated since 00 UTC, the 00 UTC value being the
-        previous day's total (ERA5-Land).
-        """
-        la = np.asarray(lat, dtype=np.float64)
-        lo = np.asarray(lon, dtype=np.float64)
-        d = day.toordinal()
-        daily = self.era5_daily(d - 1, 2, la, lo) / np.float32(1000.0)
-        out = np.empty((24, la.size, lo.size), dtype=np.float32)
-        out[1:] = self.hour_weights(d, np.arange(1, 24), la, lo, scale=daily[1])
-        if from_midnight:
-            out[0] = daily[0]
-            np.cumsum(out[1:], axis=0, out=out[1:])
-        else:
-            out[0] = self.hour_weights(d - 1, np.array([24]), la, lo, scale=daily[0])[0]
         return out

@@ -1,12 +1,38 @@
-"""Products derived from the truth with known, independent errors, and their true skill.
+"""Products of the world with realistic errors, and their skill against the truth.
 
-Every product follows one error model (parameters in :class:`ProductErrors`)::
+Soil moisture products
+----------------------
+**ERA5-Land-like and GLDAS-like** (:class:`LandProduct`): each is a *separate system* — its own
+run of :mod:`smda.twin.landmodel` with its own structure (:class:`LandProductSpec`: layer depths,
+rates; no sub-cell tiles, no irrigation, no infiltration-excess runoff), its own soil map (the
+ERA5 soil type's table values, not the truth's per-cell and per-tile soils), driven by its own
+erroneous forcing:
 
-    product(x, t) = offset + scale·truth(cell(x), day(t)) + static_sd·B(x) + noise_sd·E(x, t)
-                    + diurnal_amplitude·H(t, x)
+- ERA5-Land (:data:`ERA5LAND`): ERA5's meteorology (:data:`smda.twin.reanalysis.ERA5_MET_ERRORS`,
+  the very errors smda's features carry) and ERA5's ``tp``
+  (:data:`smda.twin.rainfall.ERA5_TP_ERRORS`);
+- GLDAS (:data:`GLDAS`): a GDAS-like meteorology whose biases are half shared with ERA5's
+  (:data:`~smda.twin.reanalysis.GLDAS_MET_ERRORS`) and a 1° satellite–gauge precipitation half
+  of whose error is MSWEP's (:data:`~smda.twin.rainfall.GLDAS_RAIN_ERRORS`).
 
-- ``truth`` is the world's daily truth (m3 m-3) of the 0.25° cell containing x, held constant
-  through the UTC day;
+Their errors are therefore partly correlated with each other and with smda's inputs, as the real
+products' are, and are largest where the truth has what they lack (irrigation, intense storms,
+heterogeneous soils). The served value is the product's top layer (0–7 cm, 0–10 cm), plus a
+small diurnal term in its hourly values. Outside the world's region (where there is no truth)
+land points get a climatological placeholder ``wp + (fc − wp)(0.35 + 0.15 cos(2π(doy − 100)/365.25))``
+of the product's soil.
+
+Retrievals and stations
+-----------------------
+SMAP (:class:`SmapErrors`, :mod:`smda.twin.smap`) and the stations' sensors
+(:data:`ISMN_ERRORS`, :mod:`smda.twin.stations`) follow the generic error model
+(:class:`ProductErrors`)::
+
+    value(x, t) = offset + scale·θ(x, day(t)) + static_sd·B(x) + noise_sd·E(x, t)
+                  + diurnal_amplitude·H(t, x)
+
+- ``θ`` is the truth of the 0.25° cell containing x (SMAP) or the station's own column
+  (stations), held constant through the UTC day;
 - ``B`` is a time-invariant unit-variance field: smooth on a lattice of ``static_spacing``
   degrees, or independent per pixel/station when ``static_spacing`` is 0;
 - ``E`` is a unit-variance error, AR(1) in time with lag-1 correlation ``noise_phi`` per step
@@ -16,10 +42,7 @@ Every product follows one error model (parameters in :class:`ProductErrors`)::
 - ``H = −cos(2π(LST − 15)/24)`` over the 24 hours of the UTC day (driest at 15 local solar
   time), which sums to exactly zero over the hours of a UTC day, so daily means are unaffected.
 
-All random numbers are keyed by (seed, product, day, position), independent of the truth and
-of every other product, so triple collocation's assumptions hold (a product's errors are
-independent of the truth and of the other products' errors). ERA5's own ``swvl1`` is the
-ERA5-Land product evaluated at ERA5 points (same errors): do not put both in one triplet.
+SMAP's noise further grows with vegetation water content (:class:`SmapErrors`).
 
 :func:`true_skill` measures a product against the truth directly (correlation, TC-style error
 SD, bias, scale), for tests and for scoring an OSSE.
@@ -34,18 +57,24 @@ import numpy.typing as npt
 import xarray as xr
 
 from smda.grid import Grid
-from smda.twin.geography import Geography
-from smda.twin.noise import BlockChain, Lattice, hash_normals, interpolate, key
-from smda.twin.weather import day_of_year
+from smda.twin.geography import SOIL_TABLE, Geography
+from smda.twin.landmodel import Columns, ColumnState, DayForcing, Structure, step
+from smda.twin.noise import BlockChain
+from smda.twin.rainfall import RainProduct
+from smda.twin.reanalysis import Reanalysis
+from smda.twin.waterbalance import cell_land_mask, greenness, makkink_pet, region_window
+from smda.twin.weather import Weather, day_of_year
 
 __all__ = [
-    "ERA5LAND_ERRORS",
-    "GLDAS_ERRORS",
+    "ERA5LAND",
+    "GLDAS",
     "ISMN_ERRORS",
     "SMAP_ERRORS",
-    "ModelProduct",
+    "LandProduct",
+    "LandProductSpec",
     "ProductErrors",
     "SmapErrors",
+    "diurnal_term",
     "true_skill",
 ]
 
@@ -78,68 +107,111 @@ class ProductErrors:
 @dataclass(frozen=True)
 class SmapErrors(ProductErrors):
     """SMAP L3 retrieval errors: the generic model per EASE-Grid pixel and pass, plus
-    quality and coverage.
+    vegetation, quality and coverage.
 
-    ``noise_sd`` is the AM error SD; PM retrievals have ``pm_noise_factor`` times more. A
-    fraction ``not_recommended_fraction`` of retrievals (and all frozen, snow-covered or
-    water-affected ones) have bit 0 of ``retrieval_qual_flag`` set; their noise SD is
-    ``not_recommended_noise_factor`` times larger. ``missing_fraction`` of the pixels in a
-    swath have no retrieval (RFI). Retrievals are clipped to [valid_min, valid_max].
+    ``noise_sd`` is the AM error SD over bare soil; it grows with the vegetation water content
+    VWC (kg m-2) as ``noise_sd·(1 + veg_noise_per_kg·VWC)`` (the retrieval degrades under
+    dense vegetation, VWC > 5 kg m-2), and the retrieval has a seasonal bias
+    ``veg_bias_per_kg·(VWC − VWC_mean)`` (the vegetation correction is imperfect). PM
+    retrievals have ``pm_noise_factor`` times more noise. A fraction
+    ``not_recommended_fraction`` of retrievals (and all frozen, snow-covered or water-affected
+    ones) have bit 0 of ``retrieval_qual_flag`` set; their noise SD is
+    ``not_recommended_noise_factor`` times larger. ``missing_fraction`` of the pixels in a swath
+    have no retrieval, and a fraction ``rfi_fraction`` of pixels sits under persistent radio
+    frequency interference that removes ``rfi_missing`` of their retrievals. Retrievals are
+    clipped to [valid_min, valid_max].
     """
 
+    veg_noise_per_kg: float = 0.12
+    veg_bias_per_kg: float = -0.003
     pm_noise_factor: float = 1.1
     not_recommended_fraction: float = 0.1
     not_recommended_noise_factor: float = 2.0
     missing_fraction: float = 0.03
+    rfi_fraction: float = 0.03
+    rfi_missing: float = 0.6
     valid_min: float = 0.02
     valid_max: float = 0.6
 
 
 SMAP_ERRORS = SmapErrors(
     static_sd=0.02,
-    noise_sd=0.045,
+    noise_sd=0.035,
     noise_spacing=0.3,
     noise_white_fraction=0.4,
 )
-"""SMAP L3 (9 km): unbiased on average, per-pixel bias SD 0.02, noise SD 0.045 (AM) with
-60 % of its variance on a 0.3° (~36 km radiometer footprint) field, white in time."""
-
-ERA5LAND_ERRORS = ProductErrors(
-    offset=0.08,
-    scale=0.7,
-    static_sd=0.02,
-    static_spacing=2.0,
-    noise_sd=0.03,
-    noise_phi=0.8,
-    noise_spacing=1.0,
-    diurnal_amplitude=0.003,
-    layer_depth_m=0.07,
-)
-"""ERA5-Land swvl1 (0–7 cm): wet-biased, range-compressed, smooth AR(1) error (φ 0.8/day)."""
-
-GLDAS_ERRORS = ProductErrors(
-    offset=0.04,
-    scale=0.85,
-    static_sd=0.03,
-    static_spacing=2.0,
-    noise_sd=0.045,
-    noise_phi=0.9,
-    noise_spacing=1.5,
-    diurnal_amplitude=0.002,
-    layer_depth_m=0.10,
-)
-"""GLDAS Noah 0–10 cm: another bias and scale, a larger error with a longer memory (φ 0.9)."""
+"""SMAP L3 (9 km): unbiased on average, per-pixel bias SD 0.02, noise SD 0.03 (AM, bare soil;
+0.048 at VWC 5 kg m-2) with 60 % of its variance on a 0.3° (~36 km radiometer footprint) field,
+white in time; ubRMSE ≈ 0.04 m3 m-3 at typical sites (the mission requirement)."""
 
 ISMN_ERRORS = ProductErrors(
-    static_sd=0.03,
-    noise_sd=0.035,
+    static_sd=0.02,
+    noise_sd=0.02,
     noise_phi=0.99,
     noise_step_hours=1,
     diurnal_amplitude=0.005,
 )
-"""ISMN stations (0.05 m): representativeness error — a per-station bias (SD 0.03), hourly
-AR(1) noise (SD 0.035, φ 0.99 per hour, a memory of about four days) and a small diurnal
-cycle."""
+"""The stations' sensors (0.05 m): a calibration bias (SD 0.02 per station), hourly AR(1) noise
+(SD 0.01, φ 0.99 per hour) and a small diurnal cycle, on top of the station's own column (its
+representativeness error is physical: :mod:`smda.twin.waterbalance`)."""
+
+
+@dataclass(frozen=True)
+class LandProductSpec:
+    """How a model-based soil moisture product is made (module docstring)."""
+
+    structure: Structure
+    rain: str
+    """The precipitation product driving it (a name of :attr:`smda.twin.world.World.rain`)."""
+    met: str
+    """The meteorology driving it (a name of :attr:`smda.twin.world.World.met`)."""
+    soil_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Multipliers of the soil table's (porosity, field capacity, wilting point)."""
+    layer_depth_m: float = 0.05
+    diurnal_amplitude: float = 0.0
+
+
+ERA5LAND = LandProductSpec(
+    structure=Structure(
+        surface_mm=70.0,
+        root_mm=210.0,
+        drainage_rate=0.3,
+        deep_drainage_rate=0.1,
+        diffusion_mm=8.0,
+        et_coefficient=0.7,
+        residual=0.7,
+        runoff_coefficient=0.5,
+        runoff_exponent=2.0,
+        infiltration_excess=False,
+    ),
+    rain="era5_tp",
+    met="era5",
+    layer_depth_m=0.07,
+    diurnal_amplitude=0.003,
+)
+"""ERA5-Land swvl1 (0–7 cm over 7–28 cm), forced by ERA5's own meteorology and ``tp``."""
+
+GLDAS = LandProductSpec(
+    structure=Structure(
+        surface_mm=100.0,
+        root_mm=300.0,
+        drainage_rate=0.25,
+        deep_drainage_rate=0.08,
+        diffusion_mm=6.0,
+        et_coefficient=0.9,
+        residual=0.6,
+        runoff_coefficient=0.4,
+        runoff_exponent=1.5,
+        infiltration_excess=False,
+    ),
+    rain="gldas_rain",
+    met="gldas_met",
+    soil_scale=(0.95, 1.05, 1.1),
+    layer_depth_m=0.10,
+    diurnal_amplitude=0.002,
+)
+"""GLDAS Noah 0–10 cm over 10–40 cm, forced by a GDAS-like meteorology and a 1° satellite–gauge
+precipitation."""
 
 
 def diurnal_term(hours_utc: npt.ArrayLike, lon: npt.ArrayLike) -> FloatArray:
@@ -148,136 +220,126 @@ def diurnal_term(hours_utc: npt.ArrayLike, lon: npt.ArrayLike) -> FloatArray:
     return np.asarray(-np.cos(2.0 * np.pi * (lst - 15.0) / 24.0))
 
 
-@dataclass
-class _ArLattice:
-    """A unit-variance AR(1) lattice field over a fixed node window, memoised by blocks."""
+class LandProduct:
+    """A model-based product over the world's region: its own land model run (module docstring).
 
-    lattice: Lattice
-    phi: float
-    seed: int
-    lat_nodes: npt.NDArray[np.int64]
-    lon_nodes: npt.NDArray[np.int64]
-    origin: int
-    chain: BlockChain[FloatArray] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.chain = BlockChain(self.origin, 366, self._init, self._step)
-
-    def _white(self, first: int, n_days: int) -> FloatArray:
-        k = key(self.seed, self.lattice.tag, "ar1")
-        days = np.arange(first, first + n_days, dtype=np.int64)
-        return hash_normals(
-            k, days[:, None, None], self.lat_nodes[None, :, None], self.lon_nodes[None, None, :]
-        )
-
-    def _init(self) -> FloatArray:
-        return np.asarray(self._white(self.origin - 1, 1)[0])
-
-    def _step(self, first: int, n_days: int, state: FloatArray) -> tuple[FloatArray, FloatArray]:
-        z = self._white(first, n_days)
-        out = np.empty_like(z)
-        innov = np.sqrt(1.0 - self.phi**2)
-        for i in range(n_days):
-            state = self.phi * state + innov * z[i]
-            out[i] = state
-        return out, state
-
-
-class ModelProduct:
-    """A gridded model-like product (ERA5-Land, GLDAS) at any points inside the truth's
-    region; outside it, land points get a climatological placeholder (no truth there)."""
+    The run covers the land cells of ``grid`` from ``spinup_days`` before ``epoch``, in the
+    same blocks as the truth (the true rain of a block is made once for all of them).
+    """
 
     def __init__(
         self,
         name: str,
-        errors: ProductErrors,
+        spec: LandProductSpec,
         *,
-        seed: int,
         grid: Grid,
         geography: Geography,
+        weather: Weather,
+        rain: RainProduct,
+        met: Reanalysis,
         epoch: int,
+        spinup_days: int,
+        block: int,
     ) -> None:
         self.name = name
-        self.errors = errors
-        self.seed = seed
+        self.spec = spec
         self.grid = grid
         self.geography = geography
+        self.weather = weather
+        self.rain = rain
+        self.met = met
         self.epoch = epoch
-        self._static = Lattice(f"{name}_static", errors.static_spacing or 1.0)
-        noise = Lattice(f"{name}_noise", errors.noise_spacing or 1.0)
-        bounds = grid.bounds
-        probe_lat = np.linspace(bounds.south - 0.5, bounds.north + 0.5, 64)
-        width = grid.ncols * grid.res
-        probe_lon = bounds.west - 0.5 + np.linspace(0.0, min(width + 1.0, 360.0), 256)
-        b_lat, b_lon = noise.weights(probe_lat, probe_lon)
-        self._ar = _ArLattice(
-            noise, errors.noise_phi, seed, b_lat.nodes, np.unique(b_lon.nodes), epoch
+        self.land = cell_land_mask(grid, geography)
+        self.cells = np.flatnonzero(self.land.reshape(-1))
+        self.window = region_window(grid)
+        self.soil = self._soil(grid.lats, grid.lons)
+        st = geography.statics(grid.lats, grid.lons)
+        veg = np.clip(st.cvh + st.cvl, 0.0, 1.0).reshape(-1)[self.cells]
+        self._lat = (st.lat + 0.0 * st.lsm).reshape(-1)[self.cells]
+        flat = {k: v.reshape(-1)[self.cells] for k, v in self.soil.items()}
+        self.columns = Columns(
+            flat["porosity"],
+            flat["field_capacity"],
+            flat["wilting_point"],
+            np.full(self.cells.size, 10.0),
+            veg,
+            np.zeros(self.cells.size, dtype=bool),
         )
-        self._lon_index = np.full(noise.n_lon, -1, dtype=np.intp)
-        self._lon_index[self._ar.lon_nodes] = np.arange(self._ar.lon_nodes.size)
+        self.chain: BlockChain[ColumnState] = BlockChain(
+            epoch - spinup_days, block, self.columns.initial, self._step, keep_from=epoch
+        )
 
-    def noise(self, first: int, n_days: int, lat: FloatArray, lon: FloatArray) -> F32:
-        """The unit-variance error E at points (all inside the region): (n_days, lat, lon)."""
-        bands = self._ar.lattice.weights(lat, lon)
-        li = bands[0].nodes - self._ar.lat_nodes[0]
-        ci = self._lon_index[bands[1].nodes]
-        if li.min() < 0 or li.max() >= self._ar.lat_nodes.size or ci.min() < 0:
-            raise ValueError(
-                f"points outside the {self.name} error window of region {self.grid.bounds}"
-            )
-        values = self._ar.chain.get(first, first + n_days - 1)[:, li][:, :, ci]
-        return interpolate(values, bands)
+    def _soil(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> dict[str, FloatArray]:
+        """The product's soil map: the soil type's table values times ``soil_scale``."""
+        st = self.geography.statics(lat, lon)
+        codes = np.where(st.land, st.slt, 0).astype(np.intp)
+        table = np.array([(np.nan, np.nan, np.nan)] + [SOIL_TABLE[k] for k in range(1, 8)])
+        scale = self.spec.soil_scale
+        sat, fc, wp = (table[codes, i] * scale[i] for i in range(3))
+        fc = np.minimum(fc, sat - 0.04)
+        return {"porosity": sat, "field_capacity": fc, "wilting_point": np.minimum(wp, fc - 0.08)}
 
-    def daily(
-        self, first: int, n_days: int, lat: npt.ArrayLike, lon: npt.ArrayLike, truth: F32
-    ) -> F32:
-        """Daily values (m3 m-3) at outer-product points: (n_days, lat, lon) float32.
+    def _step(self, first: int, n_days: int, state: ColumnState) -> tuple[F32, ColumnState]:
+        g = self.grid
+        rain = self.rain.at_points(first, n_days, g.lats, g.lons, window=self.window)
+        met = self.weather.daily(first, n_days, g.lats, g.lons)
+        t_k, ssrd = self.met.daily(met["t2m_mean"], met["ssrd"], first, g.lats, g.lons)
+        t_mean = t_k.astype(np.float64) - 273.15
+        pet = makkink_pet(t_mean, ssrd.astype(np.float64) / 1e6)
+        days = np.arange(first, first + n_days)
+        green = greenness(days, self._lat)[:, :, 0]
 
-        ``truth`` is the truth on ``self.grid`` for the same days (n_days, grid lat, grid lon).
-        Inside the region: the error model of the module docstring (without the diurnal
-        term). Land outside it (or where the cell has no truth): ``offset + scale·θ_clim +
-        static`` with ``θ_clim = wp + (fc − wp)(0.35 + 0.15 cos(2π(doy − 100)/365.25))``.
-        Sea (``lsm < 0.5`` at the point): NaN.
-        """
-        e = self.errors
+        def pick(values: npt.ArrayLike) -> FloatArray:
+            return np.asarray(values, dtype=np.float64).reshape(n_days, -1)[:, self.cells]
+
+        p, t, e = pick(rain), pick(t_mean), pick(pet)
+        out = np.empty((n_days, self.cells.size), dtype=np.float32)
+        for i in range(n_days):
+            day = DayForcing(p[i], t[i], e[i], np.full(self.cells.size, 12.0), green[i])
+            state = step(state, day, self.columns, self.spec.structure)
+            out[i] = state.surface
+        return out, state
+
+    def series(self, first: int, last: int) -> F32:
+        """The product's top layer (m3 m-3) on the grid, float32 (n_days, lat, lon), NaN over
+        sea; days from the epoch on."""
+        raw = np.asarray(self.chain.get(first, last), dtype=np.float32)
+        out = np.full((raw.shape[0], self.grid.nrows * self.grid.ncols), np.nan, np.float32)
+        out[:, self.cells] = raw
+        return out.reshape(raw.shape[0], self.grid.nrows, self.grid.ncols)
+
+    def daily(self, first: int, n_days: int, lat: npt.ArrayLike, lon: npt.ArrayLike) -> F32:
+        """Daily values (m3 m-3) at outer-product points, (n_days, lat, lon) float32: the run's
+        value of the cell containing the point inside the region, the placeholder of the
+        module docstring on land outside it, NaN over sea (``lsm < 0.5`` at the point)."""
         la = np.asarray(lat, dtype=np.float64)
         lo = np.asarray(lon, dtype=np.float64)
         st = self.geography.statics(la, lo)
-        static = e.static_sd * self._static_field(la, lo)
         rows, _, rok = self.grid.locate(la, np.full_like(la, self.grid.lons[0]))
         _, cols, cok = self.grid.locate(np.full_like(lo, self.grid.lats[0]), lo)
         out = np.full((n_days, la.size, lo.size), np.nan, dtype=np.float32)
         ri, ci = np.flatnonzero(rok), np.flatnonzero(cok)
-        if ri.size and ci.size:
-            t = truth[:, rows[ri]][:, :, cols[ci]]
-            eps = e.noise_sd * self.noise(first, n_days, la[ri], lo[ci])
-            inside = e.offset + e.scale * t + static[np.ix_(ri, ci)] + eps
-            block = out[:, ri[:, None], ci[None, :]]
-            out[:, ri[:, None], ci[None, :]] = np.where(np.isfinite(t), inside, block)
+        if ri.size and ci.size and first >= self.epoch:
+            values = self.series(first, first + n_days - 1)
+            out[:, ri[:, None], ci[None, :]] = values[:, rows[ri]][:, :, cols[ci]]
         missing = np.isnan(out) & st.land[None]
         if missing.any():
-            soil = self.geography.soil_properties(la, lo)
+            soil = self._soil(la, lo)
             doy = day_of_year(np.arange(first, first + n_days))[:, None, None]
             season = 0.35 + 0.15 * np.cos(2.0 * np.pi * (doy - 100.0) / 365.25)
-            clim = soil["wilting_point"] + (soil["field_capacity"] - soil["wilting_point"]) * season
-            out = np.where(missing, (e.offset + e.scale * clim + static).astype(np.float32), out)
-        return out
-
-    def _static_field(self, lat: FloatArray, lon: FloatArray) -> FloatArray:
-        if self.errors.static_spacing > 0:
-            return self._static.sample(self.seed, None, lat, lon).astype(np.float64)
-        k = key(self.seed, self.name, "static_points")
-        return hash_normals(k, np.round(lat * 1e4)[:, None], np.round(lon * 1e4)[None, :])
+            wp, fc = soil["wilting_point"], soil["field_capacity"]
+            out = np.where(missing, (wp + (fc - wp) * season).astype(np.float32), out)
+        return np.where(st.land[None], out, np.float32(np.nan))
 
     def hourly(
-        self, day: int, lat: npt.ArrayLike, lon: npt.ArrayLike, truth: F32, hours: npt.ArrayLike
+        self, day: int, lat: npt.ArrayLike, lon: npt.ArrayLike, hours: npt.ArrayLike
     ) -> F32:
         """Values at ``hours`` (UTC, of ``day``) at points: the daily value plus the diurnal
-        term; (len(hours), lat, lon) float32. ``truth`` is (1, grid lat, grid lon)."""
-        daily = self.daily(day, 1, lat, lon, truth)[0]
+        term; (len(hours), lat, lon) float32."""
+        daily = self.daily(day, 1, lat, lon)[0]
         h = np.asarray(hours, dtype=np.float64)
         wave = diurnal_term(h[:, None], np.asarray(lon, dtype=np.float64)[None, :])
-        wave32 = (self.errors.diurnal_amplitude * wave).astype(np.float32)
+        wave32 = (self.spec.diurnal_amplitude * wave).astype(np.float32)
         out = np.empty((h.size, *daily.shape), dtype=np.float32)
         for i in range(h.size):
             np.add(daily, wave32[i][None, :], out=out[i])

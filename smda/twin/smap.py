@@ -19,11 +19,17 @@ placed on the granule's UTC day.
 
 Values (per pixel i, pass p, day D, see :class:`smda.twin.products.SmapErrors`)
 ---------------------------------------------------------------------------
-``soil_moisture = clip(offset + scale·truth(cell(i), D) + static_sd·b_i + σ_p·k_i·e_{i,p,D},
-valid_min, valid_max)`` with ``b_i`` a static per-pixel normal, ``σ_AM = noise_sd``,
+``soil_moisture = clip(offset + scale·truth(cell(i), D) + static_sd·b_i
++ veg_bias_per_kg·(VWC − VWC̄) + σ_p·(1 + veg_noise_per_kg·VWC)·k_i·e_{i,p,D}, valid_min,
+valid_max)`` with ``b_i`` a static per-pixel normal, ``VWC`` the vegetation water content below
+(``VWC̄ = 0.7·(6 cvh + 1.5 cvl)`` its seasonal mean), ``σ_AM = noise_sd``,
 ``σ_PM = pm_noise_factor·noise_sd``, ``k_i = not_recommended_noise_factor`` for retrievals not
 recommended (else 1) and ``e = √w·white + √(1 − w)·L`` (w = ``noise_white_fraction``, L a
-daily 0.3° field per pass): independent of the truth and of the other products.
+daily 0.3° field per pass): independent of the truth and of the other products. The truth is
+the cell's mean over its sub-cell tiles (:mod:`smda.twin.waterbalance`).
+
+Pixels under persistent radio-frequency interference (a static ``rfi_fraction`` of them) lose
+a further ``rfi_missing`` of their retrievals.
 
 Flags and ancillary fields
 --------------------------
@@ -38,7 +44,7 @@ vegetation (vegetation water content > 5 kg m-2).
 ``surface_temperature`` = 2 m temperature at the overpass −1 K (AM) or +1.5 K (PM);
 ``freeze_thaw_fraction = clip(273.65 − T, 0, 1)``; ``vegetation_water_content`` (kg m-2)
 ``= (6 cvh + 1.5 cvl)(0.4 + 0.6 g)`` with g a hemispheric greenness season;
-``soil_moisture_error = σ_p·k_i·(1 + 0.03·vwc)``.
+``soil_moisture_error = σ_p·(1 + veg_noise_per_kg·vwc)·k_i``.
 """
 
 from __future__ import annotations
@@ -124,6 +130,7 @@ class _Window:
     coastal: npt.NDArray[np.bool_]
     mountain: npt.NDArray[np.bool_]
     veg_max: FloatArray  # 6 cvh + 1.5 cvl
+    rfi: npt.NDArray[np.bool_]  # pixel under persistent RFI
 
 
 class SmapSimulator:
@@ -167,6 +174,7 @@ class SmapSimulator:
             coastal=np.asarray(st.lsm < 0.95),
             mountain=np.asarray(st.elevation > 2000.0),
             veg_max=6.0 * st.cvh + 1.5 * st.cvl,
+            rfi=np.asarray(hash_uniforms(k, rows[:, None], cols[None, :], 2) < self.errors.rfi_fraction),
         )
 
     # -- geometry -------------------------------------------------------------------------------
@@ -216,6 +224,8 @@ class SmapSimulator:
         k = key(self.seed, "smap", ease.name, pass_name)
         u = hash_uniforms(k, days[:, None, None], w.rows[None, :, None], w.cols[None, None, :])
         missing = u < e.missing_fraction
+        u_rfi = hash_uniforms(k, days[:, None, None], w.rows[None, :, None], w.cols[None, None, :], 3)
+        missing |= w.rfi[None] & (u_rfi < e.rfi_missing)
         not_rec = (u >= e.missing_fraction) & (u < e.missing_fraction + e.not_recommended_fraction)
         ok = cover & ~missing
         t = truth[:, np.maximum(w.cell_rows, 0)][:, :, np.maximum(w.cell_cols, 0)]
@@ -229,7 +239,12 @@ class SmapSimulator:
         bad = frozen | snowy | w.water[None]
         not_rec |= bad
 
+        doy = day_of_year(days)[:, None, None]
+        season = np.cos(2.0 * np.pi * (doy - 200.0) / 365.25) * np.sign(w.lat)[None, :, None]
+        vwc = w.veg_max[None] * (0.4 + 0.6 * (0.5 + 0.5 * season))
         sigma = e.noise_sd * (e.pm_noise_factor if pass_name == "PM" else 1.0)
+        sigma = sigma * (1.0 + e.veg_noise_per_kg * vwc)
+        veg_bias = e.veg_bias_per_kg * (vwc - 0.7 * w.veg_max[None])
         k_i = np.where(not_rec, e.not_recommended_noise_factor, 1.0)
         white = hash_normals(
             k, days[:, None, None], w.rows[None, :, None], w.cols[None, None, :], 7
@@ -239,7 +254,8 @@ class SmapSimulator:
         )
         wf = e.noise_white_fraction
         eps = np.sqrt(wf) * white + np.sqrt(1.0 - wf) * smooth
-        sm = e.offset + e.scale * t + e.static_sd * w.static_bias[None] + sigma * k_i * eps
+        sm = e.offset + e.scale * t + e.static_sd * w.static_bias[None] + veg_bias
+        sm = sm + sigma * k_i * eps
         sm = np.clip(sm, e.valid_min, e.valid_max)
 
         out: dict[str, npt.NDArray[np.generic]] = {}
@@ -253,10 +269,7 @@ class SmapSimulator:
         put("soil_moisture", sm)
         put("retrieval_qual_flag", np.where(bad, 5, np.where(not_rec, 1, 0)))
         if set(names) & {"soil_moisture_error", "surface_flag", "vegetation_water_content"}:
-            doy = day_of_year(days)[:, None, None]
-            season = np.cos(2.0 * np.pi * (doy - 200.0) / 365.25) * np.sign(w.lat)[None, :, None]
-            vwc = w.veg_max[None] * (0.4 + 0.6 * (0.5 + 0.5 * season))
-            put("soil_moisture_error", sigma * k_i * (1.0 + 0.03 * vwc))
+            put("soil_moisture_error", sigma * k_i)
             put("vegetation_water_content", vwc)
             surface = (
                 w.water[None] * 1

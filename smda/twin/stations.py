@@ -1,17 +1,20 @@
-"""ISMN-like in-situ stations: the truth at a point plus representativeness error, hourly.
+"""ISMN-like in-situ stations: a point's own soil moisture plus a sensor's error, hourly.
 
 Stations are placed at seeded random land points of the world's region (alternating between
-two networks). Their hourly series (UTC) follow :class:`smda.twin.products.ProductErrors`
-with ``noise_step_hours = 1``::
+two networks). Each is a column of its own in the truth's water balance
+(:mod:`smda.twin.waterbalance`: its own soil and point rain), so it measures a point, not the
+cell mean. Its hourly series (UTC) add the sensor's errors
+(:class:`smda.twin.products.ProductErrors` with ``noise_step_hours = 1``)::
 
-    soil_moisture(s, t) = offset + scale·truth(cell(s), day(t)) + static_sd·b_s
+    soil_moisture(s, t) = offset + scale·θ_s(day(t)) + static_sd·b_s
                           + noise_sd·E_s(t) + diurnal_amplitude·H(t, lon_s)
 
-with ``b_s`` a per-station normal, ``E_s`` an hourly AR(1) of lag-1 correlation
-``noise_phi`` started (stationary) at the world's epoch, and H the zero-daily-mean diurnal
-term of :func:`smda.twin.products.diurnal_term`.
+with ``θ_s`` the station column's 0–5 cm water content, ``b_s`` a per-station normal
+(calibration), ``E_s`` an hourly AR(1) of lag-1 correlation ``noise_phi`` started (stationary)
+at the world's epoch, and H the zero-daily-mean diurnal term of
+:func:`smda.twin.products.diurnal_term`.
 
-Flags follow the ISMN definitions: ``C03`` where the value exceeds the cell's porosity
+Flags follow the ISMN definitions: ``C03`` where the value exceeds the station soil's porosity
 (saturation), else ``D02`` where the hourly 2 m air temperature is below 0 °C, else ``G``.
 ``soil_moisture_orig_flag`` (the provider's flag) is ``M``.
 """
@@ -65,7 +68,6 @@ class StationNetwork:
         grid: Grid,
         geography: Geography,
         land: npt.NDArray[np.bool_],
-        porosity: FloatArray,
         *,
         count: int,
         epoch: int,
@@ -74,7 +76,6 @@ class StationNetwork:
         self.errors = errors
         self.grid = grid
         self.geography = geography
-        self.porosity = porosity
         self.epoch = epoch
         self.stations = self._place(land, count)
         n = len(self.stations)
@@ -146,12 +147,19 @@ class StationNetwork:
 
     # -- series ---------------------------------------------------------------------------------
     def hourly(
-        self, station: Station, start: date, end: date, truth: FloatArray, t2m: FloatArray
+        self,
+        station: Station,
+        start: date,
+        end: date,
+        column: FloatArray,
+        t2m: FloatArray,
+        porosity: float,
     ) -> pd.DataFrame:
         """Hourly series of ``station`` for days ``start … end`` (UTC).
 
-        ``truth`` is the truth of the station's cell for those days (n_days,), ``t2m`` the
-        hourly 2 m temperature at the station (n_days, 24) in K. Returns a DataFrame indexed
+        ``column`` is the station column's 0–5 cm water content for those days (n_days,),
+        ``t2m`` the hourly 2 m temperature at the station (n_days, 24) in K, ``porosity`` the
+        station soil's (m3 m-3). Returns a DataFrame indexed
         by hourly UTC times (tz-naive) with ``soil_moisture`` (m3 m-3), ``soil_moisture_flag``
         and ``soil_moisture_orig_flag``.
         """
@@ -161,13 +169,12 @@ class StationNetwork:
         wave = diurnal_term(np.arange(24.0), station.lon)[None, :]
         value = (
             e.offset
-            + e.scale * truth[:, None]
+            + e.scale * column[:, None]
             + e.static_sd * self.bias[station.index]
             + e.noise_sd * noise
             + e.diurnal_amplitude * wave
         ).ravel()
-        row, col, _ = self.grid.locate(np.array([station.lat]), np.array([station.lon]))
-        saturated = value > self.porosity[row[0], col[0]]
+        saturated = value > porosity
         freezing = t2m.ravel() < 273.15
         flag = np.where(saturated, "C03", np.where(freezing, "D02", "G"))
         index = pd.date_range(
