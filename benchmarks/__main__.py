@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import ingest, operations, osse, science, stage_global
+from benchmarks import ingest, operations, osse, science, stage_global, twin
 
 BENCHMARKS = {
     "stage": stage_global.main,
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "science": science.main,
     "operations": operations.main,
     "osse": osse.main,
+    "twin": twin.main,
 }
 
 

@@ -55,47 +55,17 @@ def _models() -> dict[str, tuple[Any, int | None]]:
 def _training_data() -> tuple[Any, np.ndarray]:
     """Teacher-forced features and labels on the demo region (see the module docstring)."""
     import pandas as pd
-    import xarray as xr
 
     from smda.features import FeatureSpec, build_features, lagged
-    from smda.staging.era5 import era5_static
     from smda.twin.world import DEMO_REGION, World, WorldSpec
 
     world = World(WorldSpec(region=DEMO_REGION, epoch=date(2015, 1, 1)))
     start, end = date(2015, 2, 1), date(2015, 7, 31)
-    g = world.grid
-    h = world.weather.hourly(
-        start.toordinal(),
-        (end - start).days + 1,
-        g.lats,
-        g.lons,
-        ["t2m", "d2m", "u10", "v10", "sp", "ssrd"],
-    )
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from staged_world import twin_inputs
+
+    era5, precip, static = twin_inputs(world, start, end)  # the served products, as staged
     days = pd.date_range(start, end, name="time")
-    dims = ("time", "lat", "lon")
-    era5 = xr.Dataset(
-        {
-            "t2m_mean": (dims, h["t2m"].mean(1)),
-            "t2m_min": (dims, h["t2m"].min(1)),
-            "t2m_max": (dims, h["t2m"].max(1)),
-            "d2m_mean": (dims, h["d2m"].mean(1)),
-            "ssrd_sum": (dims, h["ssrd"].sum(1)),
-            "wind_mean": (dims, np.hypot(h["u10"], h["v10"]).mean(1)),
-            "sp_mean": (dims, h["sp"].mean(1)),
-        },
-        coords={"time": days, "lat": g.lats, "lon": g.lons},
-    ).astype(np.float32)
-    precip = world.forcing(start - timedelta(days=29), end)["precip"]
-    plat = np.arange(g.lats[0] + 0.125, g.lats[-1] - 0.2, -0.25)
-    plon = np.arange(g.lons[0] - 0.125, g.lons[-1] + 0.2, 0.25)
-    inv = world.invariants(plat, plon)
-    static = era5_static(
-        xr.Dataset(
-            {k: (("latitude", "longitude"), v) for k, v in inv.items()},
-            coords={"latitude": plat, "longitude": plon},
-        ),
-        g,
-    )
     label = world.product_daily("era5land", start - timedelta(days=1), end)
     fm = build_features(
         FeatureSpec(), days, era5=era5, precip=precip, static=static, state=lagged(label, days)
@@ -178,8 +148,8 @@ def _global_inputs() -> Path:
     era5 = {k: np.empty(g.shape, np.float32) for k in ERA5_VARS}
     for r0 in range(0, g.nrows, 90):
         rows = slice(r0, r0 + 90)
-        h = world.weather.hourly(
-            DAY.toordinal(), 1, g.lats[rows], g.lons, ["t2m", "d2m", "u10", "v10", "sp", "ssrd"]
+        h = world.era5_series(
+            DAY, 1, g.lats[rows], g.lons, ["t2m", "d2m", "u10", "v10", "sp", "ssrd"]
         )
         h = {k: v[0] for k, v in h.items()}
         era5["t2m_mean"][rows] = h["t2m"].mean(0)
@@ -191,7 +161,7 @@ def _global_inputs() -> Path:
         era5["sp_mean"][rows] = h["sp"].mean(0)
     arrays.update({f"era5_{k}": v for k, v in era5.items()})
     first = DAY.toordinal() - 29
-    arrays["precip"] = world.precipitation.era5_daily(first, 30, g.lats, g.lons)
+    arrays["precip"] = world.rain["era5_tp"].at_points(first, 30, g.lats, g.lons)
     land = static["land"].values
     rng = np.random.default_rng(0)
     arrays["state"] = np.where(land, 0.1 + 0.3 * rng.random(g.shape), np.nan).astype(np.float32)

@@ -2,8 +2,9 @@
 
 :class:`ModelBundle` holds the LightGBM booster (as its model string), the feature list and
 order, the hyper-parameters, the cross-validation report, hashes of the training inputs, the
-cold-start :class:`Climatology`, the CDF tables rescaling SMAP (:mod:`smda.nudging`) and the
-triple-collocation statistics of the labels. Its version is a hash of that content.
+cold-start :class:`Climatology`, the CDF tables rescaling SMAP (:mod:`smda.nudging`), the
+triple-collocation statistics of the labels and the nudging gain estimated from the training
+data (:mod:`smda.gain`). Its version is a hash of that content.
 
 Science core: numpy and lightgbm; the bundle serialises to a dict and arrays
 (:meth:`ModelBundle.to_parts`), writing files is :mod:`smda.bundle_io`'s job.
@@ -23,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smda.features import FeatureMatrix, FeatureSpec
+from smda.gain import GainField
 from smda.nudging import CdfTables
 
 __all__ = ["BUNDLE_FORMAT", "Climatology", "HyperParams", "ModelBundle", "Predict", "content_hash"]
@@ -147,6 +149,8 @@ class ModelBundle:
         Tables rescaling SMAP to the model (:func:`smda.nudging.fit_cdf`), or None.
     tc_stats:
         Triple-collocation statistics of the labels (free-form, JSON-serialisable).
+    gain:
+        The nudging gain estimated from the training data (:mod:`smda.gain`), or None.
     """
 
     model: str
@@ -158,6 +162,7 @@ class ModelBundle:
     climatology: Climatology
     cdf: CdfTables | None = None
     tc_stats: Mapping[str, Any] = field(default_factory=dict)
+    gain: GainField | None = None
 
     @cached_property
     def booster(self) -> lgb.Booster:
@@ -184,9 +189,13 @@ class ModelBundle:
         """A new bundle (new version) with these TC statistics."""
         return replace(self, tc_stats=dict(stats))
 
+    def with_gain(self, gain: GainField) -> ModelBundle:
+        """A new bundle (new version) with this gain."""
+        return replace(self, gain=gain)
+
     def to_parts(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
         """(metadata, arrays): a JSON-serialisable dict (with the model string) and named
-        arrays (climatology and CDF tables). Inverse: :meth:`from_parts`."""
+        arrays (climatology, CDF tables, gain). Inverse: :meth:`from_parts`."""
         meta = {
             "format": BUNDLE_FORMAT,
             "model": self.model,
@@ -198,12 +207,16 @@ class ModelBundle:
             "input_hashes": dict(self.input_hashes),
             "tc_stats": dict(self.tc_stats),
         }
+        if self.gain is not None:
+            meta["gain"] = dict(self.gain.provenance)
         arrays: dict[str, npt.NDArray[Any]] = {
             "clim_cell_ids": self.climatology.cell_ids,
             "clim_monthly": self.climatology.monthly,
         }
         if self.cdf is not None:
             arrays.update(self.cdf.to_arrays())
+        if self.gain is not None:
+            arrays.update(self.gain.to_arrays())
         return meta, arrays
 
     @classmethod
@@ -235,6 +248,9 @@ class ModelBundle:
             ),
             cdf=CdfTables.from_arrays(arrays) if "cdf_cell_ids" in arrays else None,
             tc_stats=meta.get("tc_stats", {}),
+            gain=GainField.from_arrays(arrays, meta.get("gain", {}))
+            if "gain_values" in arrays
+            else None,
         )
 
     @cached_property

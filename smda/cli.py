@@ -10,6 +10,7 @@ import contextlib
 import json
 import signal
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -100,6 +101,13 @@ def twin_serve(
             help="JSON list of faults [{'provider': 'cds', 'kind': 'status', 'status': 503, ...}]."
         ),
     ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON list of drifts from a date [{'kind': 'smap_bias', 'start': 'YYYY-MM-DD', "
+            "'bias': 0.05}, ...] (README: Drift scenarios)."
+        ),
+    ] = None,
 ) -> None:
     """Run the offline twin's replicas (CDS, Earthdata, MSWEP) until interrupted.
 
@@ -107,9 +115,16 @@ def twin_serve(
     """
     _settings()
     from smda.twin.faults import Fault
+    from smda.twin.scenario import Scenario, ScenarioError
     from smda.twin.service import Twin
 
-    twin = Twin(_twin_config(region, today, seed, epoch), workdir)
+    config = _twin_config(region, today, seed, epoch)
+    if scenario is not None:
+        try:
+            config = replace(config, scenario=Scenario.read(scenario))
+        except ScenarioError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--scenario") from exc
+    twin = Twin(config, workdir)
     if faults is not None:
         for item in json.loads(faults.read_text()):
             provider = item.pop("provider")
@@ -122,6 +137,8 @@ def twin_serve(
             f"twin serving (today {twin.clock.today}, region {region}, seed {seed}); endpoints in {endpoints_file}"
         )
         console.print(f"  export SMDA_ENDPOINTS={endpoints_file.resolve()}")
+        for drift in config.scenario.to_json():
+            console.print(f"  scenario: {json.dumps(drift)}", markup=False)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     console.print("twin stopped")

@@ -100,7 +100,7 @@ def _truth(
 
 
 def _run_model(
-    cfg: Settings, period: _Period, gain: float, spinup_days: int, model: str | None
+    cfg: Settings, period: _Period, gain: float | None, spinup_days: int, model: str | None
 ) -> xr.Dataset:
     from smda.evaluation import run_experiments
     from smda.registry import ModelRegistry
@@ -111,7 +111,8 @@ def _run_model(
     bundle = registry.load(model) if model else registry.current()
     console.print(
         f"running model {bundle.version} over {period.start}..{period.end} "
-        f"(gain {gain:g}, spin-up {spinup_days} d) in region {store.region}"
+        f"(gain {'of the model' if gain is None else f'{gain:g}'}, spin-up {spinup_days} d) "
+        f"in region {store.region}"
     )
     return run_experiments(
         store, bundle, period.start, period.end, gain=gain, spinup_days=spinup_days
@@ -179,7 +180,12 @@ def evaluate(
         ),
     ] = None,
     gain: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Nudging gain G (default: SMDA_GAIN).")
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Fixed nudging gain G (default: SMDA_GAIN, else the model's own gain).",
+        ),
     ] = None,
     spinup_days: Annotated[
         int | None,
@@ -251,7 +257,7 @@ def _evaluate(
     epoch: str,
     stations: Path | None,
     series: Path | None,
-    gain: float,
+    gain: float | None,
     spinup_days: int,
     model: str | None,
     min_days: int,

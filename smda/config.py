@@ -15,7 +15,8 @@ variable                    meaning
 ``SMDA_MSWEP_URL``          MSWEP daily file URL template (fsspec URL with ``{yyyy}{ddd}``),
                             e.g. the path of an rclone-synced mirror.
 ``SMDA_LOG_LEVEL``          logging level (INFO).
-``SMDA_GAIN``               nudging gain G in [0, 1] (default 0.15: see the OSSE in the README).
+``SMDA_GAIN``               a fixed nudging gain G in [0, 1], overriding the gain each model
+                            carries (estimated from its training data: :mod:`smda.gain`).
 ``SMDA_SPINUP_DAYS``        days of spin-up before the first day of a cold start (default 30).
 ``SMDA_STATE_URL``          fsspec URL of the state chain (default ``<data_dir>/state``).
 ``SMDA_PRODUCTS_URL``       where COGs and the STAC catalog are published (default
@@ -58,7 +59,12 @@ class Settings(BaseSettings):
         default=None, description="MSWEP daily file URL template with {yyyy} and {ddd}."
     )
     log_level: str = Field(default="INFO", description="Logging level.")
-    gain: float = Field(default=0.15, ge=0.0, le=1.0, description="Nudging gain G.")
+    gain: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Fixed nudging gain G (default: the model's gain, estimated at training).",
+    )
     spinup_days: int = Field(default=30, ge=1, le=366, description="Cold-start spin-up days.")
     state_url: str | None = Field(default=None, description="fsspec URL of the state chain.")
     products_url: str | None = Field(default=None, description="Where products are published.")

@@ -27,6 +27,7 @@ import numpy.typing as npt
 import xarray as xr
 
 from smda.bundle import ModelBundle, Predict
+from smda.errors import ConfigError
 from smda.features import FeatureMatrix, build_features, global_cell_ids
 from smda.nudging import cdf_match, nudge
 
@@ -39,6 +40,7 @@ __all__ = [
     "CycleResult",
     "DayInputs",
     "Gain",
+    "bundle_gain",
     "climatology_state",
     "cold_start",
     "run",
@@ -46,8 +48,9 @@ __all__ = [
 ]
 
 F32 = npt.NDArray[np.float32]
-Gain = float | npt.NDArray[np.floating] | xr.DataArray
-"""A constant gain, or per cell (lat, lon) as an array or DataArray."""
+Gain = float | npt.NDArray[np.floating] | xr.DataArray | None
+"""A constant gain, or per cell (lat, lon) as an array or DataArray; None: the bundle's gain
+(:attr:`smda.bundle.ModelBundle.gain`, estimated at training by :mod:`smda.gain`)."""
 
 FLAG_LAND = 1
 """Land cell: the model ran here."""
@@ -101,6 +104,8 @@ class CycleResult:
         uint8 bit flags (:data:`FLAG_LAND` …).
     obs_count:
         uint16 number of SMAP retrievals in the cell's mean (0 without SMAP).
+    gain:
+        The gain G used in each cell, float32 (0 over sea).
     """
 
     day: date
@@ -109,6 +114,7 @@ class CycleResult:
     innovations: xr.DataArray
     flags: xr.DataArray
     obs_count: xr.DataArray
+    gain: xr.DataArray
 
     @property
     def forecast_only(self) -> bool:
@@ -140,6 +146,26 @@ def _cells(
     if arr.ndim != 2:
         raise ValueError(f"{what} must be a scalar or a (lat, lon) field, got shape {arr.shape}")
     return np.asarray(arr.reshape(-1)[cells])
+
+
+def bundle_gain(bundle: ModelBundle, static: xr.Dataset) -> xr.DataArray:
+    """The bundle's gain on the land cells of ``static`` (lat, lon), 0 over sea.
+
+    Raises
+    ------
+    ConfigError
+        If the bundle has no gain (a model trained before gains were estimated).
+    """
+    if bundle.gain is None:
+        raise ConfigError(
+            f"model {bundle.version} carries no nudging gain: retrain it (`smda train`) or set "
+            "SMDA_GAIN (a fixed gain in [0, 1])"
+        )
+    land = np.asarray(static["land"].values, dtype=bool)
+    lat2, lon2 = np.meshgrid(static["lat"].values, static["lon"].values, indexing="ij")
+    out = np.zeros(land.shape, dtype=np.float32)
+    out[land] = bundle.gain.at(global_cell_ids(lat2[land], lon2[land]))
+    return _field(out, static["land"], "gain", {"units": "1", "long_name": "nudging gain"})
 
 
 def climatology_state(bundle: ModelBundle, static: xr.Dataset, day: date) -> xr.DataArray:
@@ -193,7 +219,7 @@ def step(
     bundle:
         The model (features, booster, CDF tables, climatology).
     gain:
-        Nudging gain G in [0, 1]: a constant or per cell (lat, lon).
+        Nudging gain G in [0, 1]: a constant or per cell (lat, lon); None: the bundle's.
     predict:
         Replacement for :meth:`ModelBundle.predict` (e.g. compiled inference).
 
@@ -222,6 +248,8 @@ def step(
         state=state,
     )
     cells = matrix.cells
+    if gain is None:
+        gain = bundle_gain(bundle, static)
     forecast = np.clip((predict or bundle.predict)(matrix.values), 0.0, matrix.upper)
     flags = np.where(land, FLAG_LAND, 0).astype(np.uint8).reshape(-1)
     flags[cells] |= np.where(missing.reshape(-1)[cells], FLAG_STATE_FILLED, 0).astype(np.uint8)
@@ -239,6 +267,7 @@ def step(
         return out.reshape(land.shape)
 
     like = static["land"]
+    gain_cells = np.broadcast_to(g, cells.shape).astype(np.float32)
     attrs = {
         "units": "m3 m-3",
         "date": inputs.day.isoformat(),
@@ -252,6 +281,7 @@ def step(
         innovations=_field(grid_of(innovations), like, "innovations", attrs),
         flags=_field(flags.reshape(land.shape), like, "flags", {"flag_masks": [1, 2, 4, 8, 16]}),
         obs_count=_field(count.reshape(land.shape), like, "obs_count", {"units": "1"}),
+        gain=_field(np.nan_to_num(grid_of(gain_cells), nan=0.0), like, "gain", {"units": "1"}),
     )
 
 

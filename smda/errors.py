@@ -21,6 +21,7 @@ __all__ = [
     "LicenceNotAccepted",
     "MalformedFile",
     "MissingInputs",
+    "MissingVariable",
     "NoModel",
     "NotYetAvailable",
     "PermanentError",
@@ -89,3 +90,20 @@ class InvalidRequest(PermanentError):
 
 class MalformedFile(PermanentError):
     """A file does not have the structure its producer documents."""
+
+
+class MissingVariable(MalformedFile, ValueError):
+    """A delivered file lacks a variable smda needs (the provider left it out of its answer).
+
+    Also a ``ValueError``, for callers of the staging functions that catch that. Not
+    retried: downloading the same answer again does not bring the variable back.
+
+    Attributes
+    ----------
+    variables:
+        The missing variables' short names (``ssrd``, ``t2m`` …).
+    """
+
+    def __init__(self, message: str, variables: list[str]) -> None:
+        super().__init__(message)
+        self.variables = variables

@@ -37,7 +37,7 @@ import xarray as xr
 
 from smda.atomic import atomic_write_bytes
 from smda.bundle import ModelBundle, Predict
-from smda.cycle import DayInputs, Gain, climatology_state, cold_start, step
+from smda.cycle import DayInputs, Gain, bundle_gain, climatology_state, cold_start, step
 from smda.errors import ConfigError, MalformedFile
 from smda.grid import BBox, Grid
 from smda.inputs import day_inputs, load_series, load_static, missing_days
@@ -152,7 +152,7 @@ def run_experiments(
     start: date,
     end: date,
     *,
-    gain: Gain,
+    gain: Gain = None,
     predict: Predict | None = None,
     spinup_days: int = SPINUP_DAYS,
 ) -> xr.Dataset:
@@ -169,7 +169,8 @@ def run_experiments(
     start, end:
         The evaluated period (inclusive).
     gain:
-        Nudging gain G of the analysis: a constant in [0, 1] or per cell (lat, lon).
+        Nudging gain G of the analysis: a constant in [0, 1] or per cell (lat, lon); None
+        (default): the bundle's gain, estimated at training (:mod:`smda.gain`).
     predict:
         Replacement for the bundle's prediction (e.g. compiled inference).
     spinup_days:
@@ -224,15 +225,25 @@ def run_experiments(
         attrs={
             "start": start.isoformat(),
             "end": end.isoformat(),
-            "gain": describe_gain(gain),
+            "gain": _model_gain(bundle, static) if gain is None else describe_gain(gain),
             "spinup_days": spinup_days,
             "model_version": bundle.version,
         },
     )
 
 
+def _model_gain(bundle: ModelBundle, static: xr.Dataset) -> str:
+    """The bundle's gain in words (raises ConfigError if it has none)."""
+    bundle_gain(bundle, static)
+    assert bundle.gain is not None
+    return f"the model's: {bundle.gain.describe()}"
+
+
 def describe_gain(gain: Gain) -> str:
-    """A gain in words: ``"0.3"`` or ``"per cell (median 0.42, 0.10–0.80)"``."""
+    """A gain in words: ``"0.3"`` or ``"per cell (median 0.42, 0.10–0.80)"``; None: the
+    model's own."""
+    if gain is None:
+        return "the model's"
     values = np.asarray(gain.values if isinstance(gain, xr.DataArray) else gain, dtype=np.float64)
     if values.ndim == 0:
         return f"{float(values):g}"

@@ -54,6 +54,7 @@ __all__ = [
     "STATIC_FEATURES",
     "FeatureMatrix",
     "FeatureSpec",
+    "antecedent_precipitation",
     "build_features",
     "global_cell_ids",
     "lagged",
@@ -253,6 +254,26 @@ def porosity(slt: npt.ArrayLike) -> F32:
     return np.where(inside, table[np.clip(codes, 0, table.size - 1)], DEFAULT_POROSITY).astype(
         np.float32
     )
+
+
+def antecedent_precipitation(precip: xr.DataArray, decay: float) -> xr.DataArray:
+    """The antecedent precipitation index ``API_D = k·API_{D−1} + P_D`` (mm) along ``time``,
+    started from zero on the first day (a day with missing precipitation counts as dry).
+
+    Parameters
+    ----------
+    precip:
+        Daily precipitation (time, lat, lon), mm day-1.
+    decay:
+        k, the daily decay factor in (0, 1).
+    """
+    values = np.nan_to_num(np.asarray(precip.transpose("time", ...).values, np.float64))
+    out = np.empty_like(values)
+    running = np.zeros(values.shape[1:])
+    for t in range(values.shape[0]):
+        running = decay * running + values[t]
+        out[t] = running
+    return precip.transpose("time", ...).copy(data=out.astype(np.float32)).rename("api")
 
 
 def lagged(series: xr.DataArray, days: Sequence[date] | pd.DatetimeIndex) -> xr.DataArray:

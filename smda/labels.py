@@ -26,6 +26,17 @@ with the highest TC ρ² that lies in (0, 1], or else the reference (the label i
 on the days that product is missing). Pixels where the reference has no valid day get no
 label. :class:`LabelFlag` records which rule made each pixel.
 
+**Correlated errors.** TC assumes the three products' errors independent; the two products
+other than the reference (two land models in the default triplet) may share forcing and physics.
+Given an ``instrument`` — a fourth series whose errors are independent of theirs (training
+uses the antecedent precipitation index of MSWEP) — their error correlation is estimated per
+pixel by extended collocation (:func:`smda.tc.error_cross_correlation`, the reference and the
+instrument as the independent pair) and pixels with valid TC where it exceeds
+``ecc_threshold`` (default 0.2, the conventional bound of a weak correlation) are flagged
+:attr:`LabelFlag.TC_CORRELATED_ERRORS`: their weights are still TC's, but TC's error
+variances are biased there (the reference's up, the pair's down). The estimate is recorded
+as ``tc["error_correlation"]``.
+
 The label is on the reference's scale (m3 m-3 when the reference is SMAP), float32, not
 clipped. Memory: the products are processed in blocks of latitude rows, so dask-backed inputs
 are read one block at a time.
@@ -44,7 +55,7 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
-from smda.tc import TCReason, TCResult, triple_collocation
+from smda.tc import TCReason, TCResult, error_cross_correlation, triple_collocation
 
 __all__ = ["FALLBACKS", "SCALINGS", "WEIGHTINGS", "LabelFlag", "LabelResult", "merge_labels"]
 
@@ -73,6 +84,9 @@ class LabelFlag(IntEnum):
     """TC invalid: equal weights of the usable products, mean–std matched to the reference."""
     FALLBACK_BEST = 2
     """TC invalid: the single best usable product, mean–std matched to the reference."""
+    TC_CORRELATED_ERRORS = 3
+    """TC valid and used, but the two non-reference products' errors are correlated (detected
+    with an independent instrument): TC's error variances are biased here."""
     NO_DATA = 255
     """The reference product has no valid day: no label."""
 
@@ -134,6 +148,18 @@ def _prepare(products: Sequence[xr.DataArray]) -> list[xr.DataArray]:
             f"the same days first): {exc}"
         ) from exc
     return [p.transpose("lat", "lon", "time") for p in aligned]
+
+
+def _instrument(instrument: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
+    """The instrument on the products' coordinates, (lat, lon, time)."""
+    if set(instrument.dims) != set(_DIMS):
+        raise ValueError(f"the instrument has dims {instrument.dims}; expected {_DIMS}")
+    ordered = instrument.transpose("lat", "lon", "time")
+    try:
+        xr.align(ordered, like, join="exact")
+    except ValueError as exc:
+        raise ValueError(f"the instrument must share the products' coordinates: {exc}") from exc
+    return ordered
 
 
 def _matched(stack: FloatArray, reference: int) -> tuple[FloatArray, npt.NDArray[np.int64]]:
@@ -200,9 +226,18 @@ def _merge_block(
     weighting: str,
     fallback: str,
     min_n: int,
-) -> tuple[FloatArray, npt.NDArray[np.uint8], FloatArray, TCResult]:
-    """Label (B, L, T), flag (B, L), weights (3, B, L) and TC of one block (3, B, L, T)."""
+    instrument: FloatArray | None,
+    ecc_threshold: float,
+) -> tuple[FloatArray, npt.NDArray[np.uint8], FloatArray, TCResult, FloatArray]:
+    """Label (B, L, T), flag (B, L), weights (3, B, L), TC and the pair's error correlation
+    (B, L) of one block (3, B, L, T)."""
     tc = triple_collocation(stack[0], stack[1], stack[2], min_n=min_n, ref=reference)
+    ecc = np.full(stack.shape[1:-1], np.nan)
+    if instrument is not None:
+        y, z = (i for i in range(3) if i != reference)
+        ecc, _ = error_cross_correlation(
+            stack[reference], stack[y], stack[z], instrument, min_n=min_n
+        )
     matched, shared = _matched(stack, reference)
     usable = shared >= min_n
     usable[reference] = shared[reference] >= 1
@@ -222,12 +257,13 @@ def _merge_block(
     label = (w_day * np.where(present, scaled, 0.0)).sum(axis=0) / w_day.sum(axis=0)
     code = LabelFlag.FALLBACK_EQUAL if fallback == "equal" else LabelFlag.FALLBACK_BEST
     flag = np.where(valid, LabelFlag.TC, code)
+    flag = np.where(valid & (ecc > ecc_threshold), LabelFlag.TC_CORRELATED_ERRORS, flag)
     flag = np.where(has_ref, flag, LabelFlag.NO_DATA).astype(np.uint8)
-    return label, flag, weights, tc
+    return label, flag, weights, tc, ecc
 
 
 def _tc_dataset(
-    parts: list[TCResult], names: list[str], coords: dict[str, xr.DataArray]
+    parts: list[TCResult], ecc: FloatArray, names: list[str], coords: dict[str, xr.DataArray]
 ) -> xr.Dataset:
     def cat(field: str) -> npt.NDArray[np.generic]:
         return np.concatenate([getattr(p, field) for p in parts], axis=-2)
@@ -241,6 +277,11 @@ def _tc_dataset(
     }
     for field in _TC_FIELDS:
         data[field] = (per_product, cat(field), {})
+    data["error_correlation"] = (
+        per_pixel,
+        ecc,
+        {"long_name": "estimated error correlation of the two non-reference products"},
+    )
     return xr.Dataset(data, coords={"product": names, **coords})
 
 
@@ -253,6 +294,8 @@ def merge_labels(
     weighting: Weighting = "optimal",
     fallback: Fallback = "equal",
     min_n: int = 100,
+    instrument: xr.DataArray | None = None,
+    ecc_threshold: float = 0.2,
 ) -> LabelResult:
     """Merge three collocated daily products into labels by triple collocation (TC-R).
 
@@ -278,6 +321,13 @@ def merge_labels(
     min_n:
         Fewest common valid days for valid TC, and fewest days a product must share with the
         reference to be usable in a fallback.
+    instrument:
+        A fourth series on the same coordinates whose errors are independent of the products'
+        (e.g. an antecedent precipitation index), to detect correlated errors of the two
+        non-reference products (module docstring); None: no detection.
+    ecc_threshold:
+        Error correlation above which a pixel is flagged
+        :attr:`LabelFlag.TC_CORRELATED_ERRORS`.
 
     Returns
     -------
@@ -295,6 +345,9 @@ def merge_labels(
     _check_choice("weighting", weighting, WEIGHTINGS)
     _check_choice("fallback", fallback, FALLBACKS)
     arrays = _prepare(products)
+    extra = None
+    if instrument is not None:
+        extra = _instrument(instrument, arrays[0])
     labels = _names(products, names)
     ref = _reference_index(reference, labels)
     n_lat, n_lon, n_time = arrays[0].shape
@@ -302,17 +355,20 @@ def merge_labels(
     label = np.full((n_time, n_lat, n_lon), np.nan, dtype=np.float32)
     flag = np.empty((n_lat, n_lon), dtype=np.uint8)
     weights = np.empty((3, n_lat, n_lon))
+    ecc = np.full((n_lat, n_lon), np.nan)
     parts = []
     for r0 in range(0, n_lat, rows):
         block = slice(r0, r0 + rows)
         stack = np.stack([np.asarray(a[block].values, dtype=np.float64) for a in arrays])
-        lab, flag[block], weights[:, block], tc = _merge_block(
+        lab, flag[block], weights[:, block], tc, ecc[block] = _merge_block(
             stack,
             reference=ref,
             scaling=scaling,
             weighting=weighting,
             fallback=fallback,
             min_n=min_n,
+            instrument=None if extra is None else np.asarray(extra[block].values, np.float64),
+            ecc_threshold=ecc_threshold,
         )
         label[:, block] = np.moveaxis(lab, -1, 0)
         parts.append(tc)
@@ -339,7 +395,7 @@ def merge_labels(
         weights=xr.DataArray(
             weights, dims=("product", "lat", "lon"), coords={"product": labels, **coords}
         ).rename("weights"),
-        tc=_tc_dataset(parts, labels, coords).assign_attrs(how),
+        tc=_tc_dataset(parts, ecc, labels, coords).assign_attrs(how),
     )
 
 

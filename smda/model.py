@@ -48,12 +48,14 @@ from smda.metrics import pearson_r, ubrmsd
 
 __all__ = [
     "CVConfig",
+    "FoldModels",
     "TrainConfig",
     "assign_folds",
     "cross_validate",
     "fit_booster",
     "rollout",
     "train",
+    "train_with_folds",
 ]
 
 log = logging.getLogger(__name__)
@@ -233,6 +235,15 @@ def fit_booster(
     return booster
 
 
+@dataclass(frozen=True)
+class FoldModels:
+    """The models of a cross-validation: ``folds`` (the fold of each of the matrix's cells)
+    and ``predictors[k]``, fitted without fold k (for held-out experiments, :mod:`smda.gain`)."""
+
+    folds: IntArray
+    predictors: tuple[Predict, ...]
+
+
 def cross_validate(
     matrix: FeatureMatrix, labels: F32, *, hyper: HyperParams, cv: CVConfig, dagger_rounds: int
 ) -> dict[str, Any]:
@@ -250,7 +261,14 @@ def cross_validate(
     A JSON-serialisable report: ``protocol``, ``teacher_forced`` and ``free_running``
     (``{"r": median R, "ubrmsd": median ubRMSD}``), ``best_iterations`` per fold, sizes.
     """
+    return _cross_validate(matrix, labels, hyper=hyper, cv=cv, dagger_rounds=dagger_rounds)[0]
+
+
+def _cross_validate(
+    matrix: FeatureMatrix, labels: F32, *, hyper: HyperParams, cv: CVConfig, dagger_rounds: int
+) -> tuple[dict[str, Any], FoldModels]:
     folds = assign_folds(matrix.lat, matrix.lon, cv)
+    predictors: list[Predict] = []
     tf = np.full(labels.shape, np.nan, np.float32)
     fr = np.full(labels.shape, np.nan, np.float32)
     best = []
@@ -266,11 +284,12 @@ def cross_validate(
         best.append(int(booster.best_iteration or booster.num_trees()))
         held = matrix.select(test)
         predict = _predictor(booster)
+        predictors.append(predict)
         tf[:, test] = predict(held.values).reshape(len(held.days), -1)
         fr[:, test] = rollout(predict, held)
         log.info("CV %s fold %d/%d: %d trees", cv.scheme, k + 1, cv.n_folds, best[-1])
     n_groups = int(np.unique(_groups(matrix.lat, matrix.lon, cv)).size)
-    return {
+    report = {
         "protocol": cv.describe(n_groups),
         "scheme": cv.scheme,
         "n_folds": cv.n_folds,
@@ -284,6 +303,7 @@ def cross_validate(
         "days": len(matrix.days),
         "features": len(matrix.names),
     }
+    return report, FoldModels(folds, tuple(predictors))
 
 
 def train(
@@ -294,6 +314,19 @@ def train(
     config: TrainConfig | None = None,
     input_hashes: Mapping[str, str] | None = None,
 ) -> ModelBundle:
+    """Cross-validate, fit the final model on all cells and bundle it
+    (:func:`train_with_folds` without the fold models)."""
+    return train_with_folds(matrix, labels, spec, config=config, input_hashes=input_hashes)[0]
+
+
+def train_with_folds(
+    matrix: FeatureMatrix,
+    labels: npt.ArrayLike,
+    spec: FeatureSpec,
+    *,
+    config: TrainConfig | None = None,
+    input_hashes: Mapping[str, str] | None = None,
+) -> tuple[ModelBundle, FoldModels]:
     """Cross-validate, fit the final model on all cells and bundle it.
 
     Parameters
@@ -313,7 +346,8 @@ def train(
 
     Returns
     -------
-    The :class:`ModelBundle` (no CDF tables yet: add them with :meth:`ModelBundle.with_cdf`).
+    The :class:`ModelBundle` (no CDF tables yet: add them with :meth:`ModelBundle.with_cdf`)
+    and the :class:`FoldModels` of the primary CV scheme.
     """
     cfg = config or TrainConfig()
     y = np.asarray(labels, dtype=np.float32)
@@ -323,11 +357,13 @@ def train(
             f"do not match the spec ({spec.names})"
         )
     report: dict[str, dict[str, Any]] = {}
+    fold_models: FoldModels | None = None
     for scheme in (cfg.cv.scheme, *cfg.compare):
         cv = replace(cfg.cv, scheme=scheme)
-        report[scheme] = cross_validate(
+        report[scheme], models = _cross_validate(
             matrix, y, hyper=cfg.hyper, cv=cv, dagger_rounds=cfg.dagger_rounds
         )
+        fold_models = fold_models or models
     n_trees = max(1, round(float(np.median(report[cfg.cv.scheme]["best_iterations"]))))
     booster = fit_booster(
         (matrix, y), None, cfg.hyper, dagger_rounds=cfg.dagger_rounds, rounds=n_trees
@@ -337,7 +373,8 @@ def train(
         "labels": content_hash(y),
         **(input_hashes or {}),
     }
-    return ModelBundle(
+    assert fold_models is not None
+    bundle = ModelBundle(
         model=booster.model_to_string(),
         spec=spec,
         hyper=cfg.hyper,
@@ -346,3 +383,4 @@ def train(
         input_hashes=hashes,
         climatology=Climatology.fit(y, matrix),
     )
+    return bundle, fold_models

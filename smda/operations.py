@@ -119,7 +119,8 @@ class Runtime:
         return self.ctx.store.region
 
     @property
-    def gain(self) -> float:
+    def gain(self) -> float | None:
+        """The fixed gain of ``SMDA_GAIN``, or None: the model's own (:mod:`smda.gain`)."""
         return self.settings.gain
 
 
@@ -364,7 +365,7 @@ def provenance(rt: Runtime, day: date, bundle: ModelBundle) -> dict[str, Any]:
         "day": day.isoformat(),
         "region": rt.region,
         "model_version": bundle.version,
-        "gain": rt.gain,
+        "gain": "model" if rt.gain is None else rt.gain,
         "code_version": __version__,
         "inputs": inputs,
     }
@@ -394,11 +395,17 @@ def _state_before(rt: Runtime, day: date, bundle: ModelBundle, predict: Predict)
     return cold_start(inputs, bundle, n, gain=rt.gain, predict=predict).analysis
 
 
-def _uncertainty(result: CycleResult, bundle: ModelBundle, gain: float) -> Any:
+def _uncertainty(result: CycleResult, bundle: ModelBundle) -> Any:
+    """σ_a of the day from the gain used and the error SDs of the forecast and of SMAP*: the
+    held-out cycles' medians (:mod:`smda.gain`) when the model has them, else the CV
+    free-running ubRMSD and SMAP's TC error SD."""
     cv = bundle.cv_report.get(next(iter(bundle.cv_report), ""), {})
     forecast_sd = float(cv.get("free_running", {}).get("ubrmsd", DEFAULT_FORECAST_SD))
-    smap_sd = bundle.tc_stats.get("error_sd", {}).get("smap", DEFAULT_SMAP_SD)
-    return analysis_uncertainty(result.flags, gain, forecast_sd, float(smap_sd))
+    smap_sd = float(bundle.tc_stats.get("error_sd", {}).get("smap", DEFAULT_SMAP_SD))
+    held_out = bundle.gain.provenance if bundle.gain is not None else {}
+    forecast_sd = float(held_out.get("median_sigma_f") or forecast_sd)
+    smap_sd = float(held_out.get("median_sigma_o") or smap_sd)
+    return analysis_uncertainty(result.flags, result.gain, forecast_sd, smap_sd)
 
 
 def _innovation_stats(result: CycleResult) -> tuple[float, float, int, float]:
@@ -466,9 +473,7 @@ def run_day(
         rt.publisher.unpublish(invalidated)
         LOG.info("%s re-run: invalidated %d later day(s)", day, len(invalidated))
     result = step(state, inputs, bundle, gain=rt.gain, predict=predict)
-    path = rt.chain.write(
-        result, uncertainty=_uncertainty(result, bundle, rt.gain), provenance=prov
-    )
+    path = rt.chain.write(result, uncertainty=_uncertainty(result, bundle), provenance=prov)
     published = rt.publisher.publish(day, rt.chain.read(day), prov)
     mean, sd, n, frac = _innovation_stats(result)
     status: Status = "forecast_only" if result.forecast_only else "analysis"

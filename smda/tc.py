@@ -22,6 +22,17 @@ estimates are returned wherever they are computable; :attr:`TCResult.valid` and
 :attr:`TCResult.reason` say where they may be used (:class:`TCReason`), and
 :meth:`TCResult.masked` blanks the rest.
 
+Correlated errors
+-----------------
+TC assumes the three errors independent. Where two products' errors correlate (two land models
+sharing forcing and physics), their error variances come out too small and the third's too
+large. :func:`error_cross_correlation` estimates that correlation by extended collocation with a
+fourth, independent instrument (Gruber et al. 2016, Int. J. Appl. Earth Obs. 45, 200–211): with
+x and a independent of each other and of y and z,
+``c_yz = Q_yz − Q_xy·Q_az/Q_xa``, ``σ²_y = Q_yy − Q_xy·Q_ay/Q_xa``,
+``σ²_z = Q_zz − Q_xz·Q_az/Q_xa`` and ``r_yz = c_yz/√(σ²_y·σ²_z)``, over the days all four are
+finite.
+
 This module is part of the science core: it imports numpy only.
 """
 
@@ -33,7 +44,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TCReason", "TCResult", "triple_collocation"]
+__all__ = ["TCReason", "TCResult", "error_cross_correlation", "triple_collocation"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -252,3 +263,61 @@ def triple_collocation(
         reason=reason.reshape(lead),
         ref=ref,
     )
+
+
+def error_cross_correlation(
+    x: npt.ArrayLike, y: npt.ArrayLike, z: npt.ArrayLike, a: npt.ArrayLike, *, min_n: int = 100
+) -> tuple[FloatArray, IntArray]:
+    """Correlation of the errors of ``y`` and ``z`` by extended collocation (module docstring).
+
+    Parameters
+    ----------
+    x, a:
+        Two instruments whose errors are independent of each other and of y's and z's (for
+        the labels: SMAP and an antecedent precipitation index).
+    y, z:
+        The pair whose error correlation is estimated.
+        All four share one shape ``(..., time)``; NaN marks a missing value.
+    min_n:
+        Fewest days with all four finite for an estimate.
+
+    Returns
+    -------
+    (r_yz, n): the error correlation ``(...)``, NaN where undefined (too few days, a
+    non-positive ``Q_xa`` or error variance), and the common days ``(...)``.
+    """
+    arrays = [np.asarray(v) for v in (x, y, z, a)]
+    if len({v.shape for v in arrays}) != 1 or arrays[0].ndim < 1:
+        raise ValueError(
+            f"x, y, z, a must share one shape (..., time); got {[v.shape for v in arrays]}"
+        )
+    *lead, n_time = arrays[0].shape
+    pixels = int(np.prod(lead, dtype=np.int64))
+    flat = [v.reshape(pixels, n_time) for v in arrays]
+    r = np.full(pixels, np.nan)
+    n = np.zeros(pixels, dtype=np.int64)
+    block = max(1, _BLOCK_ELEMENTS // max(n_time, 1))
+    for start in range(0, pixels, block):
+        part = slice(start, start + block)
+        r[part], n[part] = _ecc_block(np.stack([v[part] for v in flat]).astype(np.float64), min_n)
+    return r.reshape(lead), n.reshape(lead)
+
+
+def _ecc_block(stack: FloatArray, min_n: int) -> tuple[FloatArray, IntArray]:
+    """:func:`error_cross_correlation` of a (4, P, T) block."""
+    ok = np.isfinite(stack).all(axis=0)
+    count = ok.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, stack, 0.0).sum(axis=-1) / count
+        anom = np.where(ok, stack - mean[..., None], 0.0)
+
+        def q(i: int, j: int) -> FloatArray:
+            return np.asarray((anom[i] * anom[j]).sum(axis=-1) / (count - 1))
+
+        xa = q(0, 3)
+        c_yz = q(1, 2) - q(0, 1) * q(2, 3) / xa
+        var_y = q(1, 1) - q(0, 1) * q(1, 3) / xa
+        var_z = q(2, 2) - q(0, 2) * q(2, 3) / xa
+        est = c_yz / np.sqrt(var_y * var_z)
+    good = (count >= min_n) & (xa > 0) & (var_y > 0) & (var_z > 0)
+    return np.where(good, est, np.nan), count.astype(np.int64)

@@ -20,10 +20,13 @@
    the final booster and the climatology.
 5. **CDF tables** (:func:`smda.nudging.fit_cdf`): the final model run free over the target days
    (from the label of ``start``) against the staged SMAP of the same days.
-6. **Bundle**: ``with_cdf`` and ``with_tc_stats`` (the merge settings, the label flags, the
-   median TC ρ² and error SD per product, the period); ``input_hashes`` carry one SHA-256 per
-   source over the ledger digests of every staged file used (so the version changes when a
-   staged input changes).
+6. **Gain** (:func:`smda.gain.estimate_gain`): every cell cycled over the target days by the CV
+   model that did not see it, nudged toward its SMAP*; the gain (constant or per cell) with
+   the smallest held-out mean squared innovation, σ_o² from SMAP's TC error variance.
+7. **Bundle**: ``with_cdf``, ``with_tc_stats`` (the merge settings, the label flags, the
+   median TC ρ² and error SD per product, the period) and ``with_gain``; ``input_hashes`` carry
+   one SHA-256 per source over the ledger digests of every staged file used (so the version
+   changes when a staged input changes).
 
 :func:`describe` renders a :class:`TrainOutcome` as a short markdown summary (label flags, TC,
 CV blocked vs random, teacher-forced vs free-running) for the CLI and Prefect artifacts.
@@ -46,7 +49,14 @@ import xarray as xr
 
 from smda.bundle import ModelBundle
 from smda.errors import ConfigError, MissingInputs
-from smda.features import FeatureMatrix, FeatureSpec, build_features, lagged
+from smda.features import (
+    FeatureMatrix,
+    FeatureSpec,
+    antecedent_precipitation,
+    build_features,
+    lagged,
+)
+from smda.gain import GainField, estimate_gain
 from smda.inputs import (
     STATIC,
     load_era5,
@@ -57,7 +67,7 @@ from smda.inputs import (
     static_version,
 )
 from smda.labels import LabelFlag, LabelResult, merge_labels
-from smda.model import TrainConfig, assign_folds, rollout, train
+from smda.model import FoldModels, TrainConfig, assign_folds, rollout, train_with_folds
 from smda.nudging import CdfTables, fit_cdf
 from smda.store import Store
 
@@ -102,6 +112,8 @@ class TrainOutcome:
         Per CV scheme: ``{"protocol", "teacher_forced": {"r", "ubrmsd"}, "free_running": …}``.
     cdf:
         ``{"pixels": with a table, "median_n": paired days}``.
+    gain:
+        How the gain was chosen (:attr:`smda.gain.GainField.provenance`).
     cells, days:
         Land cells and target days of the training matrix.
     seconds:
@@ -115,6 +127,7 @@ class TrainOutcome:
     tc: dict[str, Any]
     cv: dict[str, dict[str, Any]]
     cdf: dict[str, Any]
+    gain: dict[str, Any]
     cells: int
     days: int
     seconds: dict[str, float] = field(default_factory=dict)
@@ -195,13 +208,34 @@ def _check_cv(static: xr.Dataset, config: TrainConfig) -> None:
 
 
 # -- labels -------------------------------------------------------------------------------------
+def _instrument(store: Store, spec: FeatureSpec, start: date, end: date) -> xr.DataArray:
+    """The antecedent precipitation index of the staged MSWEP over ``start … end`` (warmed up
+    over the staged history before ``start``): the labels' independent instrument."""
+    first = start + timedelta(days=1) - timedelta(days=spec.history_days - 1)
+    precip = load_series(store, "mswep", "precipitation", min(first, start), end)
+    api = antecedent_precipitation(precip, spec.api_decay)
+    return api.sel(time=slice(pd.Timestamp(start), pd.Timestamp(end)))
+
+
 def _merge(
-    store: Store, products: Sequence[str], reference: str, start: date, end: date, min_n: int
+    store: Store,
+    products: Sequence[str],
+    reference: str,
+    period: tuple[date, date],
+    min_n: int,
+    instrument: xr.DataArray,
 ) -> tuple[LabelResult, xr.DataArray]:
-    """Merged labels and the staged SMAP (or the reference product) over ``start … end``."""
+    """Merged labels and the staged SMAP (or the reference product) over the period."""
+    start, end = period
     series = [load_series(store, p, LABEL_VARIABLES[p], start, end) for p in products]
+    instrument = instrument.assign_coords(time=series[0]["time"])
     merged = merge_labels(
-        series, names=list(products), reference=reference, min_n=min_n, **MERGE_DEFAULTS
+        series,
+        names=list(products),
+        reference=reference,
+        min_n=min_n,
+        instrument=instrument,
+        **MERGE_DEFAULTS,
     )
     smap = series[list(products).index("smap")] if "smap" in products else None
     if smap is None:
@@ -234,6 +268,9 @@ def _tc_summary(
         "valid_pixels": int(valid.sum()),
         "land_pixels": int(land.sum()),
         "median_common_days": _median(np.asarray(tc["n"].values, float)[land]),
+        "median_error_correlation": _median(
+            np.asarray(tc["error_correlation"].values, float)[valid]
+        ),
         "rho2": {},
         "error_sd": {},
     }
@@ -273,11 +310,35 @@ def _matrix(
     return fm.select(keep), np.ascontiguousarray(y[:, keep], dtype=np.float32)
 
 
+def _smap_rows(fm: FeatureMatrix, smap: xr.DataArray) -> npt.NDArray[np.float32]:
+    """The staged SMAP of the matrix's days and cells, (days, cells)."""
+    values = smap.sel(time=fm.days).values.reshape(len(fm.days), -1)[:, fm.cells]
+    return np.asarray(values, dtype=np.float32)
+
+
 def _cdf(bundle: ModelBundle, fm: FeatureMatrix, smap: xr.DataArray, min_samples: int) -> CdfTables:
     """CDF tables of SMAP against the final model run free over the matrix's days."""
     free = rollout(bundle.predict, fm)
-    obs = smap.sel(time=fm.days).values.reshape(len(fm.days), -1)[:, fm.cells]
-    return fit_cdf(free, obs, fm.cell_ids, min_samples=min_samples)
+    return fit_cdf(free, _smap_rows(fm, smap), fm.cell_ids, min_samples=min_samples)
+
+
+def _gain(
+    fm: FeatureMatrix,
+    folds: FoldModels,
+    smap: xr.DataArray,
+    cdf: CdfTables,
+    merged: LabelResult,
+    products: Sequence[str],
+) -> GainField:
+    """The gain from held-out cycles (:func:`smda.gain.estimate_gain`), with SMAP's TC error
+    variance where TC was valid."""
+    err_var = np.full(fm.n_cells, np.nan)
+    if "smap" in products:
+        tc = merged.tc
+        i = list(products).index("smap")
+        var = np.where(tc["valid"].values, tc["err_var"].values[i], np.nan)
+        err_var = np.asarray(var, dtype=np.float64).reshape(-1)[fm.cells]
+    return estimate_gain(fm, folds.folds, folds.predictors, _smap_rows(fm, smap), cdf, err_var)
 
 
 def _digest(store: Store, source: str, days: Sequence[date]) -> str | None:
@@ -374,18 +435,21 @@ def train_from_store(
     _check_cv(static, cfg)
     land = np.asarray(static["land"].values, dtype=bool)
     steps.start("labels", f"merging labels of {', '.join(label_products)} (reference {reference})")
-    merged, smap = _merge(store, label_products, reference, start, end, min_n)
+    instrument = _instrument(store, spec, start, end)
+    merged, smap = _merge(store, label_products, reference, (start, end), min_n, instrument)
     days = pd.date_range(start + timedelta(days=1), end)
     steps.start("features", f"building features of {len(days)} days")
     fm, y = _matrix(store, spec, merged.label, static, days)
     steps.start("model", f"training on {fm.n_cells} cells × {len(days)} days (CV, DAgger)")
     hashes = _input_hashes(store, label_products, start, end, spec.history_days)
-    bundle = train(fm, y, spec, config=cfg, input_hashes=hashes)
+    bundle, folds = train_with_folds(fm, y, spec, config=cfg, input_hashes=hashes)
     steps.start("cdf", "fitting SMAP CDF tables against the free-running model")
     cdf = _cdf(bundle, fm, smap, cdf_min_samples)
+    steps.start("gain", "estimating the nudging gain from held-out cycles")
+    gain = _gain(fm, folds, smap, cdf, merged, label_products)
     tc = _tc_summary(merged, land, label_products, min_n)
     tc["period"] = {"start": start.isoformat(), "end": end.isoformat()}
-    bundle = bundle.with_cdf(cdf).with_tc_stats(tc)
+    bundle = bundle.with_cdf(cdf).with_tc_stats(tc).with_gain(gain)
     steps.stop()
     LOG.info("train: model %s (%d trees) from %s..%s", bundle.version, bundle.num_trees, start, end)
     return TrainOutcome(
@@ -396,6 +460,7 @@ def train_from_store(
         tc=tc,
         cv=_cv_summary(dict(bundle.cv_report)),
         cdf={"pixels": int(cdf.cell_ids.size), "median_n": _median(cdf.n.astype(float))},
+        gain={"summary": gain.describe(), **gain.provenance},
         cells=fm.n_cells,
         days=len(days),
         seconds=steps.seconds,
@@ -443,5 +508,12 @@ def describe(outcome: TrainOutcome) -> str:
     lines.append(
         f"- CDF tables: {outcome.cdf['pixels']} pixels "
         f"(median {_fmt(outcome.cdf['median_n'], 0)} paired days with SMAP)"
+    )
+    g = outcome.gain
+    scores = ", ".join(f"{k} {v:.2e}" for k, v in g.get("scores", {}).items() if np.isfinite(v))
+    lines.append(
+        f"- Gain: {g['summary']}, chosen by the held-out mean squared innovation "
+        f"(m6 m-6: {scores}); median σ_o {_fmt(g.get('median_sigma_o'), 4)}, "
+        f"σ_f {_fmt(g.get('median_sigma_f'), 4)} m3 m-3"
     )
     return "\n".join(lines)

@@ -58,8 +58,8 @@ from smda.atomic import atomic_path
 from smda.grid import BBox
 from smda.iolock import HDF5_IO
 from smda.regrid import conservative
-from smda.staging.precipitation import mswep_weights
 from smda.staging.era5 import era5_static
+from smda.staging.precipitation import mswep_weights
 from smda.store import RawFile, Store
 from smda.twin.precipitation import MSWEP_GRID
 from smda.twin.world import World, WorldSpec

@@ -69,6 +69,7 @@ def small_result(
         innovations=field(innovations, "innovations"),
         flags=field(flags, "flags"),
         obs_count=field(count, "obs_count"),
+        gain=field(np.where(sea, 0.0, 0.3).astype(np.float32), "gain"),
     )
 
 

@@ -26,6 +26,7 @@ CORE = [
     "model.py",
     "bundle.py",
     "nudging.py",
+    "gain.py",
     "cycle.py",
     "uncertainty.py",
 ]
@@ -77,3 +78,19 @@ def test_library_does_not_print() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 offenders.append(f"{path.relative_to(SMDA)}:{node.lineno}")
     assert not offenders, f"library code prints (use logging): {offenders}"
+
+
+SCORING = {"evaluation.py", "cli.py", "demo.py"}
+"""The only product modules that may import the offline twin: scoring against its truth
+(``smda evaluate``), the ``smda twin`` commands and the demo."""
+
+
+def test_only_scoring_and_the_twin_commands_import_the_twin() -> None:
+    offenders = []
+    for path in SMDA.rglob("*.py"):
+        rel = path.relative_to(SMDA)
+        if rel.parts[0] == "twin" or str(rel) in SCORING:
+            continue
+        if any(name == "smda.twin" or name.startswith("smda.twin.") for name in _imports(path)):
+            offenders.append(str(rel))
+    assert not offenders, f"only {sorted(SCORING)} may import smda.twin: {offenders}"

@@ -31,7 +31,8 @@ Output
   (old files); merged ZIP members that disagree report ``"0005"`` (provisional wins);
 - data variables: float32, ERA5 short names (t2m, d2m, tp, ssrd, u10, v10, sp, swvl1, lsm, z,
   slt, cvh, cvl, tvh, tvl, …) in the file's units, NaN where missing, with their attributes;
-- ``attrs["source_layout"]``: ``"cds-netcdf"``, ``"cds-zip"`` or ``"cds-netcdf3-packed"``.
+- ``attrs["source_layout"]``: ``"cds-netcdf"``, ``"cds-zip"`` or ``"cds-netcdf3-packed"``;
+  ``attrs["source_path"]``: the file read (for messages about its content).
 """
 
 from __future__ import annotations
@@ -285,6 +286,6 @@ def open_era5(path: str | os.PathLike[str]) -> xr.Dataset:
             "longitude": ("longitude", part.longitude, {"units": "degrees_east"}),
             "expver": ("time", part.expver),
         },
-        attrs={**part.attrs, "source_layout": layout},
+        attrs={**part.attrs, "source_layout": layout, "source_path": label},
     )
     return ds

@@ -43,12 +43,14 @@ import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
+from smda.errors import MissingVariable
 from smda.grid import Grid
 from smda.landmask import land_fraction, land_mask
 from smda.regrid import points_to_cells, surrounding_points
 from smda.staging import lat_lon_dims, on_grid, squeeze_extra
 
 __all__ = [
+    "ERA5_NAMES",
     "ERA5_REQUIRED",
     "GRAVITY",
     "WINDOWS",
@@ -67,6 +69,16 @@ WINDOWS: tuple[Window, ...] = ("utc_day", "valid_date")
 """The accumulation windows (see the module docstring)."""
 ERA5_REQUIRED = ("t2m", "d2m", "u10", "v10", "sp", "tp", "ssrd")
 """Short names :func:`era5_daily` needs (``swvl1`` is used when present)."""
+ERA5_NAMES = {
+    "t2m": "2 m temperature",
+    "d2m": "2 m dewpoint temperature",
+    "u10": "10 m u wind",
+    "v10": "10 m v wind",
+    "sp": "surface pressure",
+    "tp": "total precipitation",
+    "ssrd": "surface solar radiation downwards",
+}
+"""What the short names of :data:`ERA5_REQUIRED` are, for messages."""
 ACCUMULATED = ("tp", "ssrd")
 GRAVITY = 9.80665
 """Standard gravity (m s-2): geopotential z (m2 s-2) ÷ GRAVITY = orography (m)."""
@@ -167,12 +179,25 @@ def era5_daily(
 
     Raises
     ------
+    MissingVariable
+        If a required variable is missing (an :class:`~smda.errors.SmdaError` and a
+        ``ValueError``; the message names the variable and what to do).
     ValueError
-        If a required variable or valid time is missing, or the points do not cover ``grid``.
+        If a required valid time is missing, or the points do not cover ``grid``.
     """
     missing = [v for v in ERA5_REQUIRED if v not in hourly.data_vars]
     if missing:
-        raise ValueError(f"ERA5 input for {day} lacks variable(s) {', '.join(missing)}")
+        names = ", ".join(f"{v} ({ERA5_NAMES[v]})" for v in missing)
+        source = hourly.attrs.get("source_path")
+        answer = f"the CDS answer {source}" if source else "the CDS answer"
+        raise MissingVariable(
+            f"ERA5 input for {day} lacks variable(s) {names}: {answer} does not hold "
+            f"{'it' if len(missing) == 1 else 'them'}, so {day} cannot be staged. The "
+            "provider left it out: check the CDS status page and ERA5's known issues, and "
+            "fetch the day again once the CDS delivers every variable"
+            + (f" (delete {source} first, or smda stages that answer again)." if source else "."),
+            missing,
+        )
     instants = [v for v in ("t2m", "d2m", "u10", "v10", "sp", "swvl1") if v in hourly]
     inst = select_times(
         hourly[instants], instant_times(day), what=f"ERA5 instantaneous fields of {day}"

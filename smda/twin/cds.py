@@ -20,7 +20,9 @@ Every API call must carry ``PRIVATE-TOKEN``. Datasets: ``reanalysis-era5-single-
 0.25° hourly, including the invariants) and ``reanalysis-era5-land`` (0.1° hourly). Results
 follow the new CDS netCDF layout, and a ZIP of ``stepType-instant``/``-accum`` members when a
 request mixes instantaneous and accumulated variables. Only days published by the twin's
-clock are served; ``expver`` says whether a day is ERA5T ("0005") or final ("0001").
+clock are served; ``expver`` says whether a day is ERA5T ("0005") or final ("0001"). A
+variable the world withholds (a drift scenario's ``era5_missing``, :mod:`smda.twin.scenario`) on
+any day of a request is left out of the whole result.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from smda.twin.clock import Clock
 from smda.twin.faults import FaultPlan
 from smda.twin.formats import era5 as era5_format
 from smda.twin.httpbase import HttpError, ReplicaServer, Request, RequestLog, Response, Route
+from smda.twin.scenario import pinned
 
 __all__ = ["DATASETS", "CdsReplica"]
 
@@ -496,7 +499,7 @@ class CdsReplica:
                 f"period requested. The latest available date is {newest.isoformat()}"
             )
         days = parsed.days if only_static else published
-        fetch = getattr(self.world, method)
+        fetch = getattr(pinned(self.world), method)  # one drift scenario for the whole job
         lon_world = (parsed.longitude + 180.0) % 360.0 - 180.0
         chunks: dict[str, list[npt.NDArray[np.float32]]] = {v: [] for v in parsed.variables}
         times: list[np.datetime64] = []
@@ -504,19 +507,21 @@ class CdsReplica:
         for day in days:
             fields = fetch(day, parsed.latitude, lon_world, parsed.variables)
             for v in parsed.variables:
-                chunks[v].append(np.asarray(fields[v])[parsed.hours])
+                if v in fields:  # a drift scenario may withhold a variable
+                    chunks[v].append(np.asarray(fields[v])[parsed.hours])
             for h in parsed.hours:
                 times.append(
                     np.datetime64(datetime(day.year, day.month, day.day) + timedelta(hours=h), "s")
                 )
                 expver.append(self.clock.era5_expver(day))
+        served = self._served(job, parsed.variables, chunks, len(days))
         out = self.workdir / job.job_id
         out.mkdir(parents=True, exist_ok=True)
         suffix = ".nc"
         target = out / f"{uuid.uuid4().hex}{suffix}"
         media_type = era5_format.write_era5_response(
             target,
-            fields={v: np.concatenate(chunks[v]) for v in parsed.variables},
+            fields={v: np.concatenate(chunks[v]) for v in served},
             valid_time=np.array(times, dtype="datetime64[s]"),
             latitude=parsed.latitude,
             longitude=parsed.longitude,
@@ -527,7 +532,7 @@ class CdsReplica:
             # download_format "zip" wraps even a single netCDF in an archive.
             archive = target.with_suffix(".zip")
             with zipfile.ZipFile(archive, "w") as zf:
-                kinds = {era5_format.STEP_TYPE.get(v, "instant") for v in parsed.variables}
+                kinds = {era5_format.STEP_TYPE.get(v, "instant") for v in served}
                 zf.write(target, era5_format.zip_member_name(kinds.pop()))
             target.unlink()
             return archive, "application/zip"
@@ -536,6 +541,28 @@ class CdsReplica:
             target.rename(final)
             target = final
         return target, media_type
+
+    def _served(
+        self,
+        job: _Job,
+        variables: list[str],
+        chunks: dict[str, list[npt.NDArray[np.float32]]],
+        n_days: int,
+    ) -> list[str]:
+        """The variables every day delivered; the others are left out of the result (as a
+        drift scenario's ``era5_missing`` asks), noted in the job log."""
+        served = [v for v in variables if len(chunks[v]) == n_days]
+        withheld = [v for v in variables if v not in served]
+        if withheld and not served:
+            raise _JobFailure(
+                f"None of the requested variables ({', '.join(withheld)}) is available for the "
+                "requested period"
+            )
+        if withheld:
+            stamp = _iso(datetime.now(UTC)) or ""
+            with self._lock:
+                job.log.append((stamp, f"WARNING: variable(s) {', '.join(withheld)} not available"))
+        return served
 
 
 class _JobFailure(Exception):

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from smda.twin.cmr import CRID, DAY, Collection, Granule
 from smda.twin.formats import gldas as gldas_format
 from smda.twin.formats import smap as smap_format
+from smda.twin.scenario import pinned, variant
 from smda.twin.smap import SmapDay
 
 __all__ = ["EarthdataWorld", "FileInfo", "GranuleFiles", "granule_at", "published"]
@@ -91,7 +92,9 @@ class GranuleFiles:
     """Granule files generated from ``world`` and cached under ``workdir``.
 
     Files are reusable across runs of the same world only: the cache directory is named by a
-    hash of the world's ``spec``.
+    hash of the world's ``spec``. A granule of a day a drift scenario changes is kept apart,
+    under the scenario's variant (:func:`smda.twin.scenario.variant`), and generated from the
+    scenario pinned when its path was chosen: a scenario change never serves a stale file.
     """
 
     def __init__(self, world: EarthdataWorld, workdir: Path) -> None:
@@ -104,7 +107,9 @@ class GranuleFiles:
 
     def path(self, granule: Granule) -> Path:
         """The granule's file, generated from the world on first use (atomic, once)."""
-        path = self.directory / granule.collection.short_name / granule.name
+        world = pinned(self.world)
+        tag = variant(world, granule.collection.clock_product, granule.start.date())
+        path = self.directory / granule.collection.short_name / tag / granule.name
         if path.exists():
             return path
         with self._lock:
@@ -112,7 +117,7 @@ class GranuleFiles:
         with lock:
             if not path.exists():
                 t0 = time.perf_counter()
-                _write_granule(self.world, granule, path)  # the writers are atomic
+                _write_granule(world, granule, path)  # the writers are atomic
                 LOG.debug("generated %s in %.2f s", path.name, time.perf_counter() - t0)
         return path
 

@@ -169,7 +169,9 @@ def step(state: ColumnState, f: DayForcing, c: Columns, s: Structure) -> ColumnS
     th1 = np.minimum(th1, c.sat)
     down = s.drainage_rate * np.maximum(th1 - c.fc, 0.0) * z1
     exchange = s.diffusion_mm * (_relative(th2, c.wp, c.sat) - _relative(th1, c.wp, c.sat))
-    exchange = np.clip(exchange, -np.maximum(th1 - c.wp, 0.0) * z1, np.maximum(th2 - c.wp, 0.0) * z2)
+    exchange = np.clip(
+        exchange, -np.maximum(th1 - c.wp, 0.0) * z1, np.maximum(th2 - c.wp, 0.0) * z2
+    )
     th1 = th1 + (exchange - down) / z1
     th2 = th2 + (down - exchange) / z2
     th2 = th2 - s.deep_drainage_rate * np.maximum(th2 - c.fc, 0.0)
@@ -182,6 +184,4 @@ def step(state: ColumnState, f: DayForcing, c: Columns, s: Structure) -> ColumnS
     transp = s.et_coefficient * f.pet * veg * _relative(th2, c.wp, c.fc)
     th1 = np.maximum(th1 - evap / z1, floor1)
     th2 = np.maximum(th2 - transp / z2, c.wp)
-    return ColumnState(
-        np.where(frozen, state.surface, th1), np.where(frozen, state.root, th2), swe
-    )
+    return ColumnState(np.where(frozen, state.surface, th1), np.where(frozen, state.root, th2), swe)

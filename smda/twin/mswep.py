@@ -8,7 +8,9 @@ other access. The twin serves the same tree over HTTP (any fsspec URL works the 
 
 A day is published on the day itself (NRT latency ~3 h). Files younger than ten days are
 revised in place: the content changes and ``Last-Modified``/``ETag`` move with each revision,
-so a client can detect a revision by modification time, as SOURCES.md recommends.
+so a client can detect a revision by modification time, as SOURCES.md recommends. A drift
+scenario (:mod:`smda.twin.scenario`) that changes a day gives its file another name in the cache
+and another ``ETag``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from smda.twin.clock import Clock
 from smda.twin.faults import FaultPlan
 from smda.twin.formats import mswep as mswep_format
 from smda.twin.httpbase import HttpError, ReplicaServer, Request, RequestLog, Response, Route
+from smda.twin.scenario import pinned, variant
 
 __all__ = ["MswepReplica"]
 
@@ -89,29 +92,28 @@ class MswepReplica:
             raise HttpError(404, "not found", req.path) from None
         if day.year != year or doy < 1 or not self.clock.available("mswep", day):
             raise HttpError(404, "not found", f"{req.path} is not published (yet)")
-        path, revision = self._materialise(day)
-        return Response(
-            file=path,
-            content_type="application/x-netcdf",
-            headers={"ETag": f'"{day:%Y%j}-r{revision}"'},
-        )
+        path, etag = self._materialise(day)
+        return Response(file=path, content_type="application/x-netcdf", headers={"ETag": etag})
 
-    def _materialise(self, day: date) -> tuple[Path, int]:
-        """The file for ``day`` as published today (one file per revision), made once (files of
-        different days are made concurrently)."""
+    def _materialise(self, day: date) -> tuple[Path, str]:
+        """The file for ``day`` as published today (one file per revision and drift scenario)
+        and its ETag, made once (files of different days are made concurrently)."""
         today = self.clock.today
-        revision = self.world.mswep_revision(day, today)
-        path = self.workdir / f"{day:%Y%j}.rev{revision}.nc"
+        world = pinned(self.world)
+        revision = world.mswep_revision(day, today)
+        tag = variant(world, "mswep", day)
+        version = f"{day:%Y%j}-r{revision}" + (f"-{tag}" if tag else "")
+        path = self.workdir / f"{version}.nc"
         with self._lock:
             lock = self._file_locks.setdefault(path, threading.Lock())
         with lock:
             if not path.exists():
                 mswep_format.write_mswep_daily(
-                    path, day=day, precipitation=self.world.mswep_nrt(day, today)
+                    path, day=day, precipitation=world.mswep_nrt(day, today)
                 )
                 published = datetime(day.year, day.month, day.day, 3, tzinfo=UTC) + timedelta(
                     days=revision
                 )
                 stamp = published.timestamp()
                 os.utime(path, (stamp, stamp))
-        return path, revision
+        return path, f'"{version}"'

@@ -193,10 +193,10 @@ class Precipitation:
     def wet_threshold(self, days: npt.ArrayLike, lat: FloatArray, lon: FloatArray) -> F32:
         """The threshold ``c`` of the latent field at outer-product points (n_days, lat, lon):
         where the wetness anomaly exceeds it, rain is likely (used for false drizzle)."""
-        st = self.geography.statics(lat, lon)
+        lsm, mult = self.geography.precip_fields(lat, lon)
         doy = day_of_year(np.asarray(days))[:, None, None]
-        pclim = precip_climatology(st.lat, st.lsm, st.precip_multiplier, doy).astype(np.float32)
-        return _threshold_and_scale(pclim)[0]
+        la = np.asarray(lat, dtype=np.float32)[:, None]
+        return _threshold_and_scale(precip_climatology(la, lsm, mult, doy).astype(np.float32))[0]
 
     def storm_hours(self, first: int, n_days: int, lat: FloatArray, lon: FloatArray) -> F32:
         """Hours the day's rain fell in (1–24) at outer-product points: (n_days, lat, lon)

@@ -50,7 +50,7 @@ SD, bias, scale), for tests and for scoring an OSSE.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -331,9 +331,7 @@ class LandProduct:
             out = np.where(missing, (wp + (fc - wp) * season).astype(np.float32), out)
         return np.where(st.land[None], out, np.float32(np.nan))
 
-    def hourly(
-        self, day: int, lat: npt.ArrayLike, lon: npt.ArrayLike, hours: npt.ArrayLike
-    ) -> F32:
+    def hourly(self, day: int, lat: npt.ArrayLike, lon: npt.ArrayLike, hours: npt.ArrayLike) -> F32:
         """Values at ``hours`` (UTC, of ``day``) at points: the daily value plus the diurnal
         term; (len(hours), lat, lon) float32."""
         daily = self.daily(day, 1, lat, lon)[0]

@@ -93,7 +93,8 @@ class NrtErrors:
     at ``final_age_days``, when the NRT file equals the final one)."""
 
     extra_sd: float = 0.35
-    """Log-SD of a daily 1° multiplicative error."""
+    """Log-SD of a daily 1° multiplicative error (NRT of age 1 day: KGE 0.60 vs the final's
+    0.69)."""
     extra_bias_sd: float = 0.10
     """Log-SD of a static 5° multiplicative bias (NRT lacks the gauge correction)."""
     final_age_days: int = 10
@@ -109,9 +110,10 @@ MSWEP_ERRORS = RainErrors(
     drizzle_probability=0.12,
     drizzle_mm=0.3,
 )
-"""MSWEP final (gauge-corrected, 0.1°): daily KGE vs the true rain ≈ 0.65 at 0.1° (MSWEP V3's
-median daily KGE vs independent gauges is 0.69; Beck et al., arXiv 2602.01436); ±12 % regional
-bias; half of its 1° error shared with the GLDAS forcing."""
+"""MSWEP final (gauge-corrected, 0.1°): median daily KGE vs the true rain 0.69 at 0.1° in both
+OSSE regions (MSWEP V3's median daily KGE vs independent gauges is 0.69; Beck et al., arXiv
+2602.01436); a ±15 % regional bias; half of its 1° error variance shared with the GLDAS
+forcing."""
 MSWEP_NRT_ERRORS = NrtErrors()
 """MSWEP NRT: without gauge correction, worse than the final release until it is replaced."""
 ERA5_TP_ERRORS = RainErrors(
@@ -123,8 +125,9 @@ ERA5_TP_ERRORS = RainErrors(
     drizzle_probability=0.45,
     drizzle_mm=0.4,
 )
-"""ERA5 ``tp``: a reanalysis's rain, coarser, noisier and drizzling (daily KGE ≈ 0.5; ERA5's
-median vs gauges is 0.61), with errors independent of MSWEP's."""
+"""ERA5 ``tp``: a reanalysis's rain, coarser, noisier and drizzling (median daily KGE vs the
+true cell rain 0.53 in the demo region, 0.60 in the second; ERA5's median vs gauges is 0.61),
+with errors independent of MSWEP's."""
 GLDAS_RAIN_ERRORS = RainErrors(
     smoothing_deg=1.0,
     bias_sd=0.10,
@@ -137,7 +140,7 @@ GLDAS_RAIN_ERRORS = RainErrors(
     drizzle_mm=0.3,
 )
 """The GLDAS-like forcing precipitation: a 1° satellite–gauge analysis (GPCP-like) sharing
-half of its 1° error variance with MSWEP."""
+half of its 1° error variance with MSWEP (median daily KGE 0.61 / 0.52 in the two regions)."""
 
 _SHARED = Lattice("rain_satellite", 1.0)
 
@@ -194,7 +197,9 @@ class RainProduct:
         if width:
             size = 2 * round(width / 0.2) + 1
             lon_mode = "wrap" if window.is_global else "nearest"
-            field = uniform_filter(field, size=(1, size, size), mode=("nearest", "nearest", lon_mode))
+            field = uniform_filter(
+                field, size=(1, size, size), mode=("nearest", "nearest", lon_mode)
+            )
         true = bilinear(np.asarray(field, dtype=np.float32), window, la, lo)
         rows, cols = _pixel_index(la, lo)
         return self._apply(true, first, la, lo, rows, cols)
@@ -221,24 +226,31 @@ class RainProduct:
                 own = np.sqrt(1.0 - e.shared_fraction) * own + np.sqrt(e.shared_fraction) * shared
             log_err += np.float32(e.coarse_sd) * own - np.float32(0.5 * e.coarse_sd**2)
         k = key(self.seed, "rain_product", self.tag)
-        d3, r3, c3 = days[:, None, None], rows[None, :, None], cols[None, None, :]
+
+        def uniforms(at: tuple[npt.NDArray[np.intp], ...], what: int) -> FloatArray:
+            """Uniforms keyed by (day, pixel) at the positions ``at`` only: the same values
+            whatever else is asked (keys, not a stream)."""
+            t, r, c = at
+            return hash_uniforms(k, days[t], rows[r], cols[c], what)
+
+        out = np.zeros(true.shape, dtype=np.float32)
+        wet = np.nonzero(true > 0.0)
         if e.fine_sd:
-            u = hash_uniforms(k, d3, r3, c3, 0)
-            log_err += np.float32(e.fine_sd) * ndtri(u).astype(np.float32)
-            log_err -= np.float32(0.5 * e.fine_sd**2)
-        out = np.asarray(true * np.exp(log_err), dtype=np.float32)
+            fine = ndtri(uniforms(wet, 0)).astype(np.float32) * np.float32(e.fine_sd)
+            log_err[wet] += fine - np.float32(0.5 * e.fine_sd**2)
+        out[wet] = true[wet] * np.exp(log_err[wet])
         if e.miss_probability:
-            u = hash_uniforms(k, d3, r3, c3, 1)
-            light = (true > 0.0) & (true < e.miss_below_mm)
-            out = np.where(light & (u < e.miss_probability), np.float32(0.0), out)
+            light = np.nonzero((true > 0.0) & (true < e.miss_below_mm))
+            missed = uniforms(light, 1) < e.miss_probability
+            out[tuple(i[missed] for i in light)] = 0.0
         if e.drizzle_probability:
-            wet = self.precipitation.weather.anomaly("wetness", first, n_days, lat, lon)
-            moist = wet > self.precipitation.wet_threshold(days, lat, lon) - 1.0
-            u = hash_uniforms(k, d3, r3, c3, 2)
-            amount = np.float32(e.drizzle_mm) * -np.log(hash_uniforms(k, d3, r3, c3, 3))
-            drizzle = (true <= 0.0) & moist & (u < e.drizzle_probability)
-            out = np.where(drizzle, amount.astype(np.float32), out)
-        return np.asarray(out, dtype=np.float32)
+            anomaly = self.precipitation.weather.anomaly("wetness", first, n_days, lat, lon)
+            threshold = self.precipitation.wet_threshold(days, lat, lon)
+            moist = np.nonzero((anomaly > threshold - 1.0) & (true <= 0.0))
+            chosen = uniforms(moist, 2) < e.drizzle_probability
+            at = tuple(i[chosen] for i in moist)
+            out[at] = (-np.log(uniforms(at, 3)) * e.drizzle_mm).astype(np.float32)
+        return out
 
 
 def mswep_nrt(
@@ -296,4 +308,3 @@ def kge(product: npt.ArrayLike, truth: npt.ArrayLike, axis: int = 0) -> FloatArr
         cov = ((x - np.expand_dims(xm, axis)) * (t - np.expand_dims(tm, axis))).mean(axis=axis)
         r = cov / (xs * ts)
         return np.asarray(1.0 - np.sqrt((r - 1) ** 2 + (xs / ts - 1) ** 2 + (xm / tm - 1) ** 2))
-

@@ -88,7 +88,9 @@ class Reanalysis:
         shared = Lattice(f"reanalysis_{name}_bias", _BIAS).sample(self.seed, None, lat, lon)
         return np.asarray(np.sqrt(1.0 - s) * own + np.sqrt(s) * shared, dtype=np.float32)
 
-    def _noise(self, name: str, days: npt.NDArray[np.int64], lat: FloatArray, lon: FloatArray) -> F32:
+    def _noise(
+        self, name: str, days: npt.NDArray[np.int64], lat: FloatArray, lon: FloatArray
+    ) -> F32:
         return Lattice(f"{self.tag}_{name}_noise", _NOISE).sample(self.seed, days, lat, lon)
 
     def offsets(

@@ -12,6 +12,10 @@ Control API (loopback, for tests and for the demo running in other processes)::
     POST   /_twin/faults            {"provider": "cds"|"earthdata"|"mswep", <Fault fields>}
     DELETE /_twin/faults            remove every fault
     GET    /_twin/requests          the request log (optionally ?provider=cds)
+    GET    /_twin/scenario          the active drift scenario (a list of drifts)
+    POST   /_twin/scenario          replace it: a list of drifts (``[]`` clears it),
+                                    see :mod:`smda.twin.scenario`
+    DELETE /_twin/scenario          clear it
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from smda.twin.earthdata import EarthdataReplica
 from smda.twin.faults import Fault, FaultPlan
 from smda.twin.httpbase import HttpError, ReplicaServer, Request, RequestLog, Response, Route
 from smda.twin.mswep import MswepReplica
+from smda.twin.scenario import Scenario, ScenarioError, ScenarioWorld
 from smda.twin.world import World, WorldSpec
 
 __all__ = ["PROVIDERS", "Twin", "TwinConfig"]
@@ -44,11 +49,13 @@ PRODUCTS = ("era5", "era5land", "smap", "mswep", "gldas")
 
 @dataclass(frozen=True)
 class TwinConfig:
-    """What the twin simulates: the world, the date it believes is today, and latencies."""
+    """What the twin simulates: the world, the date it believes is today, latencies, and
+    the drift scenario it starts with (:mod:`smda.twin.scenario`; none by default)."""
 
     world: WorldSpec
     today: date
     latencies: Latencies = Latencies()
+    scenario: Scenario = Scenario()
 
 
 class Twin:
@@ -68,7 +75,8 @@ class Twin:
         self.workdir = (
             Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="smda-twin-"))
         )
-        self.world = World(config.world)
+        self.world = ScenarioWorld(World(config.world), config.scenario)
+        """The world as the replicas serve it: the spec's world under the current scenario."""
         self.clock = Clock(config.today, config.latencies)
         self.log = RequestLog()
         self.faults = {p: FaultPlan() for p in PROVIDERS}
@@ -97,6 +105,9 @@ class Twin:
                 Route("POST", r"/_twin/faults", self._add_fault),
                 Route("DELETE", r"/_twin/faults", self._clear_faults),
                 Route("GET", r"/_twin/requests", self._requests),
+                Route("GET", r"/_twin/scenario", self._get_scenario),
+                Route("POST", r"/_twin/scenario", self._set_scenario),
+                Route("DELETE", r"/_twin/scenario", self._clear_scenario),
             ],
             log=RequestLog(),
             faults=FaultPlan(),
@@ -154,6 +165,12 @@ class Twin:
             raise ValueError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
         return self.faults[provider].add(fault)
 
+    def set_scenario(self, scenario: Scenario) -> None:
+        """Replace the drift scenario (an empty one clears it). Files the replicas generated
+        under another scenario are not served for the days it changes."""
+        self.world.set_scenario(scenario)
+        LOG.info("twin scenario: %s", scenario.to_json() or "none")
+
     def status(self) -> dict[str, Any]:
         return {
             "today": self.clock.today.isoformat(),
@@ -162,6 +179,7 @@ class Twin:
             "seed": self.config.world.seed,
             "requests": {p: self.log.count(p) for p in PROVIDERS},
             "faults": {p: plan.snapshot() for p, plan in self.faults.items()},
+            "scenario": self.world.scenario.to_json(),
         }
 
     # -- control API --------------------------------------------------------------------------
@@ -194,6 +212,21 @@ class Twin:
         for plan in self.faults.values():
             plan.clear()
         return Response.json({"faults": 0})
+
+    def _get_scenario(self, req: Request) -> Response:
+        return Response.json({"scenario": self.world.scenario.to_json()})
+
+    def _set_scenario(self, req: Request) -> Response:
+        try:
+            scenario = Scenario.from_json(req.json())
+        except ScenarioError as exc:
+            raise HttpError(400, "invalid scenario", "; ".join(exc.problems)) from exc
+        self.set_scenario(scenario)
+        return Response.json({"scenario": scenario.to_json()})
+
+    def _clear_scenario(self, req: Request) -> Response:
+        self.set_scenario(Scenario())
+        return Response.json({"scenario": []})
 
     def _requests(self, req: Request) -> Response:
         provider = req.arg("provider")

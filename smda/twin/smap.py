@@ -174,7 +174,9 @@ class SmapSimulator:
             coastal=np.asarray(st.lsm < 0.95),
             mountain=np.asarray(st.elevation > 2000.0),
             veg_max=6.0 * st.cvh + 1.5 * st.cvl,
-            rfi=np.asarray(hash_uniforms(k, rows[:, None], cols[None, :], 2) < self.errors.rfi_fraction),
+            rfi=np.asarray(
+                hash_uniforms(k, rows[:, None], cols[None, :], 2) < self.errors.rfi_fraction
+            ),
         )
 
     # -- geometry -------------------------------------------------------------------------------
@@ -224,7 +226,9 @@ class SmapSimulator:
         k = key(self.seed, "smap", ease.name, pass_name)
         u = hash_uniforms(k, days[:, None, None], w.rows[None, :, None], w.cols[None, None, :])
         missing = u < e.missing_fraction
-        u_rfi = hash_uniforms(k, days[:, None, None], w.rows[None, :, None], w.cols[None, None, :], 3)
+        u_rfi = hash_uniforms(
+            k, days[:, None, None], w.rows[None, :, None], w.cols[None, None, :], 3
+        )
         missing |= w.rfi[None] & (u_rfi < e.rfi_missing)
         not_rec = (u >= e.missing_fraction) & (u < e.missing_fraction + e.not_recommended_fraction)
         ok = cover & ~missing
@@ -239,24 +243,12 @@ class SmapSimulator:
         bad = frozen | snowy | w.water[None]
         not_rec |= bad
 
-        doy = day_of_year(days)[:, None, None]
-        season = np.cos(2.0 * np.pi * (doy - 200.0) / 365.25) * np.sign(w.lat)[None, :, None]
-        vwc = w.veg_max[None] * (0.4 + 0.6 * (0.5 + 0.5 * season))
-        sigma = e.noise_sd * (e.pm_noise_factor if pass_name == "PM" else 1.0)
-        sigma = sigma * (1.0 + e.veg_noise_per_kg * vwc)
-        veg_bias = e.veg_bias_per_kg * (vwc - 0.7 * w.veg_max[None])
+        vwc = self.vegetation_water(days, w)
         k_i = np.where(not_rec, e.not_recommended_noise_factor, 1.0)
-        white = hash_normals(
-            k, days[:, None, None], w.rows[None, :, None], w.cols[None, None, :], 7
-        )
-        smooth = Lattice(f"smap_noise_{pass_name}", e.noise_spacing or 0.3).sample(
-            self.seed, days, w.lat, w.lon
-        )
-        wf = e.noise_white_fraction
-        eps = np.sqrt(wf) * white + np.sqrt(1.0 - wf) * smooth
-        sm = e.offset + e.scale * t + e.static_sd * w.static_bias[None] + veg_bias
-        sm = sm + sigma * k_i * eps
-        sm = np.clip(sm, e.valid_min, e.valid_max)
+        sigma = self._noise_sd(pass_name, vwc) * k_i
+        sm = e.offset + e.scale * t + e.static_sd * w.static_bias[None]
+        sm = sm + e.veg_bias_per_kg * (vwc - 0.7 * w.veg_max[None])
+        sm = np.clip(sm + sigma * self._noise(k, days, pass_name, w), e.valid_min, e.valid_max)
 
         out: dict[str, npt.NDArray[np.generic]] = {}
 
@@ -269,7 +261,7 @@ class SmapSimulator:
         put("soil_moisture", sm)
         put("retrieval_qual_flag", np.where(bad, 5, np.where(not_rec, 1, 0)))
         if set(names) & {"soil_moisture_error", "surface_flag", "vegetation_water_content"}:
-            put("soil_moisture_error", sigma * k_i)
+            put("soil_moisture_error", sigma)
             put("vegetation_water_content", vwc)
             surface = (
                 w.water[None] * 1
@@ -289,6 +281,32 @@ class SmapSimulator:
                 (days[:, None, None] - _J2000_ORDINAL) * 86400.0 - 43200.0 + hours[None] * 3600.0,
             )
         return {name: out[name] for name in names}
+
+    @staticmethod
+    def vegetation_water(days: npt.NDArray[np.int64], w: _Window) -> FloatArray:
+        """Vegetation water content (kg m-2) of the window's pixels, (days, rows, cols):
+        ``(6 cvh + 1.5 cvl)(0.4 + 0.6 g)`` with g the hemispheric greenness season."""
+        doy = day_of_year(days)[:, None, None]
+        season = np.cos(2.0 * np.pi * (doy - 200.0) / 365.25) * np.sign(w.lat)[None, :, None]
+        return np.asarray(w.veg_max[None] * (0.4 + 0.6 * (0.5 + 0.5 * season)))
+
+    def _noise_sd(self, pass_name: str, vwc: FloatArray) -> FloatArray:
+        """σ_p·(1 + veg_noise_per_kg·VWC) of recommended retrievals."""
+        e = self.errors
+        pass_sd = e.noise_sd * (e.pm_noise_factor if pass_name == "PM" else 1.0)
+        return np.asarray(pass_sd * (1.0 + e.veg_noise_per_kg * vwc))
+
+    def _noise(self, k: int, days: npt.NDArray[np.int64], pass_name: str, w: _Window) -> FloatArray:
+        """The unit noise e = √w·white + √(1 − w)·L (module docstring), (days, rows, cols)."""
+        e = self.errors
+        white = hash_normals(
+            k, days[:, None, None], w.rows[None, :, None], w.cols[None, None, :], 7
+        )
+        smooth = Lattice(f"smap_noise_{pass_name}", e.noise_spacing or 0.3).sample(
+            self.seed, days, w.lat, w.lon
+        )
+        wf = e.noise_white_fraction
+        return np.asarray(np.sqrt(wf) * white + np.sqrt(1.0 - wf) * smooth)
 
     def _overpass_temperature(
         self, first: int, n_days: int, pass_name: str, w: _Window, hours: FloatArray

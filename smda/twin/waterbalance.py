@@ -299,12 +299,14 @@ class TruthModel:
             ),
         }
 
-    def _column_forcing(self, first: int, n_days: int) -> dict[str, FloatArray]:
+    def _column_forcing(self, first: int, n_days: int) -> dict[str, npt.NDArray[np.generic]]:
         """The forcing of every column, each (n_days, n_columns)."""
         p = self.params
         f = self.forcing(first, n_days)
         per_cell = {k: v.reshape(n_days, -1)[:, self.cells] for k, v in f.items()}
-        cols = {k: v[:, self._column_cell] for k, v in per_cell.items()}
+        cols: dict[str, npt.NDArray[np.generic]] = {
+            k: v[:, self._column_cell] for k, v in per_cell.items()
+        }
         days = np.arange(first, first + n_days, dtype=np.int64)
         k = key(self.seed, "truth_rain")
         n_land, n_tiles = self.cells.size, p.tiles
@@ -344,8 +346,8 @@ class TruthModel:
             state = step(state, day, self.columns, self.params.structure)
             out[i, :n_land] = state.surface[:tiles].reshape(n_tiles, n_land).mean(axis=0)
             out[i, n_land : 2 * n_land] = state.swe[:tiles].reshape(n_tiles, n_land).mean(axis=0)
-            out[i, 2 * n_land : 3 * n_land] = state.root[:tiles].reshape(n_tiles, n_land).mean(
-                axis=0
+            out[i, 2 * n_land : 3 * n_land] = (
+                state.root[:tiles].reshape(n_tiles, n_land).mean(axis=0)
             )
             out[i, 3 * n_land :] = state.surface[tiles:]
         return out, state

@@ -263,7 +263,12 @@ class World:
 
     # -- ERA5 -----------------------------------------------------------------------------------
     def era5_series(
-        self, first: date, n_days: int, lat: npt.ArrayLike, lon: npt.ArrayLike, variables: Sequence[str]
+        self,
+        first: date,
+        n_days: int,
+        lat: npt.ArrayLike,
+        lon: npt.ArrayLike,
+        variables: Sequence[str],
     ) -> dict[str, F32]:
         """ERA5 single-level fields at valid times 00…23 UTC of ``n_days`` days from ``first``.
 
@@ -388,7 +393,9 @@ class World:
     def _time(self, start: date, end: date) -> pd.DatetimeIndex:
         return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D", name="time")
 
-    def _cube(self, values: F32, start: date, end: date, name: str, attrs: dict[str, Any]) -> xr.DataArray:
+    def _cube(
+        self, values: F32, start: date, end: date, name: str, attrs: dict[str, Any]
+    ) -> xr.DataArray:
         return xr.DataArray(
             values,
             dims=("time", "lat", "lon"),

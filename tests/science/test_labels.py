@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from staged_world import twin_precip
 
+from smda.features import antecedent_precipitation
 from smda.grid import BBox
 from smda.labels import LabelFlag, LabelResult, merge_labels
 from smda.tc import TCReason
@@ -30,10 +32,14 @@ class Twin:
 
 @pytest.fixture(scope="module")
 def twin() -> Twin:
-    """The demo region (40 × 40 cells), seed 42, two years."""
+    """The demo region (40 × 40 cells), seed 42, two years; the instrument is the antecedent
+    precipitation index of the world's MSWEP, as training uses."""
     world = World(WorldSpec(seed=42, region=BBox(-105, 30, -95, 40)))
     products = [world.product_daily(name, START, END) for name in NAMES]
-    return Twin(products, world.truth(START, END), merge_labels(products))
+    precip = twin_precip(world, START - timedelta(days=60), END)
+    api = antecedent_precipitation(precip, 0.85).sel(time=slice(str(START), str(END)))
+    api = api.assign_coords(time=products[0]["time"])
+    return Twin(products, world.truth(START, END), merge_labels(products, instrument=api))
 
 
 def _true(product: xr.DataArray, twin: Twin, common: xr.DataArray) -> xr.Dataset:
@@ -41,47 +47,88 @@ def _true(product: xr.DataArray, twin: Twin, common: xr.DataArray) -> xr.Dataset
 
 
 # -- the OSSE -------------------------------------------------------------------------------------
-def test_tc_recovers_true_correlation_and_error_sd(twin: Twin) -> None:
-    """Against the truth on the same (common) days: ρ within 0.03 and error SD within 15 %."""
-    tc = twin.merged.tc
+def _error_correlation(twin: Twin, common: xr.DataArray) -> np.ndarray:
+    """The true correlation of ERA5-Land's and GLDAS's errors (regression residuals on the
+    truth) over the common days."""
+
+    def anomaly(product: xr.DataArray) -> xr.DataArray:
+        p = product.where(common)
+        resid = p - true_skill(p, twin.truth)["beta"] * twin.truth.where(common)
+        return resid - resid.mean("time")
+
+    return xr.corr(anomaly(twin.products[1]), anomaly(twin.products[2]), "time").values
+
+
+def test_tc_recovers_error_sd_where_its_assumptions_hold(twin: Twin) -> None:
+    """The twin's ERA5-Land and GLDAS share forcing errors and physics: where the instrument
+    detects their correlated errors the pixels are flagged; elsewhere TC recovers each error SD
+    within 25 % and ρ within 0.1, against the truth on the same (common) days."""
+    tc, flag = twin.merged.tc, twin.merged.flag.values
     valid = tc["valid"].values
     assert valid.mean() > 0.95
+    flagged = flag == LabelFlag.TC_CORRELATED_ERRORS
+    held = valid & ~flagged
+    assert 0.05 < flagged.mean() < 0.8, "some, not all, pixels show correlated errors"
     common = twin.products[0].notnull() & twin.products[1].notnull() & twin.products[2].notnull()
+    true_ecc = _error_correlation(twin, common)
+    assert np.median(true_ecc[flagged]) > np.median(true_ecc[held]) + 0.1
     for i, product in enumerate(twin.products):
         true = _true(product, twin, common)
-        rho, rho_hat = true["rho"].values[valid], np.sqrt(tc["rho2"].values[i][valid])
-        err, err_hat = true["err_sd"].values[valid], np.sqrt(tc["err_var"].values[i][valid])
-        assert abs(np.median(rho_hat) - np.median(rho)) < 0.01, product.name
-        assert abs(np.median(err_hat) / np.median(err) - 1) < 0.05, product.name
-        assert np.median(np.abs(rho_hat - rho)) < 0.015, product.name
-        assert np.median(np.abs(err_hat / err - 1)) < 0.06, product.name
-        # per pixel, with two years of autocorrelated errors: most pixels within the bounds
-        assert np.mean(np.abs(rho_hat - rho) <= 0.03) > 0.8, product.name
-        assert np.mean(np.abs(err_hat / err - 1) <= 0.15) > 0.85, product.name
+        rho, rho_hat = true["rho"].values[held], np.sqrt(tc["rho2"].values[i][held])
+        err, err_hat = true["err_sd"].values[held], np.sqrt(tc["err_var"].values[i][held])
+        assert abs(np.median(err_hat / err) - 1) < 0.25, product.name
+        assert np.mean(np.abs(err_hat / err - 1) <= 0.25) > 0.75, product.name
+        assert np.median(np.abs(rho_hat - rho)) < 0.1, product.name
 
 
 def test_merged_label_beats_every_product(twin: Twin) -> None:
     label = twin.merged.label
     assert label.dtype == np.float32 and label.dims == ("time", "lat", "lon")
     assert label.attrs["units"] == "m3 m-3" and label.attrs["reference"] == "smap"
-    assert (twin.merged.flag == LabelFlag.TC).all()
+    made_by_tc = twin.merged.flag.isin([LabelFlag.TC, LabelFlag.TC_CORRELATED_ERRORS])
+    assert float(made_by_tc.mean()) > 0.95
     assert label.notnull().all()  # ERA5-Land and GLDAS fill SMAP's gaps: seamless
     r_label = true_skill(label, twin.truth)["rho"]
     for product in twin.products:
         r_product = true_skill(product, twin.truth)["rho"]
         assert float(r_label.median()) > float(r_product.median()) + 0.02, product.name
-        assert float((r_label > r_product).mean()) > 0.95, product.name
+        assert float((r_label > r_product).mean()) > 0.6, product.name
     # on SMAP's scale: the twin's SMAP is unbiased, so is the label
     assert abs(float(true_skill(label, twin.truth)["bias"].median())) < 0.005
 
 
 @pytest.mark.parametrize("scaling", ["tc_beta", "mean_std"])
-def test_optimal_weights_beat_equal_weights(twin: Twin, scaling: str) -> None:
+def test_optimal_weights_beat_equal_weights_when_errors_are_independent(
+    twin: Twin, scaling: str
+) -> None:
+    """Products of the twin's truth with independent errors of different sizes: the
+    minimum-variance weights beat equal weights (as TC-R assumes)."""
+    rng = np.random.default_rng(3)
+    truth = twin.truth
+    products = [
+        (offset + scale * truth + rng.normal(0.0, sd, truth.shape)).rename(name)
+        for name, offset, scale, sd in (
+            ("x", 0.0, 1.0, 0.02),
+            ("y", 0.1, 0.7, 0.05),
+            ("z", -0.05, 1.3, 0.035),
+        )
+    ]
+
     def median_r(weighting: str) -> float:
-        merged = merge_labels(twin.products, scaling=scaling, weighting=weighting)  # type: ignore[arg-type]
-        return float(true_skill(merged.label, twin.truth)["rho"].median())
+        merged = merge_labels(products, scaling=scaling, weighting=weighting)  # type: ignore[arg-type]
+        return float(true_skill(merged.label, truth)["rho"].median())
 
     assert median_r("optimal") > median_r("equal")
+
+
+def test_correlated_errors_mislead_the_optimal_weights(twin: Twin) -> None:
+    """The fraternal twin's regime: ERA5-Land's and GLDAS's correlated errors make TC
+    underestimate them, and where they are flagged its weights favour them too much."""
+    flagged = twin.merged.flag == LabelFlag.TC_CORRELATED_ERRORS
+    equal = merge_labels(twin.products, weighting="equal")
+    r_optimal = true_skill(twin.merged.label, twin.truth)["rho"].where(flagged)
+    r_equal = true_skill(equal.label, twin.truth)["rho"].where(flagged)
+    assert float(r_equal.median()) > float(r_optimal.median())
 
 
 # -- crafted data ---------------------------------------------------------------------------------

@@ -231,3 +231,31 @@ def test_real_pytesmo_point_csv(real_data: Path) -> None:
     assert result.n == 4521 and result.valid
     np.testing.assert_allclose(result.err_std, [0.036918, 0.039122, 0.012680], atol=5e-7)
     _assert_matches_pytesmo(result, x, y, z)
+
+
+def test_error_cross_correlation_by_extended_collocation() -> None:
+    """Four series of one signal; y's and z's errors correlate by a known amount per pixel,
+    x and a are independent instruments: the estimate recovers it."""
+    from smda.tc import error_cross_correlation
+
+    rng = np.random.default_rng(11)
+    n_pix, n_time = 40, 20000
+    target = np.linspace(-0.3, 0.7, n_pix)[:, None]
+    s = rng.normal(0.25, 0.03, (n_pix, n_time))
+    common = rng.normal(size=(n_pix, n_time))
+    own_y, own_z = rng.normal(size=(2, n_pix, n_time))
+    ey = 0.03 * (np.sqrt(np.abs(target)) * common + np.sqrt(1 - np.abs(target)) * own_y)
+    ez = 0.04 * (
+        np.sign(target) * np.sqrt(np.abs(target)) * common + np.sqrt(1 - np.abs(target)) * own_z
+    )
+    x = s + rng.normal(0, 0.04, s.shape)
+    y = 0.1 + 0.8 * s + ey
+    z = -0.05 + 1.2 * s + ez
+    a = 3.0 + 20.0 * s + rng.normal(0, 1.0, s.shape)  # another unit, independent errors
+    x[:, ::7] = np.nan  # gaps: only the common days count
+    r, n = error_cross_correlation(x, y, z, a, min_n=100)
+    assert np.median(np.abs(r - target[:, 0])) < 0.03
+    np.testing.assert_allclose(r, target[:, 0], atol=0.08)
+    assert np.all(n == n_time - len(range(0, n_time, 7)))
+    short, _ = error_cross_correlation(x[:, :50], y[:, :50], z[:, :50], a[:, :50], min_n=100)
+    assert np.all(np.isnan(short))

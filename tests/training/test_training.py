@@ -27,7 +27,8 @@ def test_outcome_summaries(outcome: TrainOutcome) -> None:
     assert outcome.start == START + timedelta(days=1) and outcome.end == END
     assert outcome.days == (END - START).days and outcome.cells == 16
     assert sum(outcome.labels.values()) == 16 and outcome.labels["no_data"] == 0
-    assert outcome.labels["tc"] + outcome.labels["fallback_equal"] == 16
+    made = ("tc", "tc_correlated_errors", "fallback_equal")
+    assert sum(outcome.labels[k] for k in made) == 16
     tc = outcome.tc
     assert tc == dict(outcome.bundle.tc_stats)
     assert tc["products"] == ["smap", "era5land", "gldas"] and tc["reference"] == "smap"
@@ -38,7 +39,7 @@ def test_outcome_summaries(outcome: TrainOutcome) -> None:
         MIN_N,
     )
     assert tc["period"] == {"start": str(START), "end": str(END)}
-    assert tc["valid_pixels"] == outcome.labels["tc"] > 0
+    assert tc["valid_pixels"] == outcome.labels["tc"] + outcome.labels["tc_correlated_errors"] > 0
     assert set(tc["error_sd"]) == set(tc["rho2"]) == {"smap", "era5land", "gldas"}
     assert all(0.0 < v <= 1.0 for v in tc["rho2"].values())
     assert all(0.0 < v < 0.2 for v in tc["error_sd"].values())
@@ -47,7 +48,13 @@ def test_outcome_summaries(outcome: TrainOutcome) -> None:
         for mode in ("teacher_forced", "free_running"):
             assert 0.5 < rep[mode]["r"] <= 1.0 and 0.0 < rep[mode]["ubrmsd"] < 0.1
     assert json.loads(json.dumps(tc)) == tc
-    assert set(outcome.seconds) == {"check", "labels", "features", "model", "cdf"}
+    assert set(outcome.seconds) == {"check", "labels", "features", "model", "cdf", "gain"}
+    gain = outcome.bundle.gain
+    assert gain is not None and gain.provenance["chosen"] in {*gain.provenance["scores"]}
+    scores = gain.provenance["scores"]
+    assert scores[gain.provenance["chosen"]] == min(scores.values()), "the best candidate wins"
+    assert outcome.gain["chosen"] == gain.provenance["chosen"]
+    assert json.loads(json.dumps(outcome.gain)) == outcome.gain
 
 
 def test_bundle_has_cdf_tables_hashes_and_runs_the_cycle(
@@ -95,7 +102,10 @@ def test_train_register_reload_same_version(
 def test_describe(outcome: TrainOutcome) -> None:
     text = describe(outcome)
     assert f"**Model {outcome.bundle.version}**" in text
-    assert f"{outcome.labels['tc']} | {outcome.labels['fallback_equal']} | 0 | 0 |" in text
+    labels = outcome.labels
+    assert f"| {labels['tc']} | {labels['fallback_equal']} | 0 | " in text
+    assert f"| {labels['tc_correlated_errors']} | 0 |" in text
+    assert "Gain: " in text and "held-out mean squared innovation" in text
     for line in ("blocked, teacher-forced", "blocked, free-running", "random, free-running"):
         assert f"| {line} | " in text
     assert "| smap | " in text and "CDF tables: 16 pixels" in text
@@ -105,7 +115,13 @@ def test_describe(outcome: TrainOutcome) -> None:
 def test_short_period_falls_back_and_still_trains(store: Store) -> None:
     start, end = date(2015, 5, 10), date(2015, 6, 15)  # < 100 common days: TC invalid
     short = train_from_store(store, start, end, config=FAST, cdf_min_samples=10)
-    assert short.labels == {"tc": 0, "fallback_equal": 16, "fallback_best": 0, "no_data": 0}
+    assert short.labels == {
+        "tc": 0,
+        "fallback_equal": 16,
+        "fallback_best": 0,
+        "tc_correlated_errors": 0,
+        "no_data": 0,
+    }
     assert short.tc["valid_pixels"] == 0 and short.tc["rho2"] == {}
     assert short.bundle.cdf is not None and short.bundle.cdf.cell_ids.size > 0
 

@@ -28,7 +28,9 @@ def _state(theta: float, root: float | None = None, swe: float = 0.0) -> ColumnS
     )
 
 
-def _day(precip: float, hours: float = 12.0, t: float = 15.0, pet: float = 0.0, **kw: object) -> DayForcing:
+def _day(
+    precip: float, hours: float = 12.0, t: float = 15.0, pet: float = 0.0, **kw: object
+) -> DayForcing:
     return DayForcing(
         precip=np.array([precip]),
         t_mean=np.array([t]),

@@ -13,7 +13,6 @@ import xarray as xr
 
 from smda.ease2 import M09
 from smda.grid import GLOBAL_025, BBox, Grid
-from smda.regrid import points_to_cells
 from smda.twin.geography import LAND_TABLE, land_table
 from smda.twin.precipitation import MSWEP_GRID
 from smda.twin.smap import FLAG_FILL, FLOAT_FILL, SmapSimulator
@@ -367,8 +366,9 @@ def test_spec_changes_the_documented_errors() -> None:
     assert World(noisy).error_params["smap"].noise_sd == 0.1
     assert World(spec).error_params["smap"].noise_sd != 0.1
     day = date(2015, 6, 1)
-    quiet, loud = World(spec).product_daily("smap", day, day), World(noisy).product_daily(
-        "smap", day, day
+    quiet, loud = (
+        World(spec).product_daily("smap", day, day),
+        World(noisy).product_daily("smap", day, day),
     )
     assert not np.allclose(quiet.values, loud.values, equal_nan=True)
     # the world grid is the global 0.25° grid's window of the region
