@@ -23,7 +23,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from smda.grid import BBox
+from smda.geo.grid import BBox
 
 REGION = BBox(-105, 30, -95, 40)
 TODAY = date(2024, 7, 20)
@@ -60,10 +60,10 @@ Row = tuple[str, float, float, dict[str, int], float]  # source, elapsed s, cpu 
 def _run(workdir: Path) -> tuple[float, list[Row]]:
     """Spin the world up, then fetch the month of each source; (spin-up s, rows)."""
     from smda.config import Settings
-    from smda.ingest import fetch_range
-    from smda.runtime import make_context
-    from smda.twin.service import Twin, TwinConfig
-    from smda.twin.world import WorldSpec
+    from smda.ingest.context import make_context
+    from smda.ingest.fetch import fetch_range
+    from smda_twin.service import Twin, TwinConfig
+    from smda_twin.world import WorldSpec
 
     config = TwinConfig(world=WorldSpec(region=REGION), today=TODAY)
     rows = []

@@ -1,18 +1,18 @@
 """Operations benchmarks: a global day from staged inputs to published COG + STAC, and backfills.
 
-1. **A global day** (0.25°, 720 × 1440, every twin land cell) of :func:`smda.operations.run_day`
-   from inputs staged the way ingest stages them (:meth:`smda.store.Store.write_staged` with
+1. **A global day** (0.25°, 720 × 1440, every twin land cell) of :func:`smda.ops.run_day`
+   from inputs staged the way ingest stages them (:meth:`smda.storage.store.Store.write_staged` with
    ledger records; the static fields at ``store.static_path("era5_static")``): ERA5 daily
    aggregates, MSWEP over the 30-day history window and SMAP of each day, made from the twin's
    global day of :func:`benchmarks.science._global_inputs` and varied a little per day. The
    model is the reference one (500 trees × 63 leaves, trained as in
    :mod:`benchmarks.science`) with CDF tables and a climatology for every global land cell,
-   registered in the region's :class:`~smda.registry.ModelRegistry`; its tl2cgen library is
+   registered in the region's :class:`~smda.storage.registry.ModelRegistry`; its tl2cgen library is
    compiled once (the one-off time is reported apart: it is cached per bundle version).
 
    In a fresh process per repeat (empty state chain and products, ``spinup_days`` = 1): the
    first day is a cold start (the climatology of D−2 cycled through the spin-up day D−1), then
-   :func:`smda.operations.backfill_days` steps :data:`N_DAYS` steady-state days (each from the
+   :func:`smda.ops.backfill_days` steps :data:`N_DAYS` steady-state days (each from the
    analysis of the day before, read from the chain). Each day is split into the calls
    ``run_day`` makes (timed by wrapping them, :class:`_Parts`): input provenance, reading the
    inputs, the state of D−1, the cycle step, the state write (with the uncertainty), publishing
@@ -20,7 +20,7 @@
    Targets: ≤ 5 s and ≤ 4 GB per global day; a backfill ≥ 10 global days per minute.
 2. **Demo-region backfill** (the twin's 10° × 10° demo region, 1600 cells): ~60 days staged
    with ``tests/staged_world.py``, a tiny model trained with
-   :func:`smda.operations.train_model`, then :func:`smda.operations.backfill_days` over
+   :func:`smda.ops.train_model`, then :func:`smda.ops.backfill_days` over
    :data:`DEMO_DAYS` steady-state days in a fresh process: days per minute.
 3. **Profile** of the steady global days (cProfile, in a further fresh process): where the
    time goes, cumulative and own time.
@@ -85,7 +85,7 @@ def _reference_model() -> str:
     path = WORK / "reference_model.txt"
     if path.exists():
         return path.read_text()
-    from smda.model import fit_booster
+    from smda.science.model import fit_booster
 
     t0 = time.perf_counter()
     fm, y = science._training_data()
@@ -101,10 +101,10 @@ def _reference_model() -> str:
 def _reference_bundle(land: np.ndarray) -> Any:
     """The reference bundle with CDF tables and a climatology for every land cell of
     ``land`` (as :func:`benchmarks.science._bundles` builds them)."""
-    from smda.bundle import Climatology, ModelBundle
-    from smda.features import FeatureSpec, global_cell_ids
-    from smda.grid import GLOBAL_025
-    from smda.nudging import DEFAULT_PROBS, CdfTables
+    from smda.geo.grid import GLOBAL_025
+    from smda.science.bundle import Climatology, ModelBundle
+    from smda.science.features import FeatureSpec, global_cell_ids
+    from smda.science.nudging import DEFAULT_PROBS, CdfTables
 
     g = GLOBAL_025
     lat2, lon2 = np.meshgrid(g.lats, g.lons, indexing="ij")
@@ -127,7 +127,7 @@ def _dataset(fields: dict[str, tuple[np.ndarray, str]], attrs: dict[str, Any]) -
     """A staged-like (lat, lon) dataset on the global grid."""
     import xarray as xr
 
-    from smda.grid import GLOBAL_025
+    from smda.geo.grid import GLOBAL_025
 
     coords = {"lat": GLOBAL_025.lats, "lon": GLOBAL_025.lons}
     data = {k: (("lat", "lon"), v, {"units": u}) for k, (v, u) in fields.items()}
@@ -176,9 +176,9 @@ def _stage_global() -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from staged_world import _raw_files
 
-    from smda.atomic import atomic_path
-    from smda.iolock import HDF5_IO
-    from smda.operations import open_runtime
+    from smda.ops import open_runtime
+    from smda.storage.atomic import atomic_path
+    from smda.storage.iolock import HDF5_IO
 
     t0 = time.perf_counter()
     marker = GLOBAL_DIR / "staged.json"
@@ -213,8 +213,8 @@ def _stage_global() -> float:
 def _warm_predictor(data_dir: Path, region: str | None) -> tuple[float, bool]:
     """Compile (or load) the current model's predictor: (seconds of the one-off compilation,
     whether it was compiled now). The compile time is kept beside the library."""
-    from smda.operations import open_runtime
-    from smda.registry import COMPILED
+    from smda.ops import open_runtime
+    from smda.storage.registry import COMPILED
 
     rt = open_runtime(_settings(data_dir), region=region, today=COLD_DAY)
     bundle = rt.registry.current()
@@ -279,8 +279,8 @@ class _Parts:
 
 
 def _instrument(rt: Any) -> _Parts:
-    """Wrap the functions and methods ``smda.operations.run_day`` calls."""
-    from smda import operations as ops
+    """Wrap the functions and methods ``smda.ops.run_day`` calls."""
+    from smda.ops import operations as ops
 
     parts = _Parts()
     module = {
@@ -314,9 +314,9 @@ def _backfill_child(
     """Child process: open the runtime, load the bundle and predictor, run the cold-start day
     with ``run_day``, then ``backfill_days`` over the next ``n_days`` days (profiled into
     ``profile`` when given); report every day's parts, the backfill's wall time and VmHWM."""
-    from smda import operations as ops
-    from smda.grid import BBox
-    from smda.operations import DayRun, backfill_days, open_runtime
+    from smda.geo.grid import BBox
+    from smda.ops import DayRun, backfill_days, open_runtime
+    from smda.ops import operations as ops
 
     t0 = time.perf_counter()
     rt = open_runtime(
@@ -380,7 +380,7 @@ def _child(data_dir: Path, region: str | None, cold: date, n: int, profile: Path
 
 # -- the demo region ----------------------------------------------------------------------------
 def _demo_region() -> str:
-    from smda.twin.world import DEMO_REGION
+    from smda_twin.world import DEMO_REGION
 
     b = DEMO_REGION
     return f"{b.west:g},{b.south:g},{b.east:g},{b.north:g}"
@@ -391,10 +391,10 @@ def _stage_demo() -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from staged_world import stage_world, tiny_world
 
-    from smda.bundle import HyperParams
-    from smda.grid import BBox
-    from smda.model import CVConfig, TrainConfig
-    from smda.operations import open_runtime, train_model
+    from smda.geo.grid import BBox
+    from smda.ops import open_runtime, train_model
+    from smda.science.bundle import HyperParams
+    from smda.science.model import CVConfig, TrainConfig
 
     rt = open_runtime(_settings(DEMO_DIR), region=BBox.parse(_demo_region()), today=date.max)
     if rt.registry.current_version() is not None:

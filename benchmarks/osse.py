@@ -12,11 +12,11 @@ Per region:
    aggregates, MSWEP, SMAP, ERA5-Land, GLDAS, static fields) for 2015–2017, without the HTTP
    replicas (ingest through them is tested in ``tests/ingest``). Cached under
    ``$SMDA_BENCH_DIR/osse/<region>`` (default: the system temp dir) and reused.
-2. **Train** with :func:`smda.training.train_from_store` on 2015: TC-merged labels, blocked
+2. **Train** with :func:`smda.ops.train.train_from_store` on 2015: TC-merged labels, blocked
    4-fold CV over 2.5° tiles, one DAgger round, SMAP CDF tables and the gain from held-out
-   cycles (:mod:`smda.gain`) — from the training year's data only. Reused while the training
+   cycles (:mod:`smda.science.gain`) — from the training year's data only. Reused while the training
    code and the staged inputs are unchanged.
-3. **Evaluate** 2016–2017 (:func:`smda.evaluation.run_experiments`, 30 days of spin-up): the
+3. **Evaluate** 2016–2017 (:func:`smda.ops.evaluate.run_experiments`, 30 days of spin-up): the
    analysis with the model's own gain, the open loop, the forecast, SMAP, ERA5-Land, GLDAS and
    climatology, scored against the truth (median over cells) and the twin's 12 ISMN-like
    stations (median over stations).
@@ -66,7 +66,7 @@ TRAINING_CODE = ("training.py", "model.py", "gain.py", "labels.py", "tc.py", "fe
 
 
 def _regions() -> dict[str, Any]:
-    from smda.twin.world import DEMO_REGION, SECOND_REGION
+    from smda_twin.world import DEMO_REGION, SECOND_REGION
 
     return {"demo": DEMO_REGION, "second": SECOND_REGION}
 
@@ -109,13 +109,13 @@ def _digest(folder: Path, patterns: tuple[str, ...]) -> str:
 
 def _train(store: Any) -> tuple[Any, float, str]:
     """The model trained on TRAIN (trained and registered unless the same code already did)."""
-    from smda.bundle import HyperParams
     from smda.errors import NoModel
-    from smda.model import CVConfig, TrainConfig
-    from smda.registry import ModelRegistry
-    from smda.training import describe, train_from_store
+    from smda.ops.train import describe, train_from_store
+    from smda.science.bundle import HyperParams
+    from smda.science.model import CVConfig, TrainConfig
+    from smda.storage.registry import ModelRegistry, models_dir
 
-    registry = ModelRegistry(store.root / "models" / store.region)
+    registry = ModelRegistry(models_dir(store.root, store.region))
     marker = store.root / "osse_model.json"
     code = _digest(Path(__file__).resolve().parents[1] / "smda", TRAINING_CODE)
     staged = (store.root / "osse_staged.json").read_text()
@@ -157,9 +157,9 @@ def fixed_gain_sweep(
     and score each analysis against ``truth``: one row per gain (``r``, ``ubrmsd``)."""
     import xarray as xr
 
-    from smda.cycle import cold_start, step
-    from smda.inputs import day_inputs
-    from smda.skill import score_against_truth
+    from smda.science.cycle import cold_start, step
+    from smda.science.skill import score_against_truth
+    from smda.storage.inputs import day_inputs
 
     start, end = PERIOD
     history = bundle.spec.history_days
@@ -237,9 +237,9 @@ def _print_table(name: str, table: pd.DataFrame) -> None:
 
 def run_region(name: str) -> dict[str, Any]:
     """Stage, train, evaluate, sweep and check one region; returns its summary."""
-    from smda.evaluation import report_directory, run_experiments, score_tables, write_report
-    from smda.store import Store
-    from smda.twin.world import World, WorldSpec
+    from smda.ops.evaluate import report_directory, run_experiments, score_tables, write_report
+    from smda.storage.store import Store
+    from smda_twin.world import World, WorldSpec
 
     world = World(WorldSpec(seed=SEED, region=_regions()[name]))
     store = Store(WORK / name / "data", world.grid)
@@ -316,7 +316,7 @@ def _summary(results: list[dict[str, Any]]) -> str:
 
 def main(names: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="  %(asctime)s %(name)s: %(message)s")
-    logging.getLogger("smda.inputs").setLevel(logging.WARNING)
+    logging.getLogger("smda.storage.inputs").setLevel(logging.WARNING)
     chosen = names or list(_regions())
     results = [run_region(name) for name in chosen]
     print("\n=== summary (medians; the analysis with the model's own gain)\n")

@@ -12,7 +12,7 @@
    side with compiled inference (``tl2cgen``) when it is installed.
 3. **The cycle step** for a global day (features → predict → CDF match → nudge), in a fresh
    process that loads the staged-like inputs and the bundle from disk, with native and
-   compiled (:func:`smda.bundle_io.compiled_predictor`) prediction, and its peak resident
+   compiled (:func:`smda.storage.bundle_io.compiled_predictor`) prediction, and its peak resident
    memory (VmHWM).
 
 Inputs are written once under ``$SMDA_BENCH_DIR/science`` (default: the system temp dir).
@@ -41,7 +41,7 @@ ERA5_VARS = ("t2m_mean", "t2m_min", "t2m_max", "d2m_mean", "ssrd_sum", "wind_mea
 
 
 def _models() -> dict[str, tuple[Any, int | None]]:
-    from smda.bundle import HyperParams
+    from smda.science.bundle import HyperParams
 
     return {
         "reference": (HyperParams(learning_rate=0.05, num_leaves=63, num_threads=THREADS), 500),
@@ -56,8 +56,8 @@ def _training_data() -> tuple[Any, np.ndarray]:
     """Teacher-forced features and labels on the demo region (see the module docstring)."""
     import pandas as pd
 
-    from smda.features import FeatureSpec, build_features, lagged
-    from smda.twin.world import DEMO_REGION, World, WorldSpec
+    from smda.science.features import FeatureSpec, build_features, lagged
+    from smda_twin.world import DEMO_REGION, World, WorldSpec
 
     world = World(WorldSpec(region=DEMO_REGION, epoch=date(2015, 1, 1)))
     start, end = date(2015, 2, 1), date(2015, 7, 31)
@@ -75,7 +75,7 @@ def _training_data() -> tuple[Any, np.ndarray]:
 
 def _train() -> dict[str, dict[str, Any]]:
     """Fit both models on 3/5 of the 2.5° tiles, stop early on 1/5, score the last 1/5."""
-    from smda.model import CVConfig, assign_folds, fit_booster, rollout
+    from smda.science.model import CVConfig, assign_folds, fit_booster, rollout
 
     fm, y = _training_data()
     folds = assign_folds(fm.lat, fm.lon, CVConfig(n_folds=5, block_deg=2.5))
@@ -114,7 +114,7 @@ def _train() -> dict[str, dict[str, Any]]:
 
 def _medians(pred: np.ndarray, obs: np.ndarray) -> list[float]:
     """Median over cells of R and ubRMSD of (time, cells) series."""
-    from smda.metrics import pearson_r, ubrmsd
+    from smda.science.metrics import pearson_r, ubrmsd
 
     return [
         float(np.nanmedian(pearson_r(pred.T, obs.T)[0])),
@@ -129,9 +129,9 @@ def _global_inputs() -> Path:
         return path
     import xarray as xr
 
-    from smda.grid import GLOBAL_025, BBox
-    from smda.staging.era5 import era5_static
-    from smda.twin.world import World, WorldSpec
+    from smda.geo.grid import GLOBAL_025, BBox
+    from smda.ingest.staging.era5 import era5_static
+    from smda_twin.world import World, WorldSpec
 
     t0 = time.perf_counter()
     world = World(WorldSpec(region=BBox(-100, 35, -99, 36)))
@@ -174,12 +174,12 @@ def _global_inputs() -> Path:
 
 
 def _load_day(path: Path) -> Any:
-    """The global day's :class:`smda.cycle.DayInputs` from the npz."""
+    """The global day's :class:`smda.science.cycle.DayInputs` from the npz."""
     import pandas as pd
     import xarray as xr
 
-    from smda.cycle import DayInputs
-    from smda.grid import GLOBAL_025
+    from smda.geo.grid import GLOBAL_025
+    from smda.science.cycle import DayInputs
 
     g = GLOBAL_025
     coords = {"lat": g.lats, "lon": g.lons}
@@ -205,11 +205,11 @@ def _load_day(path: Path) -> Any:
 
 def _bundles(models: dict[str, dict[str, Any]], inputs: Path) -> dict[str, Path]:
     """Bundles of both models with identity CDF tables for every global land cell."""
-    from smda.bundle import Climatology, ModelBundle
-    from smda.bundle_io import to_files
-    from smda.features import FeatureSpec, global_cell_ids
-    from smda.grid import GLOBAL_025
-    from smda.nudging import DEFAULT_PROBS, CdfTables
+    from smda.geo.grid import GLOBAL_025
+    from smda.science.bundle import Climatology, ModelBundle
+    from smda.science.features import FeatureSpec, global_cell_ids
+    from smda.science.nudging import DEFAULT_PROBS, CdfTables
+    from smda.storage.bundle_io import to_files
 
     with np.load(inputs) as npz:
         land = npz["static_land"]
@@ -232,8 +232,8 @@ def _bundles(models: dict[str, dict[str, Any]], inputs: Path) -> dict[str, Path]
 def _step_child(inputs: str, bundle_dir: str, compiled: bool) -> dict[str, float]:
     """Child process: load the inputs and the bundle (and the compiled library), run the
     cycle step three times, report the median and the peak memory."""
-    from smda.bundle_io import compiled_predictor, from_files
-    from smda.cycle import step
+    from smda.science.cycle import step
+    from smda.storage.bundle_io import compiled_predictor, from_files
 
     t0 = time.perf_counter()
     state, day = _load_day(Path(inputs))
@@ -259,7 +259,7 @@ def _peak_rss_mb() -> float:
 
 def _compiled(bundles: dict[str, Path]) -> dict[str, Any]:
     """Compiled predictors (tl2cgen, quantised) of the bundles, or {} without tl2cgen."""
-    from smda.bundle_io import compiled_predictor, from_files
+    from smda.storage.bundle_io import compiled_predictor, from_files
 
     try:
         import tl2cgen  # noqa: F401
@@ -281,7 +281,7 @@ def _predict_times(
     natively and compiled."""
     import lightgbm as lgb
 
-    from smda.features import FeatureSpec, build_features
+    from smda.science.features import FeatureSpec, build_features
 
     state, day = _load_day(inputs)
     t0 = time.perf_counter()

@@ -28,12 +28,12 @@ FORCING = ["t2m", "d2m", "ssrd", "u10", "v10", "sp", "tp"]
 
 def _prepare() -> dict[str, list[str]]:
     """Write the global files once (cached between runs)."""
-    from smda.grid import BBox, Grid
-    from smda.twin.formats import era5 as era5_fmt
-    from smda.twin.formats import gldas as gldas_fmt
-    from smda.twin.formats import mswep as mswep_fmt
-    from smda.twin.formats import smap as smap_fmt
-    from smda.twin.world import World, WorldSpec
+    from smda.geo.grid import BBox, Grid
+    from smda_twin.formats import era5 as era5_fmt
+    from smda_twin.formats import gldas as gldas_fmt
+    from smda_twin.formats import mswep as mswep_fmt
+    from smda_twin.formats import smap as smap_fmt
+    from smda_twin.world import World, WorldSpec
 
     CACHE.mkdir(parents=True, exist_ok=True)
     index = CACHE / "files.json"
@@ -98,10 +98,10 @@ def _prepare() -> dict[str, list[str]]:
 
 def _stage_one(source_name: str, paths: list[str], out: str) -> dict[str, float]:
     """Child process: stage one global day of ``source_name`` and report time and memory."""
-    from smda.grid import GLOBAL_025
-    from smda.sources import get_source
-    from smda.sources.base import IngestContext
-    from smda.store import RawFile, Store, sha256_file
+    from smda.geo.grid import GLOBAL_025
+    from smda.ingest.sources import get_source
+    from smda.ingest.sources.base import IngestContext
+    from smda.storage.store import RawFile, Store, sha256_file
 
     ctx = IngestContext(
         store=Store(Path(out), GLOBAL_025), endpoints=None, today=DAY + timedelta(days=5)

@@ -26,7 +26,7 @@ def _peak_mb() -> float:
 
 
 def main() -> None:
-    from smda.twin.world import DEMO_REGION, World, WorldSpec
+    from smda_twin.world import DEMO_REGION, World, WorldSpec
 
     start, end = date(2015, 1, 1), date(2024, 12, 31)
     figures: dict[str, float] = {}

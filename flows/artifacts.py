@@ -9,8 +9,8 @@ Every run of a flow publishes, under keys that group the runs of one flow and re
   fraction assimilated; in-situ skill where ISMN stations are staged);
 - ``…-products`` (link): the STAC catalog of the published products.
 
-The text itself comes from the library (:func:`smda.operations.summary_markdown`,
-:meth:`smda.operations.ValidationReport.rows`); this module only files it with Prefect.
+The text itself comes from the library (:func:`smda.ops.summary_markdown`,
+:meth:`smda.ops.ValidationReport.rows`); this module only files it with Prefect.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from smda.ingest import IngestReport
-from smda.operations import (
+from smda.ingest.fetch import IngestReport
+from smda.ops import (
     DailyPlan,
     DayRun,
+    RunContext,
     ValidationReport,
     data_paths,
     open_runtime,
@@ -72,7 +73,7 @@ def _notes(runs: Sequence[DayRun], plan: DailyPlan | None, message: str | None) 
 
 def publish_run_artifacts(
     flow: str,
-    region: str | None,
+    run: RunContext,
     *,
     runs: Sequence[DayRun] = (),
     plan: DailyPlan | None = None,
@@ -85,7 +86,7 @@ def publish_run_artifacts(
     Must be called inside a flow or task run. Returns the keys used (``summary``,
     ``validation``, ``products``; only those created).
     """
-    rt = open_runtime(region=region)
+    rt = open_runtime(run)
     paths = data_paths(rt)
     keys: dict[str, str] = {}
     notes = _notes(runs, plan, message)

@@ -40,13 +40,14 @@ from flows.tasks import (
     metrics_task,
     provider_of,
     provider_tag,
+    run_context,
     run_day_task,
     validate_task,
 )
 from smda.errors import ConfigError
-from smda.ingest import IngestReport
-from smda.operations import DayRun
-from smda.sources import OPERATIONAL
+from smda.ingest.fetch import IngestReport
+from smda.ingest.sources import OPERATIONAL
+from smda.ops import DayRun, RunContext, days_to_recompute
 
 __all__ = ["Chunk", "backfill", "chunks", "fetch_parallel", "task_runner_from_env"]
 
@@ -107,7 +108,7 @@ def chunks(days: Sequence[date], sources: Sequence[str] = OPERATIONAL) -> list[C
 
 
 def fetch_parallel(
-    region: str | None, work: Sequence[Chunk], *, per_provider: int = 2
+    run: RunContext, work: Sequence[Chunk], *, per_provider: int = 2
 ) -> IngestReport:
     """Fetch ``work`` with at most ``per_provider`` chunks in flight per provider.
 
@@ -129,7 +130,7 @@ def fetch_parallel(
                 continue
             chunk = queue.popleft()
             tagged = fetch_task.with_options(tags={provider_tag(provider)})
-            running[tagged.submit(region, list(chunk.days), [chunk.source])] = chunk
+            running[tagged.submit(run, list(chunk.days), [chunk.source])] = chunk
 
     launch()
     while running:
@@ -146,16 +147,11 @@ def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _step(region: str | None, days: Sequence[date], *, force: bool) -> list[DayRun]:
-    """Run ``days`` in order, then the later days a re-run invalidated."""
-    runs: list[DayRun] = []
-    later: set[date] = set()
-    for day in days:
-        run = run_day_task(region, day, force=force)
-        runs.append(run)
-        later.update(d for d in run.invalidated if d > days[-1])
-    for day in sorted(later):  # the chain was whole up to the last of them: recompute it
-        runs.append(run_day_task(region, day))
+def _step(run: RunContext, days: Sequence[date], *, force: bool) -> list[DayRun]:
+    """Run ``days`` in order, then the later days a re-run invalidated
+    (:func:`smda.ops.days_to_recompute`, as the CLI's backfill does)."""
+    runs = [run_day_task(run, day, force=force) for day in days]
+    runs += [run_day_task(run, day) for day in days_to_recompute(runs, days[-1])]
     return runs
 
 
@@ -180,15 +176,16 @@ def backfill(
         Fetch chunks in flight per provider.
     """
     log = get_run_logger()
+    run = run_context(region)
     days = _days(start, end)
     report = None
     if fetch:
-        report = fetch_parallel(region, chunks(days), per_provider=per_provider)
+        report = fetch_parallel(run, chunks(days), per_provider=per_provider)
         log.info("fetch: %s", report.counts())
-    runs = _step(region, days, force=force)
+    runs = _step(run, days, force=force)
     computed = [r.day for r in runs if r.status != "skipped"]
-    validation = validate_task(region, computed) if computed else None
-    metrics_task(region, "smda_backfill", runs, None, validation)
-    publish_run_artifacts("backfill", region, runs=runs, report=report, validation=validation)
+    validation = validate_task(run, computed) if computed else None
+    metrics_task(run, "smda_backfill", runs, None, validation)
+    publish_run_artifacts("backfill", run, runs=runs, report=report, validation=validation)
     log.info("%d day(s) computed, %d already done", len(computed), len(runs) - len(computed))
     return runs

@@ -30,13 +30,14 @@ from flows.tasks import (
     plan_task,
     provider_of,
     provider_tag,
+    run_context,
     run_day_task,
     validate_task,
 )
 from smda.errors import MissingInputs
-from smda.ingest import IngestReport
-from smda.operations import DailyPlan, DayRun
-from smda.sources import OPERATIONAL
+from smda.ingest.fetch import IngestReport
+from smda.ingest.sources import OPERATIONAL
+from smda.ops import DailyPlan, DayRun, RunContext
 
 __all__ = ["WAITING", "daily", "days_to_run", "fetch_sources"]
 
@@ -45,12 +46,12 @@ WAITING = "Waiting"
 
 
 def fetch_sources(
-    region: str | None, days: Sequence[date], sources: Sequence[str] = OPERATIONAL
+    run: RunContext, days: Sequence[date], sources: Sequence[str] = OPERATIONAL
 ) -> IngestReport:
     """Fetch ``days`` of every source in parallel: one task per source, tagged by provider."""
     futures: list[PrefectFuture[IngestReport]] = [
         fetch_task.with_options(tags={provider_tag(provider_of(source))}).submit(
-            region, list(days), [source]
+            run, list(days), [source]
         )
         for source in sources
     ]
@@ -60,11 +61,11 @@ def fetch_sources(
     return report
 
 
-def _step(region: str | None, days: Sequence[date]) -> tuple[list[DayRun], MissingInputs | None]:
+def _step(run: RunContext, days: Sequence[date]) -> tuple[list[DayRun], MissingInputs | None]:
     """Run ``days`` in order; stop at the first day whose inputs are not staged."""
     runs: list[DayRun] = []
     for day in days:
-        state = run_day_task(region, day, return_state=True)
+        state = run_day_task(run, day, return_state=True)
         if state.is_failed():
             error = state.result(raise_on_failure=False)
             if isinstance(error, MissingInputs):
@@ -97,17 +98,18 @@ def daily(region: str | None = None) -> list[DayRun] | State:
     state when inputs that the providers announced could not be fetched.
     """
     log = get_run_logger()
-    plan = plan_task(region)
+    run = run_context(region)
+    plan = plan_task(run)
     log.info("plan: %s", plan.describe())
     if not plan.ready:
         message = f"waiting for inputs: {plan.describe()}"
-        metrics_task(region, "smda_daily", [], plan)
-        publish_run_artifacts("daily", region, plan=plan, message=message)
+        metrics_task(run, "smda_daily", [], plan)
+        publish_run_artifacts("daily", run, plan=plan, message=message)
         return Completed(name=WAITING, message=message)
-    report = fetch_sources(region, plan.ready)
-    runs, missing = _step(region, days_to_run(plan))
-    validation = validate_task(region, [r.day for r in runs]) if runs else None
-    metrics_task(region, "smda_daily", runs, plan, validation)
+    report = fetch_sources(run, plan.ready)
+    runs, missing = _step(run, days_to_run(plan))
+    validation = validate_task(run, [r.day for r in runs]) if runs else None
+    metrics_task(run, "smda_daily", runs, plan, validation)
     final: State | None = None
     if missing is not None:
         if report.ok:
@@ -116,7 +118,7 @@ def daily(region: str | None = None) -> list[DayRun] | State:
             final = Failed(message=f"{_failures(report)} — stopped at: {missing}")
     publish_run_artifacts(
         "daily",
-        region,
+        run,
         runs=runs,
         plan=plan,
         report=report,

@@ -1,4 +1,4 @@
-"""The Prefect tasks the flows are wired from: each calls one :mod:`smda.operations` function.
+"""The Prefect tasks the flows are wired from: each calls one :mod:`smda.ops` function.
 
 What a task declares (and the library does not):
 
@@ -8,7 +8,7 @@ What a task declares (and the library does not):
   at once (:func:`retry_transient`);
 - **timeouts** sized for the work, on the tasks the flow runs itself; fetch tasks are submitted
   to worker threads (or Dask), where Prefect cannot interrupt them: they are bounded by smda's
-  own deadlines instead (:class:`smda.retry.RetryPolicy`, the CDS job-polling deadline);
+  own deadlines instead (:class:`smda.ingest.retry.RetryPolicy`, the CDS job-polling deadline);
 - **tags** ``smda-provider-<provider>`` on fetch tasks, so an operator can cap the concurrent
   fetch tasks per provider across all flow runs with a task-concurrency limit
   (``prefect concurrency-limit create smda-provider-cds 2``, see ``deployments/README.md``);
@@ -16,9 +16,10 @@ What a task declares (and the library does not):
   (a staged day is not fetched again, a day in the chain with the same provenance is skipped),
   which stays true across machines, reruns and cache expiry.
 
-Tasks receive the region as a string and open the run-time objects themselves
-(:func:`smda.operations.open_runtime` reads the ``SMDA_*`` settings of the process), so they can
-run in threads, processes or on Dask workers.
+The flow reads the ``SMDA_*`` settings once, at its entry (:func:`run_context`), and hands the
+frozen :class:`smda.ops.RunContext` to its tasks; each opens the run-time objects from it
+(:func:`smda.ops.open_runtime`). The context pickles, so tasks can run in threads, processes or
+on Dask workers.
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.runtime import task_run as prefect_runtime_task_run
 
+from smda.config import load_settings
 from smda.errors import TransientError
-from smda.ingest import IngestReport
-from smda.operations import (
+from smda.ingest.fetch import IngestReport
+from smda.ingest.sources import get_source
+from smda.ops import (
     DailyPlan,
     DayRun,
+    RunContext,
     ValidationReport,
     fetch_days,
     open_runtime,
@@ -46,8 +50,7 @@ from smda.operations import (
     train_model,
     validate_days,
 )
-from smda.sources import get_source
-from smda.training import TrainOutcome
+from smda.ops.train import TrainOutcome
 
 __all__ = [
     "fetch_task",
@@ -55,6 +58,7 @@ __all__ = [
     "provider_of",
     "provider_tag",
     "retry_transient",
+    "run_context",
     "run_day_task",
     "train_task",
     "validate_task",
@@ -62,6 +66,12 @@ __all__ = [
 
 #: back-off between the attempts of a task whose failure was transient (seconds)
 RETRY_DELAYS: list[float] = [30.0, 120.0, 600.0]
+
+
+def run_context(region: str | None) -> RunContext:
+    """The context of a flow run: the ``SMDA_*`` settings of the process, read once here (a
+    flow's entry), for ``region`` (default ``SMDA_REGION``)."""
+    return RunContext.create(load_settings(), region=region)
 
 
 def retry_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -108,9 +118,9 @@ errors only."""
     cache_policy=NO_CACHE,
     tags=["smda-poll"],
 )
-def plan_task(region: str | None) -> DailyPlan:
+def plan_task(run: RunContext) -> DailyPlan:
     """Poll every operational source and pick the days to run (:func:`plan_daily`)."""
-    return plan_daily(open_runtime(region=region))
+    return plan_daily(open_runtime(run))
 
 
 @task(
@@ -119,9 +129,9 @@ def plan_task(region: str | None) -> DailyPlan:
     **RETRY_TRANSIENT,
     cache_policy=NO_CACHE,
 )
-def fetch_task(region: str | None, days: Sequence[date], sources: Sequence[str]) -> IngestReport:
+def fetch_task(run: RunContext, days: Sequence[date], sources: Sequence[str]) -> IngestReport:
     """Fetch and stage the inputs of ``days`` from ``sources`` (:func:`fetch_days`)."""
-    return fetch_days(open_runtime(region=region), list(days), list(sources))
+    return fetch_days(open_runtime(run), list(days), list(sources))
 
 
 @task(
@@ -131,9 +141,9 @@ def fetch_task(region: str | None, days: Sequence[date], sources: Sequence[str])
     timeout_seconds=3600,
     cache_policy=NO_CACHE,
 )
-def run_day_task(region: str | None, day: date, force: bool = False) -> DayRun:
+def run_day_task(run: RunContext, day: date, force: bool = False) -> DayRun:
     """Forecast, nudge, persist and publish one day (:func:`run_day`; skips a day done)."""
-    return run_day(open_runtime(region=region), day, force=force)
+    return run_day(open_runtime(run), day, force=force)
 
 
 @task(
@@ -142,9 +152,9 @@ def run_day_task(region: str | None, day: date, force: bool = False) -> DayRun:
     timeout_seconds=3600,
     cache_policy=NO_CACHE,
 )
-def validate_task(region: str | None, days: Sequence[date]) -> ValidationReport:
+def validate_task(run: RunContext, days: Sequence[date]) -> ValidationReport:
     """Innovation statistics and in-situ skill of analysed ``days`` (:func:`validate_days`)."""
-    return validate_days(open_runtime(region=region), list(days))
+    return validate_days(open_runtime(run), list(days))
 
 
 @task(
@@ -156,16 +166,16 @@ def validate_task(region: str | None, days: Sequence[date]) -> ValidationReport:
     timeout_seconds=12 * 3600,
     cache_policy=NO_CACHE,
 )
-def train_task(region: str | None, start: date, end: date, options: dict[str, Any]) -> TrainOutcome:
+def train_task(run: RunContext, start: date, end: date, options: dict[str, Any]) -> TrainOutcome:
     """Train on the staged labels of ``start`` … ``end`` and register the model
     (:func:`train_model`)."""
-    outcome: TrainOutcome = train_model(open_runtime(region=region), start, end, **options)
+    outcome: TrainOutcome = train_model(open_runtime(run), start, end, **options)
     return outcome
 
 
 @task(name="metrics", timeout_seconds=120, cache_policy=NO_CACHE)
 def metrics_task(
-    region: str | None,
+    run: RunContext,
     job: str,
     runs: Sequence[DayRun],
     plan: DailyPlan | None = None,
@@ -173,4 +183,4 @@ def metrics_task(
 ) -> bool:
     """Export the run's metrics to the Pushgateway or the textfile (:func:`report_metrics`);
     never fails the run."""
-    return report_metrics(open_runtime(region=region), job, runs, plan=plan, validation=validation)
+    return report_metrics(open_runtime(run), job, runs, plan=plan, validation=validation)

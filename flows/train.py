@@ -1,7 +1,7 @@
 """The train flow: ``smda train`` as a Prefect flow (on demand, see ``deployments/prefect.yaml``).
 
 Trains on the staged label products (SMAP, ERA5-Land, GLDAS) and forcings of ``start … end``
-(:func:`smda.training.train_from_store`: TC-merged labels, LightGBM with blocked K-fold CV,
+(:func:`smda.ops.train.train_from_store`: TC-merged labels, LightGBM with blocked K-fold CV,
 DAgger, CDF tables), registers the bundle and makes it current for the region, and leaves
 artifacts: a markdown summary (label flags, TC statistics, CV skill), a table of the CV skill
 and a link to the registered bundle.
@@ -19,10 +19,10 @@ from prefect.artifacts import (
 )
 
 from flows.artifacts import artifact_key, catalog_url
-from flows.tasks import train_task
-from smda.model import TrainConfig
-from smda.operations import open_runtime
-from smda.training import TrainOutcome, describe
+from flows.tasks import run_context, train_task
+from smda.ops import open_runtime
+from smda.ops.train import TrainOutcome, describe
+from smda.science.model import TrainConfig
 
 __all__ = ["train"]
 
@@ -42,7 +42,7 @@ def train(
     ----------
     config:
         LightGBM hyper-parameters, the cross-validation protocol, comparison schemes and DAgger
-        rounds (:class:`smda.model.TrainConfig`; default: SCIENCE.md §2). In the UI or
+        rounds (:class:`smda.science.model.TrainConfig`; default: SCIENCE.md §2). In the UI or
         ``prefect deployment run --param``, a JSON object such as
         ``{"hyper": {"num_leaves": 31}, "cv": {"n_folds": 5}}``.
     min_n:
@@ -55,8 +55,9 @@ def train(
         "min_n": min_n,
         "cdf_min_samples": cdf_min_samples,
     }
-    outcome: TrainOutcome = train_task(region, start, end, options)
-    rt = open_runtime(region=region)
+    run = run_context(region)
+    outcome: TrainOutcome = train_task(run, start, end, options)
+    rt = open_runtime(run)
     version = outcome.bundle.version
     create_markdown_artifact(
         "# smda train\n\n" + describe(outcome) + "\n",

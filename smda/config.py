@@ -16,7 +16,7 @@ variable                    meaning
                             e.g. the path of an rclone-synced mirror.
 ``SMDA_LOG_LEVEL``          logging level (INFO).
 ``SMDA_GAIN``               a fixed nudging gain G in [0, 1], overriding the gain each model
-                            carries (estimated from its training data: :mod:`smda.gain`).
+                            carries (estimated from its training data: :mod:`smda.science.gain`).
 ``SMDA_SPINUP_DAYS``        days of spin-up before the first day of a cold start (default 30).
 ``SMDA_STATE_URL``          fsspec URL of the state chain (default ``<data_dir>/state``).
 ``SMDA_PRODUCTS_URL``       where COGs and the STAC catalog are published (default
@@ -38,7 +38,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smda.errors import ConfigError
-from smda.grid import BBox
+from smda.geo.grid import BBox
 
 __all__ = ["Settings", "load_settings"]
 

@@ -24,9 +24,9 @@ def real_data() -> Path:
 @pytest.fixture
 def twin(tmp_path: Path) -> Iterator[object]:
     """A running offline twin over a small region, today 2024-07-20."""
-    from smda.grid import BBox
-    from smda.twin.service import Twin, TwinConfig
-    from smda.twin.world import WorldSpec
+    from smda.geo.grid import BBox
+    from smda_twin.service import Twin, TwinConfig
+    from smda_twin.world import WorldSpec
 
     config = TwinConfig(
         world=WorldSpec(seed=7, region=BBox(-100, 35, -99, 36), epoch=date(2024, 1, 1)),

@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from staged_world import TINY_REGION
+from staged_world import TINY_TRAINING as BASE_TINY
 
-from smda.bundle import HyperParams
 from smda.config import Settings
-from smda.model import CVConfig, TrainConfig
-from smda.operations import Runtime, open_runtime
-from smda.twin.clock import Latencies
-from smda.twin.service import Twin, TwinConfig
-from smda.twin.world import WorldSpec
+from smda.ops import Runtime, open_runtime
+from smda.science.model import CVConfig
+from smda_twin.clock import Latencies
+from smda_twin.service import Twin, TwinConfig
+from smda_twin.world import WorldSpec
 
 __all__ = [
     "CHAIN",
@@ -59,15 +59,9 @@ HISTORY_END = date(2024, 5, 10)
 CHAIN = (date(2024, 5, 6), HISTORY_END)
 SPINUP = 3
 """``SMDA_SPINUP_DAYS`` of the tests (cold starts cycle 3 days)."""
-TINY_TRAINING = TrainConfig(
-    hyper=HyperParams(
-        num_leaves=7, min_data_in_leaf=20, max_rounds=40, early_stopping_rounds=5, num_threads=1
-    ),
-    cv=CVConfig(n_folds=3, scheme="random"),
-    compare=(),
-    dagger_rounds=1,
-)
-"""A model trained in about a second on the 16 cells × 60 days of ``TRAIN``."""
+TINY_TRAINING = replace(BASE_TINY, cv=CVConfig(n_folds=3, scheme="random"), dagger_rounds=1)
+"""The tests' tiny model (tests/staged_world.py) as the train flow tests run it: random folds
+(their report is checked) and a DAgger round."""
 TRAIN_OPTIONS = {"min_n": 30, "cdf_min_samples": 10}
 """Options of the train flow for the short ``TRAIN`` period."""
 

@@ -1,4 +1,4 @@
-"""Stage a twin world's products straight into a :class:`~smda.store.Store` (no HTTP replicas).
+"""Stage a twin world's products straight into a :class:`~smda.storage.store.Store` (no HTTP replicas).
 
 Ingest through the twin's replicas costs seconds per day (and is tested in ``tests/ingest``);
 tests and benchmarks that need *staged history* — training, the state chain, evaluation,
@@ -16,7 +16,7 @@ mswep      precipitation (mm day-1)                           :meth:`World.mswep
 smap       soil_moisture (m3 m-3), count (uint16)             :meth:`World.product_daily`
 era5land   swvl1_mean (m3 m-3)                                :meth:`World.product_daily`
 gldas      soil_moisture (m3 m-3)                             :meth:`World.product_daily`
-static     ``staged/<region>/static/era5_static.nc``:         :func:`smda.staging.era5.era5_static`
+static     ``staged/<region>/static/era5_static.nc``:         :func:`smda.ingest.staging.era5.era5_static`
            orography, lsm, slt, cvh, cvl, tvh, tvl, land      of :meth:`World.invariants`
 ========== ================================================= ===================================
 
@@ -54,15 +54,17 @@ import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
-from smda.atomic import atomic_path
-from smda.grid import BBox
-from smda.iolock import HDF5_IO
-from smda.regrid import conservative
-from smda.staging.era5 import era5_static
-from smda.staging.precipitation import mswep_weights
-from smda.store import RawFile, Store
-from smda.twin.precipitation import MSWEP_GRID
-from smda.twin.world import World, WorldSpec
+from smda.geo.grid import BBox
+from smda.geo.regrid import conservative
+from smda.ingest.staging.era5 import era5_static
+from smda.ingest.staging.precipitation import mswep_weights
+from smda.science.bundle import HyperParams
+from smda.science.model import CVConfig, TrainConfig
+from smda.storage.atomic import atomic_path
+from smda.storage.iolock import HDF5_IO
+from smda.storage.store import RawFile, Store
+from smda_twin.precipitation import MSWEP_GRID
+from smda_twin.world import World, WorldSpec
 
 __all__ = [
     "ALL_SOURCES",
@@ -70,6 +72,7 @@ __all__ = [
     "HISTORY_DAYS",
     "LABEL_SOURCES",
     "TINY_REGION",
+    "TINY_TRAINING",
     "StagedWorld",
     "stage_static",
     "stage_world",
@@ -83,6 +86,22 @@ __all__ = [
 
 TINY_REGION = BBox(-100.0, 35.0, -99.0, 36.0)
 """A 1° × 1° all-land region of the interior USA: 4 × 4 cells of the 0.25° grid."""
+TINY_TRAINING = TrainConfig(
+    hyper=HyperParams(
+        learning_rate=0.1,
+        num_leaves=7,
+        min_data_in_leaf=20,
+        max_rounds=60,
+        early_stopping_rounds=10,
+        num_threads=1,
+    ),
+    cv=CVConfig(n_folds=4, block_deg=0.5),
+    compare=(),
+    dagger_rounds=0,
+)
+"""The tests' tiny model: about a second to train on the 4 × 4 cells of :data:`TINY_REGION`
+(one thread, as the tests share two cores; blocked CV over its four 0.5° tiles; DAgger is tested
+in tests/science/test_model.py). Vary it with :func:`dataclasses.replace`."""
 ALL_SOURCES = ("era5", "mswep", "smap", "era5land", "gldas")
 """Every gridded daily source :func:`stage_world` can stage."""
 LABEL_SOURCES = ("smap", "era5land", "gldas")
@@ -92,8 +111,8 @@ HISTORY_DAYS = 30
 ERA5_HOURLY = ["t2m", "d2m", "u10", "v10", "sp", "ssrd"]
 
 _CHUNK_DAYS = 32  # days of hourly ERA5-like fields made at once
-_ERA5T_DAYS = 60  # ERA5T (expver 0005) until final ERA5 replaces it (smda.sources.era5)
-_MSWEP_NRT_DAYS = 10  # MSWEP NRT revision window (smda.sources.mswep)
+_ERA5T_DAYS = 60  # ERA5T (expver 0005) until final ERA5 replaces it (smda.ingest.sources.era5)
+_MSWEP_NRT_DAYS = 10  # MSWEP NRT revision window (smda.ingest.sources.mswep)
 
 
 def tiny_world(seed: int = 7, region: BBox = TINY_REGION, epoch: date = date(2015, 1, 1)) -> World:
@@ -127,7 +146,7 @@ def _era5_aggregates(
 
 
 def twin_era5(world: World, start: date, end: date, *, tp: bool = True) -> xr.Dataset:
-    """ERA5 daily aggregates like :func:`smda.staging.era5.era5_daily` on ``world.grid``:
+    """ERA5 daily aggregates like :func:`smda.ingest.staging.era5.era5_daily` on ``world.grid``:
     (time, lat, lon) float32 for ``start … end``; ``tp_sum`` (mm) from ERA5's own
     precipitation when ``tp``. The hourly fields are made ``_CHUNK_DAYS`` days at a time
     (bounded memory for big regions; the world's days are independent)."""
@@ -167,7 +186,7 @@ def twin_precip(world: World, start: date, end: date) -> xr.DataArray:
 
 
 def twin_static(world: World) -> xr.Dataset:
-    """Static fields (:func:`smda.staging.era5.era5_static`) of the world's ERA5 invariants
+    """Static fields (:func:`smda.ingest.staging.era5.era5_static`) of the world's ERA5 invariants
     at the 0.25° points around ``world.grid``'s cells, with ``land``."""
     g = world.grid
     plat = np.arange(g.lats[0] + 0.125, g.lats[-1] - 0.2, -0.25)
@@ -309,7 +328,7 @@ def _stage_source(
 
 
 def stage_static(store: Store, world: World) -> None:
-    """Write ``staged/<region>/static/era5_static.nc`` as ``smda.sources.era5.stage_static``."""
+    """Write ``staged/<region>/static/era5_static.nc`` as ``smda.ingest.sources.era5.stage_static``."""
     static = twin_static(world)
     static.attrs.update(
         smda_source_file=f"era5_invariants_{store.region}.nc",

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from smda.cycle import FLAG_ASSIMILATED, FLAG_FORECAST_ONLY, FLAG_LAND, CycleResult
-from smda.grid import GLOBAL_025, BBox, Grid
-from smda.uncertainty import analysis_uncertainty
+from smda.geo.grid import GLOBAL_025, BBox, Grid
+from smda.science.cycle import FLAG_ASSIMILATED, FLAG_FORECAST_ONLY, FLAG_LAND, CycleResult
+from smda.science.uncertainty import analysis_uncertainty
 
 REGION = BBox(-100, 35, -99, 36)
 """A 1° × 1° box: 4 × 4 cells of 0.25°."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smda.ease2 import M09, M36
-from smda.grid import BBox
+from smda.geo.ease2 import M09, M36
+from smda.geo.grid import BBox
 
 
 def test_grid_shapes() -> None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smda.grid import GLOBAL_025, BBox, Grid
+from smda.geo.grid import GLOBAL_025, BBox, Grid
 
 
 def test_global_grid_geometry() -> None:

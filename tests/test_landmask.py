@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from smda.grid import GLOBAL_025, BBox
-from smda.landmask import land_fraction, land_mask
+from smda.geo.grid import GLOBAL_025, BBox
+from smda.geo.landmask import land_fraction, land_mask
 
 
 def _real_land(real_data: Path) -> xr.DataArray:

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from smda.grid import GLOBAL_025, BBox, Grid
-from smda.regrid import conservative, points_to_cells
+from smda.geo.grid import GLOBAL_025, BBox, Grid
+from smda.geo.regrid import conservative, points_to_cells
 
 G01 = Grid.global_grid(0.1)
 

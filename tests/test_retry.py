@@ -12,7 +12,7 @@ from smda.errors import (
     NotYetAvailable,
     TransientError,
 )
-from smda.retry import RetryPolicy, classify, retry_call
+from smda.ingest.retry import RetryPolicy, classify, retry_call
 
 
 def _http_error(

@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 from smda.errors import MalformedFile
-from smda.grid import GLOBAL_025, BBox
-from smda.store import RawFile, Store, region_key
+from smda.geo.grid import GLOBAL_025, BBox
+from smda.storage.store import RawFile, Store, region_key
 
 GRID = GLOBAL_025.subset(BBox(-105, 30, -95, 40))
 
@@ -86,7 +86,7 @@ def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path: Path) -> N
     import os
     import stat
 
-    from smda.atomic import atomic_write_bytes
+    from smda.storage.atomic import atomic_write_bytes
 
     umask = os.umask(0o022)
     os.umask(umask)

@@ -11,11 +11,11 @@ import xarray as xr
 from evaluation_helpers import FAST, GAIN, PERIOD, SPINUP, STAGED, TRAIN
 from staged_world import stage_world, tiny_world
 
-from smda.bundle import ModelBundle
-from smda.evaluation import run_experiments
-from smda.store import Store
-from smda.training import train_from_store
-from smda.twin.world import World
+from smda.ops.evaluate import run_experiments
+from smda.ops.train import train_from_store
+from smda.science.bundle import ModelBundle
+from smda.storage.store import Store
+from smda_twin.world import World
 
 
 @pytest.fixture(scope="session")

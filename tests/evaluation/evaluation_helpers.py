@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from pytesmo import metrics as pm
+from staged_world import TINY_TRAINING
 
-from smda.bundle import HyperParams
-from smda.grid import GLOBAL_025, BBox
-from smda.model import CVConfig, TrainConfig
+from smda.geo.grid import GLOBAL_025, BBox
 
 STAGED = (date(2015, 2, 1), date(2015, 6, 30))
 """Days staged (about 150)."""
@@ -23,18 +22,8 @@ PERIOD = (date(2015, 5, 1), date(2015, 6, 30))
 """The evaluated period (May climatology, then the all-month fallback in June)."""
 SPINUP = 10
 GAIN = 0.5
-FAST = TrainConfig(
-    hyper=HyperParams(
-        learning_rate=0.1,
-        num_leaves=7,
-        min_data_in_leaf=20,
-        max_rounds=60,
-        early_stopping_rounds=10,
-    ),
-    cv=CVConfig(n_folds=4, block_deg=0.5),
-    compare=(),
-)
-"""A tiny model (a few seconds to train on 4 × 4 cells)."""
+FAST = TINY_TRAINING
+"""The tests' tiny model (tests/staged_world.py)."""
 
 
 HAWAII = Path("colocated/hawaii_qa4sm")

@@ -15,16 +15,16 @@ import xarray as xr
 from evaluation_helpers import GAIN, ISMN, PERIOD, SPINUP, pytesmo_at_stations
 from typer.testing import CliRunner
 
-from smda.bundle import ModelBundle
-from smda.cli_evaluate import evaluate
+from smda.cli.evaluate import evaluate
 from smda.config import Settings
-from smda.evaluation import read_series, read_stations, staged_stations
-from smda.ingest import fetch_range
-from smda.registry import ModelRegistry
-from smda.runtime import make_context
-from smda.skill import SERIES, score_against_stations, score_against_truth
-from smda.store import Store
-from smda.twin.world import World
+from smda.ingest.context import make_context
+from smda.ingest.fetch import fetch_range
+from smda.ops.references import read_series, read_stations, staged_stations
+from smda.science.bundle import ModelBundle
+from smda.science.skill import SERIES, score_against_stations, score_against_truth
+from smda.storage.registry import ModelRegistry
+from smda.storage.store import Store
+from smda_twin.world import World
 
 REGION = "--region=-100,35,-99,36"
 REPORTS = Path("reports") / "r0.25_216_320_4x4"

@@ -13,18 +13,11 @@ import pytest
 import xarray as xr
 from evaluation_helpers import GAIN, HAWAII, ISMN, PERIOD, SPINUP, pytesmo_at_stations
 
-from smda.bundle import ModelBundle
-from smda.cycle import climatology_state
-from smda.evaluation import (
-    read_series,
-    read_stations,
-    report_directory,
-    run_experiments,
-    score_tables,
-    write_report,
-)
-from smda.inputs import load_static
-from smda.skill import (
+from smda.ops.evaluate import report_directory, run_experiments, score_tables, write_report
+from smda.ops.references import read_series, read_stations
+from smda.science.bundle import ModelBundle
+from smda.science.cycle import climatology_state
+from smda.science.skill import (
     SERIES,
     STATION_COLUMNS,
     TRUTH_COLUMNS,
@@ -32,8 +25,9 @@ from smda.skill import (
     score_against_stations,
     score_against_truth,
 )
-from smda.store import Store
-from smda.twin.world import World
+from smda.storage.inputs import load_static
+from smda.storage.store import Store
+from smda_twin.world import World
 
 
 # -- the experiments ------------------------------------------------------------------------------
@@ -236,11 +230,11 @@ def test_real_hawaii_products_against_real_ismn_stations(
 
 
 def test_twin_truth_is_the_worlds(world: World) -> None:
+    from smda.cli.twin import truth_of
     from smda.errors import ConfigError
-    from smda.evaluation import twin_truth
 
     spec = world.spec
-    truth = twin_truth(spec.seed, spec.region, date(2015, 5, 1), date(2015, 5, 3), epoch=spec.epoch)
+    truth = truth_of(spec.seed, spec.region, date(2015, 5, 1), date(2015, 5, 3), epoch=spec.epoch)
     xr.testing.assert_equal(truth, world.truth(date(2015, 5, 1), date(2015, 5, 3)))
     with pytest.raises(ConfigError, match="epoch"):
-        twin_truth(spec.seed, spec.region, date(2014, 12, 1), date(2015, 1, 3), epoch=spec.epoch)
+        truth_of(spec.seed, spec.region, date(2014, 12, 1), date(2015, 1, 3), epoch=spec.epoch)

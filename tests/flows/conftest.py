@@ -39,9 +39,9 @@ from flow_helpers import (
 from staged_world import stage_world, tiny_world
 
 from smda.config import Settings
-from smda.store import Store
-from smda.twin.clock import Latencies
-from smda.twin.service import Twin
+from smda.storage.store import Store
+from smda_twin.clock import Latencies
+from smda_twin.service import Twin
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `flows` is a top-level folder of the repository, not installed
@@ -90,7 +90,7 @@ def inputs_template(trained: Trained) -> Path:
 @pytest.fixture(scope="session")
 def chain_template(inputs_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """:func:`inputs_template` plus the state chain of ``CHAIN`` (computed by the library)."""
-    from smda.operations import backfill_days, open_runtime
+    from smda.ops import backfill_days, open_runtime
 
     data = copy_data(inputs_template, tmp_path_factory.mktemp("chain") / "data")
     rt = open_runtime(Settings(data_dir=data, spinup_days=SPINUP), region=REGION, today=HISTORY_END)

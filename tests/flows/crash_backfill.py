@@ -22,7 +22,7 @@ from typing import Any
 
 def main(start: date, end: date, kill_day: date) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from smda.publish import Publisher
+    from smda.storage.publish import Publisher
 
     publish = Publisher.publish
 

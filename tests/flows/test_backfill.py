@@ -37,9 +37,10 @@ from prefect_dask.task_runners import DaskTaskRunner
 
 import flows.tasks
 from flows.backfill import Chunk, backfill, chunks, fetch_parallel
-from smda.config import Settings
-from smda.ingest import DayOutcome, IngestReport
-from smda.operations import DayRun, open_runtime
+from flows.tasks import run_context
+from smda.config import Settings, load_settings
+from smda.ingest.fetch import DayOutcome, IngestReport
+from smda.ops import DayRun, open_runtime
 
 H = HISTORY_END
 START, END = H - timedelta(days=3), H + timedelta(days=1)
@@ -143,7 +144,7 @@ def test_killed_backfill_resumes_to_identical_bytes(
             check=False,
         )
     assert crashed.returncode == -signal.SIGKILL, log.read_text()[-3000:]
-    rt = open_runtime()
+    rt = open_runtime(load_settings())  # the test is an edge: the monkeypatched SMDA_* settings
     assert rt.chain.days() == DAYS[:3]  # the killed day's state was committed …
     assert not rt.publisher.item_path(kill_day).exists()  # … but not published
 
@@ -210,7 +211,7 @@ def test_fetch_is_bounded_per_provider_and_ordered_per_source(
 
     @flow
     def fetch_all(work: list[Chunk], per_provider: int) -> IngestReport:
-        return fetch_parallel(None, work, per_provider=per_provider)
+        return fetch_parallel(run_context(None), work, per_provider=per_provider)
 
     report = fetch_all(work, 2)
 

@@ -39,10 +39,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flows.backfill import backfill
 from flows.daily import WAITING, daily
-from smda.cycle import FLAG_ASSIMILATED, FLAG_FORECAST_ONLY, FLAG_LAND
-from smda.monitoring import textfile_name
-from smda.operations import Runtime, ValidationReport
-from smda.twin.clock import Latencies
+from smda.ops import Runtime, ValidationReport
+from smda.ops.monitoring import textfile_name
+from smda.science.cycle import FLAG_ASSIMILATED, FLAG_FORECAST_ONLY, FLAG_LAND
+from smda_twin.clock import Latencies
 
 H = HISTORY_END
 OUTAGE = [H + timedelta(days=i) for i in (1, 2, 3)]
@@ -189,8 +189,8 @@ def _stub_daily(
     import flows.daily
     import flows.tasks
     from smda.errors import MissingInputs
-    from smda.ingest import DayOutcome, IngestReport
-    from smda.operations import DailyPlan, DayRun
+    from smda.ingest.fetch import DayOutcome, IngestReport
+    from smda.ops import DailyPlan, DayRun
 
     days = OUTAGE[:2]
     asked: list[date] = []

@@ -40,9 +40,9 @@ from pydantic import TypeAdapter
 from staged_world import stage_world, tiny_world
 
 from smda.config import Settings
-from smda.model import TrainConfig
-from smda.operations import open_runtime
-from smda.store import Store
+from smda.ops import open_runtime
+from smda.science.model import TrainConfig
+from smda.storage.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from ingest_helpers import TODAY, context
 
-from smda.grid import BBox
-from smda.sources.base import IngestContext
-from smda.twin.service import Twin, TwinConfig
-from smda.twin.world import WorldSpec
+from smda.geo.grid import BBox
+from smda.ingest.sources.base import IngestContext
+from smda_twin.service import Twin, TwinConfig
+from smda_twin.world import WorldSpec
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from datetime import date
 from pathlib import Path
 
 from smda.config import Settings
-from smda.grid import BBox
-from smda.retry import RetryPolicy
-from smda.runtime import make_context
-from smda.sources.base import IngestContext
-from smda.twin.service import Twin
+from smda.geo.grid import BBox
+from smda.ingest.context import make_context
+from smda.ingest.retry import RetryPolicy
+from smda.ingest.sources.base import IngestContext
+from smda_twin.service import Twin
 
 REGION = BBox(-100, 35, -99, 36)
 TODAY = date(2024, 7, 20)

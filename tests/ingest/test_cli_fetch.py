@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from smda.cli import app
-from smda.twin.faults import Fault
-from smda.twin.service import Twin
+from smda_twin.faults import Fault
+from smda_twin.service import Twin
 
 runner = CliRunner()
 

@@ -12,13 +12,13 @@ from urllib.parse import parse_qs
 import pytest
 
 from smda.errors import MalformedFile
-from smda.ingest import fetch_range
-from smda.sources.base import IngestContext, TaskBatch
-from smda.sources.earthdata import granule_checksum, granule_size
-from smda.sources.gldas import GldasSource
-from smda.sources.smap import SmapSource
-from smda.store import SAVE_INTERVAL, DayRecord, Ledger
-from smda.twin.service import Twin
+from smda.ingest.fetch import fetch_range
+from smda.ingest.sources.base import IngestContext, TaskBatch
+from smda.ingest.sources.earthdata import granule_checksum, granule_size
+from smda.ingest.sources.gldas import GldasSource
+from smda.ingest.sources.smap import SmapSource
+from smda.storage.store import SAVE_INTERVAL, DayRecord, Ledger
+from smda_twin.service import Twin
 
 MONTH = (date(2024, 6, 1), date(2024, 6, 5))
 
@@ -111,7 +111,7 @@ def test_downloads_are_verified_by_the_cmr_checksum_not_by_decoding(
     twin: Twin, ctx: IngestContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decoded: list[Path] = []
-    monkeypatch.setattr("smda.sources.gldas._check", decoded.append)
+    monkeypatch.setattr("smda.ingest.sources.gldas._check", decoded.append)
     report = fetch_range(["gldas"], date(2024, 6, 1), date(2024, 6, 1), ctx)
     assert [o.status for o in report.outcomes] == ["fetched"], report.outcomes
     assert decoded == []  # every granule carried a SHA-256 in its UMM-G record
@@ -161,7 +161,7 @@ def test_checksum_and_size_come_from_the_downloaded_files_own_entry() -> None:
 def test_mswep_file_is_decoded_once(
     twin: Twin, ctx: IngestContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import smda.sources.mswep as mswep_source
+    import smda.ingest.sources.mswep as mswep_source
 
     opened: list[str] = []
     real = mswep_source.open_mswep
@@ -195,7 +195,7 @@ class _Fs:
 
 
 def test_only_a_404_means_an_mswep_file_is_not_published() -> None:
-    from smda.sources.mswep import _stat
+    from smda.ingest.sources.mswep import _stat
 
     assert _stat(_Fs(None), "a") is None  # a local mirror without the file
     assert _stat(_Fs(_Gone()), "a") is None
@@ -231,7 +231,7 @@ def test_ledger_batch_saves_now_and_then_and_after_an_error(
     # each save reads the clock once after the check that decided it
     late = 1001.0 + SAVE_INTERVAL + 1.0
     clock = iter([1000.0, 1001.0, 1002.0, late, late + 1.0, late + 2.0, late + 3.0])
-    monkeypatch.setattr("smda.store.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("smda.storage.store.time.monotonic", lambda: next(clock))
     with pytest.raises(RuntimeError), ledger.batch():
         ledger.put(_record("2024-06-01"))  # the first change of a run is saved
         assert path.exists()
@@ -254,7 +254,7 @@ def test_gldas_day_is_staged_from_eight_granules(twin: Twin, ctx: IngestContext)
 
 
 def test_without_a_checksum_the_download_is_decoded(tmp_path: Path) -> None:
-    from smda.sources.gldas import _check
+    from smda.ingest.sources.gldas import _check
 
     bad = tmp_path / "bad.nc4"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))

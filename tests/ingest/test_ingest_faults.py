@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from ingest_helpers import context
 
-from smda.ingest import fetch_range
-from smda.sources.base import IngestContext
-from smda.twin.faults import Fault
-from smda.twin.service import Twin
+from smda.ingest.fetch import fetch_range
+from smda.ingest.sources.base import IngestContext
+from smda_twin.faults import Fault
+from smda_twin.service import Twin
 
 DAY = date(2024, 7, 10)
 
@@ -78,7 +78,7 @@ def test_transient_faults_are_retried(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if fault.kind == "slow":
-        monkeypatch.setattr("smda.sources.mswep._TIMEOUT", 1)
+        monkeypatch.setattr("smda.ingest.sources.mswep._TIMEOUT", 1)
     twin.add_fault(provider, fault)
     report = fetch_range([source], DAY, DAY, context(twin, ctx.store.root))
     assert [o.status for o in report.outcomes] == ["fetched"], report.outcomes
@@ -140,7 +140,7 @@ def test_bad_cds_key_fails_fast(twin: Twin, tmp_path: Path) -> None:
     from ingest_helpers import FAST
 
     from smda.config import Settings
-    from smda.runtime import make_context
+    from smda.ingest.context import make_context
 
     ctx = make_context(Settings(data_dir=tmp_path / "d"), region=None, endpoints=bad, policy=FAST)
     report = fetch_range(["era5"], DAY, DAY, ctx)
@@ -152,18 +152,18 @@ def test_bad_cds_key_fails_fast(twin: Twin, tmp_path: Path) -> None:
 def test_queued_job_past_deadline_is_resumed_not_resubmitted(
     twin: Twin, ctx: IngestContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import smda.sources.cds as cds_mod
+    import smda.ingest.sources.cds as cds_mod
 
     original = cds_mod.retrieve
     monkeypatch.setattr(
-        "smda.sources.era5.retrieve", lambda *a, **k: original(*a, **{**k, "deadline": 0.5})
+        "smda.ingest.sources.era5.retrieve", lambda *a, **k: original(*a, **{**k, "deadline": 0.5})
     )
     twin.add_fault("cds", Fault("queue", path="execution", polls=50))
     report = fetch_range(["era5"], DAY, DAY, context(twin, ctx.store.root))
     assert report.outcomes[0].status == "failed" and "still queued" in report.outcomes[0].reason
     submitted = twin.log.count("cds", method="POST", path="execution")
     assert submitted == 1
-    monkeypatch.setattr("smda.sources.era5.retrieve", original)
+    monkeypatch.setattr("smda.ingest.sources.era5.retrieve", original)
     for job in twin.cds._jobs.values():  # the queue moves on
         job.queue_polls = 1
     report = fetch_range(["era5"], DAY, DAY, context(twin, ctx.store.root))
@@ -174,7 +174,7 @@ def test_queued_job_past_deadline_is_resumed_not_resubmitted(
 def test_crash_while_staging_leaves_nothing_half_written(
     twin: Twin, ctx: IngestContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import smda.store as store_mod
+    import smda.storage.store as store_mod
 
     real = store_mod.Store.write_staged
     calls = {"n": 0}

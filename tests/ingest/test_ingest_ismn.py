@@ -11,10 +11,10 @@ import pytest
 
 from smda.config import Settings
 from smda.errors import ConfigError
-from smda.grid import BBox
-from smda.ingest import fetch_range
-from smda.readers.ismn import read_ismn
-from smda.runtime import make_context
+from smda.geo.grid import BBox
+from smda.ingest.context import make_context
+from smda.ingest.fetch import fetch_range
+from smda.ingest.readers.ismn import read_ismn
 
 
 def test_ismn_download_staged_per_day(real_data: Path, tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_ismn_without_a_download_says_what_to_do(tmp_path: Path) -> None:
     report = fetch_range(["ismn"], date(2017, 1, 1), date(2017, 1, 1), ctx)
     assert report.outcomes[0].status == "failed" and "--ismn" in report.outcomes[0].reason
     with pytest.raises(ConfigError):
-        from smda.sources import get_source
+        from smda.ingest.sources import get_source
 
         get_source("ismn").newest_available(ctx)
 

@@ -11,10 +11,10 @@ import pytest
 import xarray as xr
 from ingest_helpers import context
 
-from smda.grid import BBox
-from smda.ingest import fetch_range, source_status
-from smda.sources.base import IngestContext
-from smda.twin.service import Twin
+from smda.geo.grid import BBox
+from smda.ingest.fetch import fetch_range, source_status
+from smda.ingest.sources.base import IngestContext
+from smda_twin.service import Twin
 
 
 def _staged(ctx: IngestContext, source: str, day: date) -> xr.Dataset:
@@ -73,7 +73,7 @@ def test_rerun_fetches_and_rewrites_nothing(twin: Twin, ctx: IngestContext, tmp_
 
 def test_mswep_revision_detected_and_recorded(twin: Twin, ctx: IngestContext) -> None:
     grid01 = (
-        __import__("smda.grid", fromlist=["Grid"])
+        __import__("smda.geo.grid", fromlist=["Grid"])
         .Grid.global_grid(0.1)
         .subset(BBox(-100, 35, -99, 36))
     )
@@ -155,8 +155,8 @@ def test_not_yet_available_is_normal(twin: Twin, ctx: IngestContext) -> None:
 
 
 def test_region_across_the_antimeridian(tmp_path: Path) -> None:
-    from smda.twin.service import Twin, TwinConfig
-    from smda.twin.world import WorldSpec
+    from smda_twin.service import Twin, TwinConfig
+    from smda_twin.world import WorldSpec
 
     region = BBox(179, -17, -179, -16)  # Fiji
     config = TwinConfig(
@@ -193,7 +193,7 @@ def test_secrets_never_logged_or_stored(
     caplog.set_level(logging.DEBUG)
     twin.add_fault(
         "cds",
-        __import__("smda.twin.faults", fromlist=["Fault"]).Fault(
+        __import__("smda_twin.faults", fromlist=["Fault"]).Fault(
             "status", path="execution", status=503
         ),
     )

@@ -1,5 +1,5 @@
 """monitoring/: Prometheus config and alert rules checked and unit-tested by promtool; the Grafana
-dashboard is valid; every metric the alerts and the dashboard use is one smda.monitoring exports."""
+dashboard is valid; every metric the alerts and the dashboard use is one smda.ops.monitoring exports."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from smda.monitoring import RunMetrics
+from smda.ops.monitoring import RunMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 MON = ROOT / "monitoring"

@@ -1,4 +1,4 @@
-"""smda.monitoring: metric values and labels, the textfile export, and pushes to a pushgateway."""
+"""smda.ops.monitoring: metric values and labels, the textfile export, and pushes to a pushgateway."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from smda import __version__, monitoring
-from smda.monitoring import RUN_STATUSES, RunMetrics, feature_drift, textfile_name
+from smda import __version__
+from smda.ops import monitoring
+from smda.ops.monitoring import RUN_STATUSES, RunMetrics, textfile_name
+from smda.science.drift import feature_drift
 
 T0 = 1_720_000_000.0
 
@@ -264,7 +266,7 @@ def test_textfile_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         renamed.append(os.fspath(src))
         raise OSError("disk full")
 
-    monkeypatch.setattr("smda.atomic.os.replace", failing_replace)
+    monkeypatch.setattr("smda.storage.atomic.os.replace", failing_replace)
     m = metrics(now=T0 + 1)
     m.run_finished("crashed")
     with pytest.raises(OSError, match="disk full"):
@@ -281,7 +283,7 @@ def test_unparsable_previous_textfile_is_replaced(
 ) -> None:
     path = tmp_path / "x.prom"
     path.write_text("this is { not prometheus\n")
-    with caplog.at_level(logging.WARNING, logger="smda.monitoring"):
+    with caplog.at_level(logging.WARNING, logger="smda.ops.monitoring"):
         finished_run().write_textfile(path)
     assert key("smda_run_days") in parse(path)
     assert "unparsable" in caplog.text
@@ -298,7 +300,7 @@ def test_push_without_gateway_writes_the_textfile(tmp_path: Path) -> None:
 def test_push_with_nowhere_to_go_does_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="smda.monitoring"):
+    with caplog.at_level(logging.INFO, logger="smda.ops.monitoring"):
         assert finished_run().push(None, "smda_daily") is False
     assert "not exported" in caplog.text
 
@@ -306,7 +308,7 @@ def test_push_with_nowhere_to_go_does_nothing(
 def test_unwritable_textfile_only_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    with caplog.at_level(logging.WARNING, logger="smda.monitoring"):
+    with caplog.at_level(logging.WARNING, logger="smda.ops.monitoring"):
         assert finished_run().push(None, "smda_daily", textfile_dir=blocker) is False
     assert "could not write the metrics file" in caplog.text
 
@@ -391,7 +393,7 @@ def test_gateway_error_status_only_warns(
 ) -> None:
     url, received = gateway
     received.status = 500
-    with caplog.at_level(logging.WARNING, logger="smda.monitoring"):
+    with caplog.at_level(logging.WARNING, logger="smda.ops.monitoring"):
         assert finished_run().push(url, "smda_daily") is False
     assert len(received.requests) == 1
     assert "could not push metrics" in caplog.text and url in caplog.text
@@ -402,8 +404,8 @@ def test_down_gateway_only_warns(caplog: pytest.LogCaptureFixture) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    with caplog.at_level(logging.WARNING, logger="smda.monitoring"):
+    with caplog.at_level(logging.WARNING, logger="smda.ops.monitoring"):
         assert finished_run().push(url, "smda_daily") is False
-    [record] = [r for r in caplog.records if r.name == "smda.monitoring"]
+    [record] = [r for r in caplog.records if r.name == "smda.ops.monitoring"]
     assert record.levelno == logging.WARNING
     assert url in record.getMessage() and "run goes on" in record.getMessage()

@@ -17,8 +17,8 @@ import pytest
 import xarray as xr
 from state_helpers import provenance, small_result, small_uncertainty
 
-from smda.chain import STATE_VARIABLES, StateChain, StateMissing
 from smda.errors import MalformedFile, SmdaError
+from smda.storage.chain import STATE_VARIABLES, StateChain, StateMissing
 
 D0 = date(2024, 7, 1)
 

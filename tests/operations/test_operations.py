@@ -1,7 +1,7 @@
 """Running days from staged inputs: cold start, skip on rerun, invalidation, gaps, resume.
 
 The store is staged straight from a tiny twin world (tests/staged_world.py) and a tiny model
-is registered, so these tests exercise :mod:`smda.operations` without HTTP (the flows tests run
+is registered, so these tests exercise :mod:`smda.ops` without HTTP (the flows tests run
 the same functions against the twin's replicas).
 """
 
@@ -13,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from staged_world import stage_world, tiny_world
+from staged_world import TINY_TRAINING, stage_world, tiny_world
 
-from smda.bundle import HyperParams
 from smda.config import Settings
 from smda.errors import MissingInputs, NoModel
-from smda.model import CVConfig, TrainConfig
-from smda.operations import (
+from smda.ops import (
     ChainGap,
     Runtime,
     backfill_days,
@@ -31,25 +29,13 @@ from smda.operations import (
     summary_markdown,
     validate_days,
 )
-from smda.training import train_from_store
-from smda.twin.world import World
+from smda.ops.train import train_from_store
+from smda_twin.world import World
 
 TRAIN = (date(2015, 4, 1), date(2015, 6, 10))
 RUN = date(2015, 6, 11)
 LAST = date(2015, 6, 16)
-FAST = TrainConfig(
-    hyper=HyperParams(
-        learning_rate=0.1,
-        num_leaves=7,
-        min_data_in_leaf=20,
-        max_rounds=40,
-        early_stopping_rounds=10,
-        num_threads=1,
-    ),
-    cv=CVConfig(n_folds=4, block_deg=0.5),
-    compare=(),
-    dagger_rounds=0,
-)
+FAST = TINY_TRAINING
 
 
 @pytest.fixture(scope="module")

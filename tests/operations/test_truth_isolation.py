@@ -14,12 +14,12 @@ import pytest
 from flow_helpers import TINY_TRAINING, TRAIN_OPTIONS
 from staged_world import stage_world, tiny_world
 
+from smda.cli.twin import truth_of
 from smda.config import Settings
-from smda.evaluation import twin_truth
-from smda.operations import backfill_days, open_runtime
-from smda.training import train_from_store
-from smda.twin.waterbalance import TruthModel
-from smda.twin.world import World
+from smda.ops import backfill_days, open_runtime
+from smda.ops.train import train_from_store
+from smda_twin.waterbalance import TruthModel
+from smda_twin.world import World
 
 TRAIN = (date(2015, 4, 1), date(2015, 5, 31))
 RUN = (date(2015, 6, 1), date(2015, 6, 6))
@@ -70,4 +70,4 @@ def test_training_and_the_cycle_never_read_the_truth(
     assert poisoned[1] == clean[1] and len(clean[1]) > 2 * (RUN[1] - RUN[0]).days
     # the poison is real: scoring (smda evaluate's reference) does read the truth
     with pytest.raises(AssertionError, match="truth was read"):
-        twin_truth(world.spec.seed, world.spec.region, *RUN, epoch=world.spec.epoch)
+        truth_of(world.spec.seed, world.spec.region, *RUN, epoch=world.spec.epoch)

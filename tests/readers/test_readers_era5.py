@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 from smda.errors import MalformedFile
-from smda.readers.era5 import open_era5
-from smda.twin.formats.era5 import write_era5_netcdf, write_era5_response, zip_member_name
+from smda.ingest.readers.era5 import open_era5
+from smda_twin.formats.era5 import write_era5_netcdf, write_era5_response, zip_member_name
 
 CDS = "era5/cds_2024_netcdf"
 KERALA = f"{CDS}/era5_land_kerala_daily12utc/era5land_kerala_may2024.nc"

@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 
 from smda.errors import MalformedFile
-from smda.readers.gldas import gldas_time, open_gldas
-from smda.twin.formats.gldas import LATITUDE, SHAPE, write_gldas_noah025_3h
+from smda.ingest.readers.gldas import gldas_time, open_gldas
+from smda_twin.formats.gldas import LATITUDE, SHAPE, write_gldas_noah025_3h
 
 GRANULE = "gldas/GLDAS_NOAH025_3H.A20160101.0300.021.nc4"
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from smda.errors import MalformedFile
-from smda.readers.ismn import IsmnStation, read_ismn
-from smda.twin.formats.ismn import IsmnStation as TwinStation
-from smda.twin.formats.ismn import write_ismn_archive
+from smda.ingest.readers.ismn import IsmnStation, read_ismn
+from smda_twin.formats.ismn import IsmnStation as TwinStation
+from smda_twin.formats.ismn import write_ismn_archive
 
 HAWAII = "colocated/hawaii_qa4sm/ismn_ceop"
 MULTI = "ismn/multinetwork_header_values"

@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 from smda.errors import MalformedFile
-from smda.readers.mswep import LATITUDE, LONGITUDE, open_mswep
-from smda.twin.formats.mswep import SHAPE, write_mswep_daily
+from smda.ingest.readers.mswep import LATITUDE, LONGITUDE, open_mswep
+from smda_twin.formats.mswep import SHAPE, write_mswep_daily
 
 DAY = date(2024, 7, 1)
 # every cell different and exact in float32: row · 4000 + col

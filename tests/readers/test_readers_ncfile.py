@@ -10,7 +10,13 @@ import pytest
 import xarray as xr
 
 from smda.errors import MalformedFile
-from smda.readers.ncfile import StoredChunk, decode_cf_time, decode_values, open_ncfile, unpack
+from smda.ingest.readers.ncfile import (
+    StoredChunk,
+    decode_cf_time,
+    decode_values,
+    open_ncfile,
+    unpack,
+)
 
 GLDAS = "gldas/GLDAS_NOAH025_3H.A20160101.0300.021.nc4"
 

@@ -10,16 +10,16 @@ import h5py
 import numpy as np
 import pytest
 
-from smda.ease2 import M09, M36
 from smda.errors import MalformedFile
-from smda.readers.smap import (
+from smda.geo.ease2 import M09, M36
+from smda.ingest.readers.smap import (
     SURFACE_FLAG_BITS,
     SmapGranule,
     SmapPass,
     check_hdf5,
     read_spl3smp,
 )
-from smda.twin.formats.smap import write_spl3smp, write_spl3smp_e
+from smda_twin.formats.smap import write_spl3smp, write_spl3smp_e
 
 SPL3SMP = "smap/SPL3SMP/2015.04.01/SMAP_L3_SM_P_20150401_R13080_001.h5"
 

@@ -12,8 +12,9 @@ import pytest
 import xarray as xr
 from science_helpers import twin_inputs
 
-from smda.bundle import HyperParams, ModelBundle
-from smda.cycle import (
+from smda.geo.grid import BBox
+from smda.science.bundle import HyperParams, ModelBundle
+from smda.science.cycle import (
     FLAG_ASSIMILATED,
     FLAG_FORECAST_ONLY,
     FLAG_LAND,
@@ -25,11 +26,10 @@ from smda.cycle import (
     run,
     step,
 )
-from smda.features import FeatureSpec, build_features, lagged
-from smda.grid import BBox
-from smda.model import CVConfig, TrainConfig, rollout, train
-from smda.nudging import fit_cdf
-from smda.twin.world import World, WorldSpec
+from smda.science.features import FeatureSpec, build_features, lagged
+from smda.science.model import CVConfig, TrainConfig, rollout, train
+from smda.science.nudging import fit_cdf
+from smda_twin.world import World, WorldSpec
 
 TRAIN = (date(2015, 2, 1), date(2015, 12, 31))
 TEST = (date(2016, 1, 1), date(2016, 12, 31))

@@ -13,7 +13,8 @@ import pytest
 import xarray as xr
 from science_helpers import twin_inputs
 
-from smda.features import (
+from smda.geo.grid import BBox
+from smda.science.features import (
     POROSITY_BY_SLT,
     STATE,
     FeatureMatrix,
@@ -23,8 +24,7 @@ from smda.features import (
     lagged,
     porosity,
 )
-from smda.grid import BBox
-from smda.twin.world import World, WorldSpec
+from smda_twin.world import World, WorldSpec
 
 START, END = date(2015, 3, 1), date(2015, 4, 30)
 

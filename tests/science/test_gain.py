@@ -1,4 +1,4 @@
-"""The nudging gain from the data (smda.gain): limits, the held-out cycle, the choice."""
+"""The nudging gain from the data (smda.science.gain): limits, the held-out cycle, the choice."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smda.features import STATE, FeatureMatrix
-from smda.gain import (
+from smda.science.features import STATE, FeatureMatrix
+from smda.science.gain import (
     GainField,
     InnovationStats,
     cycle_innovations,
@@ -17,7 +17,7 @@ from smda.gain import (
     fixed_point_gain,
     optimal_gain,
 )
-from smda.nudging import fit_cdf
+from smda.science.nudging import fit_cdf
 
 # -- G = σ_f² / (σ_f² + σ_o²) ---------------------------------------------------------------------
 

@@ -12,12 +12,12 @@ import pytest
 import xarray as xr
 from staged_world import twin_precip
 
-from smda.features import antecedent_precipitation
-from smda.grid import BBox
-from smda.labels import LabelFlag, LabelResult, merge_labels
-from smda.tc import TCReason
-from smda.twin.products import true_skill
-from smda.twin.world import World, WorldSpec
+from smda.geo.grid import BBox
+from smda.science.features import antecedent_precipitation
+from smda.science.labels import LabelFlag, LabelResult, merge_labels
+from smda.science.tc import TCReason
+from smda_twin.products import true_skill
+from smda_twin.world import World, WorldSpec
 
 START, END = date(2015, 4, 1), date(2017, 3, 31)
 NAMES = ("smap", "era5land", "gldas")
@@ -314,11 +314,11 @@ def test_reference_by_name_sets_the_scale() -> None:
 
 
 def test_blocks_give_the_same_labels(monkeypatch: pytest.MonkeyPatch) -> None:
-    import smda.labels
+    import smda.science.labels
 
     _, stack = _products((200, 5, 3), seed=4)
     whole = _merge(stack)
-    monkeypatch.setattr(smda.labels, "_BLOCK_ELEMENTS", 3 * 3 * 200 * 2)  # two rows a block
+    monkeypatch.setattr(smda.science.labels, "_BLOCK_ELEMENTS", 3 * 3 * 200 * 2)  # two rows a block
     blocked = _merge(stack)
     xr.testing.assert_identical(whole.label, blocked.label)
     xr.testing.assert_identical(whole.tc, blocked.tc)

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytesmo import metrics as pm
 
-from smda.grid import GLOBAL_025, BBox
-from smda.metrics import bias, match_stations, pearson_r, rmsd, score, summarise, ubrmsd
-from smda.readers.ismn import read_ismn
-from smda.twin.world import World, WorldSpec
+from smda.geo.grid import GLOBAL_025, BBox
+from smda.ingest.readers.ismn import read_ismn
+from smda.science.metrics import bias, match_stations, pearson_r, rmsd, score, summarise, ubrmsd
+from smda_twin.world import World, WorldSpec
 
 HAWAII = Path("colocated/hawaii_qa4sm")
 SMAP_AM = HAWAII / "ts_cell0165/SMAP_L3/SMAP_V8_AM/netcdf/0165.nc"

@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 from science_helpers import twin_inputs
 
-from smda.bundle import Climatology, HyperParams, ModelBundle
-from smda.bundle_io import from_files, to_files
-from smda.features import FeatureMatrix, FeatureSpec, build_features, lagged
-from smda.grid import BBox
-from smda.model import (
+from smda.geo.grid import BBox
+from smda.science.bundle import Climatology, HyperParams, ModelBundle
+from smda.science.features import FeatureMatrix, FeatureSpec, build_features, lagged
+from smda.science.model import (
     CVConfig,
     TrainConfig,
     assign_folds,
@@ -24,8 +23,9 @@ from smda.model import (
     rollout,
     train,
 )
-from smda.nudging import fit_cdf
-from smda.twin.world import World, WorldSpec
+from smda.science.nudging import fit_cdf
+from smda.storage.bundle_io import from_files, to_files
+from smda_twin.world import World, WorldSpec
 
 FAST = HyperParams(
     learning_rate=0.1, num_leaves=15, min_data_in_leaf=50, max_rounds=120, early_stopping_rounds=20
@@ -155,7 +155,7 @@ def test_compiled_predictor_matches_native(
     bundle: ModelBundle, data: tuple[FeatureMatrix, np.ndarray], tmp_path: Path
 ) -> None:
     pytest.importorskip("tl2cgen")
-    from smda.bundle_io import compiled_predictor
+    from smda.storage.bundle_io import compiled_predictor
 
     fm, _ = data
     predict = compiled_predictor(bundle, tmp_path)

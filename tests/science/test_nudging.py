@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from smda.nudging import DEFAULT_PROBS, CdfTables, cdf_match, fit_cdf, nudge, tc_gain
+from smda.science.nudging import DEFAULT_PROBS, CdfTables, cdf_match, fit_cdf, nudge, tc_gain
 
 N = st.integers(1, 40)
 

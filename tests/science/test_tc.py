@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytesmo.metrics import tcol_metrics
 
-import smda.tc
-from smda.readers.ismn import read_ismn
-from smda.tc import TCReason, triple_collocation
+import smda.science.tc
+from smda.ingest.readers.ismn import read_ismn
+from smda.science.tc import TCReason, triple_collocation
 
 HAWAII = Path("colocated/hawaii_qa4sm")
 POINT_CSV = Path("colocated/pytesmo_point/cci44_merra2_gldas21_era5_at_-91.625_32.875.csv")
@@ -40,7 +40,7 @@ def _pytesmo(x: np.ndarray, y: np.ndarray, z: np.ndarray, ref: int = 0) -> tuple
 
 
 def _assert_matches_pytesmo(
-    result: smda.tc.TCResult, x: np.ndarray, y: np.ndarray, z: np.ndarray, ref: int = 0
+    result: smda.science.tc.TCResult, x: np.ndarray, y: np.ndarray, z: np.ndarray, ref: int = 0
 ) -> None:
     snr, err_std, beta = _pytesmo(x, y, z, ref)
     np.testing.assert_allclose(result.snr_db, snr, rtol=1e-10, atol=1e-10)
@@ -95,11 +95,11 @@ def test_grid_equals_pixel_by_pixel_pytesmo(monkeypatch: pytest.MonkeyPatch) -> 
         sd = tuple(rng.uniform(0.01, 0.08, 3))
         stack[:, i, j] = _triplet(rng, n_time, sd, tuple(rng.uniform(0.5, 2, 3)))
     stack[rng.random(stack.shape) < 0.3] = np.nan
-    monkeypatch.setattr(smda.tc, "_BLOCK_ELEMENTS", 3 * n_time)  # 3 pixels per block
+    monkeypatch.setattr(smda.science.tc, "_BLOCK_ELEMENTS", 3 * n_time)  # 3 pixels per block
     result = triple_collocation(*stack)
     assert result.n.shape == shape and result.rho2.shape == (3, *shape)
     for i, j in np.ndindex(shape):
-        pixel = smda.tc.TCResult(
+        pixel = smda.science.tc.TCResult(
             **{
                 name: getattr(result, name)[..., i, j]
                 for name in ("n", "mean", "rho2", "err_var", "beta", "err_std_scaled", "snr_db")
@@ -236,7 +236,7 @@ def test_real_pytesmo_point_csv(real_data: Path) -> None:
 def test_error_cross_correlation_by_extended_collocation() -> None:
     """Four series of one signal; y's and z's errors correlate by a known amount per pixel,
     x and a are independent instruments: the estimate recovers it."""
-    from smda.tc import error_cross_correlation
+    from smda.science.tc import error_cross_correlation
 
     rng = np.random.default_rng(11)
     n_pix, n_time = 40, 20000

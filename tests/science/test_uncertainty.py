@@ -8,9 +8,9 @@ import xarray as xr
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smda.cycle import FLAG_ASSIMILATED, FLAG_FORECAST_ONLY, FLAG_LAND
-from smda.nudging import tc_gain
-from smda.uncertainty import analysis_uncertainty
+from smda.science.cycle import FLAG_ASSIMILATED, FLAG_FORECAST_ONLY, FLAG_LAND
+from smda.science.nudging import tc_gain
+from smda.science.uncertainty import analysis_uncertainty
 
 LAND, NUDGED = FLAG_LAND, FLAG_LAND | FLAG_ASSIMILATED
 SD = st.just(0.0) | st.floats(min_value=1e-6, max_value=0.2)

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from smda.grid import GLOBAL_025, BBox
-from smda.regrid import points_to_cells
-from smda.staging.era5 import (
+from smda.geo.grid import GLOBAL_025, BBox
+from smda.geo.regrid import points_to_cells
+from smda.ingest.staging.era5 import (
     GRAVITY,
     dominant_class,
     era5_daily,
@@ -141,7 +141,7 @@ def test_antimeridian_points_in_provider_order() -> None:
 
 
 def test_twin_day_is_consistent() -> None:
-    from smda.twin.world import World, WorldSpec
+    from smda_twin.world import World, WorldSpec
 
     region = BBox(178, 64, -178, 66)
     world = World(WorldSpec(seed=3, region=region, epoch=date(2024, 1, 1), spinup_days=5))

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from smda.grid import GLOBAL_025, BBox, Grid
-from smda.staging.labels import deaccumulate, era5land_daily, gldas_daily
+from smda.geo.grid import GLOBAL_025, BBox, Grid
+from smda.ingest.staging.labels import deaccumulate, era5land_daily, gldas_daily
 
 DAY = date(2024, 7, 5)
 
@@ -131,7 +131,7 @@ def test_daily_totals_from_era5land_accumulations() -> None:
 
 
 def test_twin_era5land_day() -> None:
-    from smda.twin.world import World, WorldSpec
+    from smda_twin.world import World, WorldSpec
 
     region = BBox(179, 64, -179, 66)
     world = World(WorldSpec(seed=3, region=region, epoch=date(2024, 1, 1), spinup_days=5))
@@ -194,7 +194,7 @@ def test_gldas_steps_units_and_coverage() -> None:
 
 
 def test_gldas_twin_antimeridian_region() -> None:
-    from smda.twin.world import World, WorldSpec
+    from smda_twin.world import World, WorldSpec
 
     region = BBox(178, 64, -178, 66)
     world = World(WorldSpec(seed=3, region=region, epoch=date(2024, 1, 1), spinup_days=5))

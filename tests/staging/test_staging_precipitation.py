@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from smda.grid import GLOBAL_025, BBox, Grid
-from smda.staging.precipitation import mswep_to_grid, mswep_weights
+from smda.geo.grid import GLOBAL_025, BBox, Grid
+from smda.ingest.staging.precipitation import mswep_to_grid, mswep_weights
 
 G01 = Grid.global_grid(0.1)
 
@@ -82,7 +82,7 @@ def test_rejects_fields_that_are_not_on_the_grid_or_do_not_cover() -> None:
 
 
 def test_global_twin_day_and_weight_cache() -> None:
-    from smda.twin.world import World, WorldSpec
+    from smda_twin.world import World, WorldSpec
 
     world = World(WorldSpec(seed=5, region=BBox(-1, -1, 1, 1), epoch=date(2024, 1, 1)))
     window = G01.subset(BBox(-30, -20, 30, 20))
@@ -103,7 +103,7 @@ def test_global_twin_day_and_weight_cache() -> None:
     "bbox", [BBox(-105, 30, -95, 40), BBox(178.5, -1, -178.5, 1), BBox(-180, -90, 180, 90)]
 )
 def test_only_the_overlapping_block_is_regridded(bbox: BBox) -> None:
-    from smda.regrid import conservative
+    from smda.geo.regrid import conservative
 
     rng = np.random.default_rng(1)
     values = rng.gamma(0.5, 4.0, G01.shape).astype(np.float32)

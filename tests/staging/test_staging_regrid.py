@@ -1,4 +1,4 @@
-"""The regridding helpers added for staging (smda.regrid): point-centred conservative weights
+"""The regridding helpers added for staging (smda.geo.regrid): point-centred conservative weights
 and recognising cell-centre coordinates as a grid window."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smda.grid import GLOBAL_025, BBox, Grid
-from smda.regrid import (
+from smda.geo.grid import GLOBAL_025, BBox, Grid
+from smda.geo.regrid import (
     conservative,
     conservative_apply,
     conservative_weights,

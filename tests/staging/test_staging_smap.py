@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smda.ease2 import M09, M36, EaseGrid
-from smda.grid import GLOBAL_025, BBox, Grid
-from smda.staging.smap import SmapBinIndex, bin_smap
+from smda.geo.ease2 import M09, M36, EaseGrid
+from smda.geo.grid import GLOBAL_025, BBox, Grid
+from smda.ingest.staging.smap import SmapBinIndex, bin_smap
 
 FROZEN_WATER_SNOW = (1 << 0) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
 
@@ -180,7 +180,7 @@ def test_am_pm_combination() -> None:
 
 
 def test_twin_retrievals_across_the_antimeridian() -> None:
-    from smda.twin.world import World, WorldSpec
+    from smda_twin.world import World, WorldSpec
 
     region = BBox(177, 64, -177, 67)
     world = World(WorldSpec(seed=7, region=region, epoch=date(2024, 1, 1), spinup_days=5))

@@ -9,9 +9,9 @@ import pytest
 from staged_world import StagedWorld, stage_world, tiny_world
 from training_helpers import AFTER, END, FAST, MIN_N, START
 
-from smda.store import Store
-from smda.training import TrainOutcome, train_from_store
-from smda.twin.world import World
+from smda.ops.train import TrainOutcome, train_from_store
+from smda.storage.store import Store
+from smda_twin.world import World
 
 
 @pytest.fixture(scope="session")

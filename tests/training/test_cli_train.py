@@ -10,10 +10,10 @@ import typer
 from staged_world import stage_world
 from typer.testing import CliRunner
 
-from smda.cli_train import train
-from smda.registry import ModelRegistry
-from smda.store import Store
-from smda.twin.world import World
+from smda.cli.train import train
+from smda.storage.registry import ModelRegistry
+from smda.storage.store import Store
+from smda_twin.world import World
 
 app = typer.Typer()
 app.command("train")(train)

@@ -13,7 +13,7 @@ import xarray as xr
 from staged_world import stage_world, twin_era5, twin_precip, twin_static
 
 from smda.errors import MalformedFile, MissingInputs
-from smda.inputs import (
+from smda.storage.inputs import (
     day_inputs,
     input_versions,
     load_era5,
@@ -21,8 +21,8 @@ from smda.inputs import (
     load_static,
     missing_inputs,
 )
-from smda.store import Store
-from smda.twin.world import World
+from smda.storage.store import Store
+from smda_twin.world import World
 
 D0, D1 = date(2015, 4, 1), date(2015, 4, 20)
 TODAY = date(2015, 4, 25)

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smda import registry as registry_module
-from smda.bundle import ModelBundle
-from smda.bundle_io import from_files
 from smda.errors import MalformedFile, NoModel
-from smda.registry import ModelRegistry
-from smda.training import TrainOutcome
+from smda.ops.train import TrainOutcome
+from smda.science.bundle import ModelBundle
+from smda.storage import registry as registry_module
+from smda.storage.bundle_io import from_files
+from smda.storage.registry import ModelRegistry
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_predictor_falls_back_with_one_warning(
 
     monkeypatch.setattr(registry_module, "compiled_predictor", broken)
     other = bundle.with_tc_stats({"note": "other"})
-    with caplog.at_level(logging.WARNING, logger="smda.registry"):
+    with caplog.at_level(logging.WARNING, logger="smda.storage.registry"):
         first = registry.predictor(bundle)
         second = registry.predictor(other)
     warnings = [r for r in caplog.records if "compiled inference unavailable" in r.message]

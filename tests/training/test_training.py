@@ -13,14 +13,14 @@ import pytest
 from staged_world import stage_world
 from training_helpers import END, FAST, MIN_N, START
 
-from smda.cycle import FLAG_ASSIMILATED, FLAG_LAND, climatology_state, step
 from smda.errors import ConfigError, MissingInputs
-from smda.inputs import day_inputs, load_static
-from smda.model import CVConfig
-from smda.registry import ModelRegistry
-from smda.store import Store
-from smda.training import TrainOutcome, describe, train_from_store
-from smda.twin.world import World
+from smda.ops.train import TrainOutcome, describe, train_from_store
+from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND, climatology_state, step
+from smda.science.model import CVConfig
+from smda.storage.inputs import day_inputs, load_static
+from smda.storage.registry import ModelRegistry
+from smda.storage.store import Store
+from smda_twin.world import World
 
 
 def test_outcome_summaries(outcome: TrainOutcome) -> None:

@@ -15,12 +15,12 @@ import pytest
 import requests
 import xarray as xr
 
-from smda.grid import BBox
-from smda.twin.cds import CdsReplica
-from smda.twin.clock import Clock
-from smda.twin.faults import Fault, FaultPlan
-from smda.twin.httpbase import RequestLog
-from smda.twin.world import World, WorldSpec
+from smda.geo.grid import BBox
+from smda_twin.cds import CdsReplica
+from smda_twin.clock import Clock
+from smda_twin.faults import Fault, FaultPlan
+from smda_twin.httpbase import RequestLog
+from smda_twin.world import World, WorldSpec
 
 TODAY = date(2024, 7, 20)
 REGION = BBox(-100, 35, -99, 36)

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from smda.grid import BBox
-from smda.twin.clock import Clock
-from smda.twin.earthdata import EarthdataReplica
-from smda.twin.faults import FaultPlan
-from smda.twin.httpbase import RequestLog
-from smda.twin.world import World, WorldSpec
+from smda.geo.grid import BBox
+from smda_twin.clock import Clock
+from smda_twin.earthdata import EarthdataReplica
+from smda_twin.faults import FaultPlan
+from smda_twin.httpbase import RequestLog
+from smda_twin.world import World, WorldSpec
 
 TODAY = date(2024, 7, 20)  # GLDAS newest 2024-06-05
 WINDOW = "2024-06-01T00:00:00Z,2024-06-05T23:59:59Z"

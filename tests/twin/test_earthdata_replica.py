@@ -21,14 +21,14 @@ import netCDF4
 import pytest
 import requests
 
-import smda.twin.granules as granules_module
-from smda.endpoints import EarthdataEndpoint
-from smda.grid import BBox
-from smda.twin.clock import Clock
-from smda.twin.earthdata import EarthdataReplica
-from smda.twin.faults import Fault, FaultPlan
-from smda.twin.httpbase import RequestLog
-from smda.twin.world import World, WorldSpec
+import smda_twin.granules as granules_module
+from smda.geo.grid import BBox
+from smda.ingest.endpoints import EarthdataEndpoint
+from smda_twin.clock import Clock
+from smda_twin.earthdata import EarthdataReplica
+from smda_twin.faults import Fault, FaultPlan
+from smda_twin.httpbase import RequestLog
+from smda_twin.world import World, WorldSpec
 
 TODAY = date(2024, 7, 20)  # SMAP newest 2024-07-18, GLDAS newest 2024-06-05
 REGION = BBox(-100, 35, -99, 36)

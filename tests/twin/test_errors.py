@@ -1,5 +1,5 @@
 """The fraternal twin's error models: every served product differs from the truth and its forcing
-as documented (smda.twin.rainfall, reanalysis, products, smap, stations, waterbalance).
+as documented (smda_twin.rainfall, reanalysis, products, smap, stations, waterbalance).
 
 Tolerances are those the documentation states (a parameter's value ± sampling error) or the
 realism ranges of issue 9 (SCIENCE.md §5.1).
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from smda.ease2 import M09
-from smda.grid import BBox
-from smda.regrid import conservative, conservative_weights
-from smda.twin.precipitation import MSWEP_GRID
-from smda.twin.products import true_skill
-from smda.twin.rainfall import kge
-from smda.twin.smap import FLOAT_FILL
-from smda.twin.world import DEMO_REGION, SECOND_REGION, World, WorldSpec
+from smda.geo.ease2 import M09
+from smda.geo.grid import BBox
+from smda.geo.regrid import conservative, conservative_weights
+from smda_twin.precipitation import MSWEP_GRID
+from smda_twin.products import true_skill
+from smda_twin.rainfall import kge
+from smda_twin.smap import FLOAT_FILL
+from smda_twin.world import DEMO_REGION, SECOND_REGION, World, WorldSpec
 
 YEAR = (date(2016, 1, 1), date(2016, 12, 31))
 RAIN_BOX = BBox(-101.0, 35.0, -98.0, 38.0)  # 3° × 3° of the demo region: 30 × 30 MSWEP pixels

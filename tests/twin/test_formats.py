@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from smda.twin.formats import era5, gldas, ismn, mswep, smap
+from smda_twin.formats import era5, gldas, ismn, mswep, smap
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 

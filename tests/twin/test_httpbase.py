@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from smda.twin.faults import Fault, FaultPlan
-from smda.twin.httpbase import ReplicaServer, Request, RequestLog, Response, Route
+from smda_twin.faults import Fault, FaultPlan
+from smda_twin.httpbase import ReplicaServer, Request, RequestLog, Response, Route
 
 BODY = bytes(range(256)) * 1024  # 256 KiB
 

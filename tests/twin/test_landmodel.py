@@ -1,4 +1,4 @@
-"""The column physics behind the truth and the model products (smda.twin.landmodel)."""
+"""The column physics behind the truth and the model products (smda_twin.landmodel)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from smda.twin.landmodel import Columns, ColumnState, DayForcing, Structure, step
-from smda.twin.waterbalance import TRUTH_STRUCTURE
+from smda_twin.landmodel import Columns, ColumnState, DayForcing, Structure, step
+from smda_twin.waterbalance import TRUTH_STRUCTURE
 
 
 def _columns(n: int = 1, *, irrigated: bool = False, ksat: float = 5.0) -> Columns:

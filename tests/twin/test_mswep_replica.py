@@ -12,12 +12,12 @@ import pytest
 import requests
 import xarray as xr
 
-from smda.grid import BBox
-from smda.twin.clock import Clock
-from smda.twin.faults import FaultPlan
-from smda.twin.httpbase import RequestLog
-from smda.twin.mswep import MswepReplica
-from smda.twin.world import World, WorldSpec
+from smda.geo.grid import BBox
+from smda_twin.clock import Clock
+from smda_twin.faults import FaultPlan
+from smda_twin.httpbase import RequestLog
+from smda_twin.mswep import MswepReplica
+from smda_twin.world import World, WorldSpec
 
 TODAY = date(2024, 7, 20)
 

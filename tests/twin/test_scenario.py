@@ -1,4 +1,4 @@
-"""Drift scenarios (smda.twin.scenario): parsing, what the world serves under them, the control
+"""Drift scenarios (smda_twin.scenario): parsing, what the world serves under them, the control
 API and the replicas' caches, what smda's ingest makes of degraded products, and how the
 innovations O−F of the cycle respond."""
 
@@ -25,31 +25,31 @@ from staged_world import TINY_REGION, stage_world, tiny_world
 from training.training_helpers import END, FAST, START
 from typer.testing import CliRunner
 
-from smda.bundle import ModelBundle
 from smda.cli import app
 from smda.config import Settings
-from smda.cycle import CycleResult, climatology_state, run
-from smda.endpoints import Endpoints
-from smda.features import global_cell_ids
-from smda.grid import BBox
-from smda.ingest import fetch_range
-from smda.inputs import day_inputs
-from smda.nudging import cdf_match
-from smda.readers.mswep import open_mswep
-from smda.retry import RetryPolicy
-from smda.runtime import make_context
-from smda.sources.base import IngestContext
-from smda.store import Store
-from smda.training import train_from_store
-from smda.twin.precipitation import MSWEP_GRID
-from smda.twin.scenario import (
+from smda.geo.grid import BBox
+from smda.ingest.context import make_context
+from smda.ingest.endpoints import Endpoints
+from smda.ingest.fetch import fetch_range
+from smda.ingest.readers.mswep import open_mswep
+from smda.ingest.retry import RetryPolicy
+from smda.ingest.sources.base import IngestContext
+from smda.ops.train import train_from_store
+from smda.science.bundle import ModelBundle
+from smda.science.cycle import CycleResult, climatology_state, run
+from smda.science.features import global_cell_ids
+from smda.science.nudging import cdf_match
+from smda.storage.inputs import day_inputs
+from smda.storage.store import Store
+from smda_twin.precipitation import MSWEP_GRID
+from smda_twin.scenario import (
     Scenario,
     ScenarioError,
     ScenarioWorld,
     SmapBias,
 )
-from smda.twin.service import Twin
-from smda.twin.world import World
+from smda_twin.service import Twin
+from smda_twin.world import World
 
 SWITCH = date(2015, 6, 26)
 """Start of the drifts of the world-level tests (the tiny world's products start 2015-01-01)."""

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import requests
 
-from smda.endpoints import Endpoints
-from smda.twin.service import Twin
+from smda.ingest.endpoints import Endpoints
+from smda_twin.service import Twin
 
 
 def test_endpoints_describe_every_replica(twin: Twin, tmp_path: Path) -> None:

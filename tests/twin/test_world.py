@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from smda.ease2 import M09
-from smda.grid import GLOBAL_025, BBox, Grid
-from smda.twin.geography import LAND_TABLE, land_table
-from smda.twin.precipitation import MSWEP_GRID
-from smda.twin.smap import FLAG_FILL, FLOAT_FILL, SmapSimulator
-from smda.twin.world import DEMO_REGION, World, WorldSpec
+from smda.geo.ease2 import M09
+from smda.geo.grid import GLOBAL_025, BBox, Grid
+from smda_twin.geography import LAND_TABLE, land_table
+from smda_twin.precipitation import MSWEP_GRID
+from smda_twin.smap import FLAG_FILL, FLOAT_FILL, SmapSimulator
+from smda_twin.world import DEMO_REGION, World, WorldSpec
 
 EPOCH = date(2015, 1, 1)
 SMALL = BBox(-100, 35, -98, 37)

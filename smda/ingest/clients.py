@@ -1,0 +1,132 @@
+"""The providers' real clients, configured for smda (production or the offline twin).
+
+smda always talks to providers through their own clients — ``cdsapi`` for the CDS,
+``earthaccess`` for NASA Earthdata, ``requests`` for plain file servers — so that what is
+tested against the twin is what runs in production. This module only *configures* them:
+explicit timeouts and bounded retries (cdsapi's defaults retry for ~16 h), and, when an
+:class:`~smda.ingest.endpoints.Endpoints` is given, the twin's URLs and credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+import requests
+
+from smda.errors import CredentialsError
+from smda.ingest.endpoints import Endpoints, client_environment
+
+__all__ = ["cds_client", "client_env", "earthdata_login", "http_session"]
+
+LOG = logging.getLogger(__name__)
+
+#: Per-request timeout (connect, read) in seconds for every smda HTTP call.
+TIMEOUT = (10.0, 120.0)
+
+
+@contextmanager
+def client_env(endpoints: Endpoints | None) -> Iterator[None]:
+    """Temporarily export the variables that point the clients' own lookups at ``endpoints``."""
+    if endpoints is None:
+        yield
+        return
+    env = client_environment(endpoints)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def http_session(endpoints: Endpoints | None = None) -> requests.Session:
+    """A ``requests`` session for plain HTTP file servers (MSWEP mirrors)."""
+    session = requests.Session()
+    session.headers["User-Agent"] = "smda"
+    if endpoints is not None and endpoints.earthdata.ca_bundle:
+        session.verify = endpoints.earthdata.ca_bundle
+    return session
+
+
+def cds_client(
+    endpoints: Endpoints | None = None,
+    *,
+    retry_max: int = 3,
+    sleep_max: float = 10.0,
+    timeout: float = 120.0,
+    quiet: bool = True,
+) -> Any:
+    """A ``cdsapi.Client`` with bounded retries and timeouts.
+
+    Credentials come from ``endpoints`` (twin) or from cdsapi's own lookup: ``CDSAPI_URL``/
+    ``CDSAPI_KEY`` or ``~/.cdsapirc``. The key is never logged.
+    """
+    import cdsapi
+
+    url = key = None
+    if endpoints is not None:
+        url, key = endpoints.cds.url, endpoints.cds.key
+    try:
+        return cdsapi.Client(
+            url=url,
+            key=key,
+            quiet=quiet,
+            progress=False,
+            retry_max=retry_max,
+            sleep_max=sleep_max,
+            timeout=timeout,
+        )
+    except Exception as exc:  # cdsapi raises bare Exception when nothing is configured
+        raise CredentialsError(
+            "no CDS credentials: set CDSAPI_URL and CDSAPI_KEY (your personal access token from "
+            "https://cds.climate.copernicus.eu/profile) or write ~/.cdsapirc, "
+            f"or point SMDA_ENDPOINTS at a running twin ({type(exc).__name__})"
+        ) from None
+
+
+def earthdata_login(endpoints: Endpoints | None = None) -> Any:
+    """Log in to NASA Earthdata with ``earthaccess`` and return its ``Auth``.
+
+    With ``endpoints`` (twin), earthaccess is pointed at the replica's EDL and CMR through its
+    ``System`` and logs in with the twin's token. Otherwise earthaccess's own lookup is used:
+    ``EARTHDATA_TOKEN``, ``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD`` or ``~/.netrc``.
+    """
+    import earthaccess
+    from earthaccess.store import Store
+    from earthaccess.system import PROD, System
+
+    system = PROD
+    if endpoints is None:
+        auth = earthaccess.login(strategy="all", system=system)
+    else:
+        ed = endpoints.earthdata
+        edl = f"https://{ed.edl_hostname}/"
+        system = System(ed.cmr_base_url, edl, edl + "api/v1/statuses", ed.edl_hostname)  # type: ignore[arg-type]
+        # The twin is never in AWS us-west-2: skip earthaccess's probe of the EC2 metadata
+        # address (169.254.169.254), which would leave the loopback network.
+        if getattr(earthaccess._auth, "system", None) != system:
+            # earthaccess keeps one login per process; a different set of endpoints (another
+            # twin) needs a fresh one, or its cached token is sent to the wrong host.
+            from earthaccess.auth import Auth
+
+            earthaccess._auth = Auth()
+        with (
+            client_env(endpoints),
+            mock.patch.object(Store, "_running_in_us_west_2", return_value=False),
+        ):
+            auth = earthaccess.login(strategy="environment", system=system)
+    if auth is None or not getattr(auth, "authenticated", False):
+        raise CredentialsError(
+            "Earthdata login failed: set EARTHDATA_TOKEN (or EARTHDATA_USERNAME and "
+            "EARTHDATA_PASSWORD, or a ~/.netrc entry for urs.earthdata.nasa.gov)"
+        )
+    return auth

@@ -1,0 +1,278 @@
+"""Running days: forecast, nudge, persist and publish one day; backfill a range in order.
+
+:func:`run_day` steps the model from the state of D−1 (the analysis in the state chain),
+nudges toward SMAP, persists the analysis with its provenance and publishes COG + STAC.
+A day whose state already exists with the same provenance (model version, input versions,
+gain, code version) is skipped: reruns are idempotent and a crashed backfill resumes where it
+stopped. A day re-run with other inputs (a provisional input became final, a new model)
+replaces its state and invalidates the later days of the chain; :func:`days_to_recompute`
+says which of them a backfill (the CLI's :func:`backfill_days` and the backfill flow alike)
+must then recompute to keep the chain whole.
+
+An empty chain starts cold: the model climatology of the day before the spin-up window,
+cycled (with nudging) through ``spinup_days`` days whose results are not stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal
+
+import numpy as np
+
+from smda import __version__
+from smda.errors import SmdaError
+from smda.ops.runtime import Runtime
+from smda.science.bundle import ModelBundle, Predict
+from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND, CycleResult, cold_start, step
+from smda.science.uncertainty import analysis_uncertainty
+from smda.storage.inputs import (
+    MissingInputs,
+    day_inputs,
+    input_versions,
+    missing_inputs,
+    missing_message,
+)
+
+__all__ = [
+    "ChainGap",
+    "DayRun",
+    "backfill_days",
+    "days_to_recompute",
+    "provenance",
+    "round_or_none",
+    "run_day",
+]
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_FORECAST_SD = 0.04
+"""Forecast error SD (m3 m-3) when the bundle's CV report has none."""
+
+
+DEFAULT_SMAP_SD = 0.04
+"""SMAP error SD (m3 m-3) when the bundle has no TC statistics for it."""
+
+
+Status = Literal["analysis", "forecast_only", "skipped"]
+
+
+class ChainGap(SmdaError):
+    """The state of the day before is missing while the chain has earlier days."""
+
+
+@dataclass(frozen=True)
+class DayRun:
+    """What :func:`run_day` did for one day."""
+
+    day: date
+    status: Status
+    model_version: str
+    seconds: float = 0.0
+    cog: str | None = None
+    item: str | None = None
+    state: str | None = None
+    innovation_mean: float = float("nan")
+    innovation_sd: float = float("nan")
+    n_obs: int = 0
+    assimilated_fraction: float = 0.0
+    invalidated: list[date] = field(default_factory=list)
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat row for tables (Prefect table artifacts, the CLI)."""
+        return {
+            "day": self.day.isoformat(),
+            "status": self.status,
+            "model": self.model_version,
+            "assimilated %": round(100 * self.assimilated_fraction, 1),
+            "O-F mean": round_or_none(self.innovation_mean),
+            "O-F sd": round_or_none(self.innovation_sd),
+            "seconds": round(self.seconds, 2),
+            "cog": self.cog or "",
+        }
+
+
+def round_or_none(value: float) -> float | None:
+    """``value`` rounded to 4 decimals, None when not finite."""
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def provenance(rt: Runtime, day: date, bundle: ModelBundle) -> dict[str, Any]:
+    """What the analysis of ``day`` is made of (deterministic: no wall-clock times)."""
+    inputs = input_versions(rt.store, day, bundle.spec.history_days)
+    return {
+        "day": day.isoformat(),
+        "region": rt.region,
+        "model_version": bundle.version,
+        "gain": "model" if rt.gain is None else rt.gain,
+        "code_version": __version__,
+        "inputs": inputs,
+    }
+
+
+def _state_before(rt: Runtime, day: date, bundle: ModelBundle, predict: Predict) -> Any:
+    """The state of D−1: from the chain, or a cold start."""
+    before = day - timedelta(days=1)
+    if rt.chain.has(before):
+        return rt.chain.state(before)
+    earlier = [d for d in rt.chain.days() if d < day]
+    if earlier:
+        raise ChainGap(
+            f"the state of {before} is missing but the chain has {earlier[-1]}: run "
+            f"`smda backfill --start {earlier[-1] + timedelta(days=1)} --end {day}`"
+        )
+    n = rt.settings.spinup_days
+    history = bundle.spec.history_days
+    days = [before - timedelta(days=n - 1 - i) for i in range(n)]
+    missing: list[tuple[str, date | None]] = list(
+        dict.fromkeys(m for d in days for m in missing_inputs(rt.store, d, history))
+    )
+    if missing:  # before any work, as when every spin-up day was loaded first
+        raise MissingInputs(missing_message(rt.store, missing, f"spin-up of {day}"), missing)
+    LOG.info("cold start of %s: spin-up %s … %s", day, days[0], days[-1])
+    inputs = (day_inputs(rt.store, d, history) for d in days)  # one day in memory at a time
+    return cold_start(inputs, bundle, n, gain=rt.gain, predict=predict).analysis
+
+
+def _uncertainty(result: CycleResult, bundle: ModelBundle) -> Any:
+    """σ_a of the day from the gain used and the error SDs of the forecast and of SMAP*: the
+    held-out cycles' medians (:mod:`smda.science.gain`) when the model has them, else the CV
+    free-running ubRMSD and SMAP's TC error SD."""
+    cv = bundle.cv_report.get(next(iter(bundle.cv_report), ""), {})
+    forecast_sd = float(cv.get("free_running", {}).get("ubrmsd", DEFAULT_FORECAST_SD))
+    smap_sd = float(bundle.tc_stats.get("error_sd", {}).get("smap", DEFAULT_SMAP_SD))
+    held_out = bundle.gain.provenance if bundle.gain is not None else {}
+    forecast_sd = float(held_out.get("median_sigma_f") or forecast_sd)
+    smap_sd = float(held_out.get("median_sigma_o") or smap_sd)
+    return analysis_uncertainty(result.flags, result.gain, forecast_sd, smap_sd)
+
+
+def _innovation_stats(result: CycleResult) -> tuple[float, float, int, float]:
+    inn = np.asarray(result.innovations.values, dtype=np.float64)
+    flags = np.asarray(result.flags.values)
+    valid = np.isfinite(inn)
+    n = int(valid.sum())
+    land = int(((flags & FLAG_LAND) > 0).sum())
+    assimilated = int(((flags & FLAG_ASSIMILATED) > 0).sum())
+    mean = float(inn[valid].mean()) if n else float("nan")
+    sd = float(inn[valid].std()) if n > 1 else float("nan")
+    return mean, sd, n, assimilated / land if land else 0.0
+
+
+def _published(rt: Runtime, day: date) -> bool:
+    pub = rt.publisher
+    return pub.cog_path(day).exists() and pub.item_path(day).exists()
+
+
+def run_day(
+    rt: Runtime,
+    day: date,
+    *,
+    force: bool = False,
+    bundle: ModelBundle | None = None,
+    predict: Predict | None = None,
+) -> DayRun:
+    """Forecast, nudge, persist and publish ``day`` (module docstring, step 3).
+
+    Skipped when the chain already holds ``day`` with the same provenance (unless ``force``).
+    Replacing a day invalidates (and unpublishes) the later days of the chain.
+
+    Raises
+    ------
+    smda.storage.inputs.MissingInputs
+        Required inputs of the day (or of the spin-up of a cold start) are not staged.
+    ChainGap
+        The state of the day before is missing while the chain has earlier days.
+    smda.storage.registry.NoModel
+        No model is registered for the region.
+    """
+    t0 = time.perf_counter()
+    bundle = bundle or rt.registry.current()
+    prov = provenance(rt, day, bundle)
+    before = day - timedelta(days=1)
+    prov["state_origin"] = (
+        "chain" if rt.chain.has(before) else f"cold start {rt.settings.spinup_days} d"
+    )
+    if not force and rt.chain.has(day) and rt.chain.same_provenance(day, prov):
+        if not _published(rt, day):  # a crash between committing the state and publishing
+            rt.publisher.publish(day, rt.chain.read(day), rt.chain.provenance(day))
+        return DayRun(
+            day,
+            "skipped",
+            bundle.version,
+            cog=str(rt.publisher.cog_path(day)),
+            item=str(rt.publisher.item_path(day)),
+            state=rt.chain.location(day),
+        )
+    inputs = day_inputs(rt.store, day, bundle.spec.history_days)  # MissingInputs says what to fetch
+    predict = predict or rt.registry.predictor(bundle)
+    state = _state_before(rt, day, bundle, predict)
+    invalidated = rt.chain.invalidate_after(day) if rt.chain.has(day) else []
+    if invalidated:
+        rt.publisher.unpublish(invalidated)
+        LOG.info("%s re-run: invalidated %d later day(s)", day, len(invalidated))
+    result = step(state, inputs, bundle, gain=rt.gain, predict=predict)
+    path = rt.chain.write(result, uncertainty=_uncertainty(result, bundle), provenance=prov)
+    published = rt.publisher.publish(day, rt.chain.read(day), prov)
+    mean, sd, n, frac = _innovation_stats(result)
+    status: Status = "forecast_only" if result.forecast_only else "analysis"
+    LOG.info("%s %s: %d obs, O-F %.4f ± %.4f", day, status, n, mean, sd)
+    return DayRun(
+        day,
+        status,
+        bundle.version,
+        seconds=time.perf_counter() - t0,
+        cog=str(published.cog),
+        item=str(published.item),
+        state=path,
+        innovation_mean=mean,
+        innovation_sd=sd,
+        n_obs=n,
+        assimilated_fraction=frac,
+        invalidated=invalidated,
+    )
+
+
+def days_to_recompute(runs: Sequence[DayRun], last: date) -> list[date]:
+    """The days after ``last`` that the re-runs among ``runs`` invalidated, in order: a backfill
+    of ``… last`` recomputes them (the chain was whole up to the last of them)."""
+    return sorted({d for run in runs for d in run.invalidated if d > last})
+
+
+def backfill_days(
+    rt: Runtime,
+    start: date,
+    end: date,
+    *,
+    force: bool = False,
+    progress: Callable[[DayRun], None] | None = None,
+) -> list[DayRun]:
+    """Step ``start`` … ``end`` in order (inputs must be staged: :func:`smda.ops.fetch.fetch_days`),
+    then the later days a re-run invalidated (:func:`days_to_recompute`).
+
+    Days already in the chain with the same provenance are skipped, so an interrupted backfill
+    resumes where it stopped and gives the same bytes as an uninterrupted one. With ``force`` every
+    day of the range is recomputed; the days after ``end`` that this invalidates are recomputed
+    too (without ``force``), so the chain stays whole — as the backfill flow does.
+    """
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    bundle = rt.registry.current()
+    predict = rt.registry.predictor(bundle)
+    runs: list[DayRun] = []
+
+    def one(day: date, *, forced: bool) -> None:
+        run = run_day(rt, day, force=forced, bundle=bundle, predict=predict)
+        runs.append(run)
+        if progress is not None:
+            progress(run)
+
+    for i in range((end - start).days + 1):
+        one(start + timedelta(days=i), forced=force)
+    for day in days_to_recompute(runs, end):
+        one(day, forced=False)
+    return runs

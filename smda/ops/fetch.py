@@ -1,0 +1,76 @@
+"""Fetching the inputs of days to run: the exact spans per source, the static fields once.
+
+:func:`fetch_days` fetches and stages the inputs of the days to run — plus MSWEP's antecedent
+window and, for a cold start, the spin-up days (:func:`input_spans`) — through
+:mod:`smda.ingest.fetch`; every call is idempotent (a staged day is not fetched again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+from smda.ingest.fetch import DayOutcome, IngestReport, fetch_range
+from smda.ingest.sources import OPERATIONAL
+from smda.ops.plan import history_days
+from smda.ops.runtime import Runtime
+
+__all__ = ["ensure_static", "fetch_days", "fetch_span", "input_spans"]
+
+
+def input_spans(
+    rt: Runtime, start: date, end: date, sources: Sequence[str] | None = None
+) -> dict[str, tuple[date, date]]:
+    """First and last day each source must be staged to run ``start`` … ``end``.
+
+    MSWEP also covers the antecedent-precipitation window; when the chain has no day before
+    ``start`` (a cold start), every source also covers the ``spinup_days`` before it.
+    """
+    history = history_days(rt)
+    first = start
+    if not any(d < start for d in rt.chain.days()):
+        first -= timedelta(days=rt.settings.spinup_days)
+    return {
+        name: (first - timedelta(days=history - 1) if name == "mswep" else first, end)
+        for name in sources or OPERATIONAL
+    }
+
+
+def fetch_span(
+    rt: Runtime,
+    source: str,
+    start: date,
+    end: date,
+    *,
+    progress: Callable[[DayOutcome], None] | None = None,
+) -> IngestReport:
+    """Fetch and stage exactly ``start`` … ``end`` of one source (idempotent)."""
+    return fetch_range([source], start, end, rt.ctx, progress=progress)
+
+
+def ensure_static(rt: Runtime) -> Path:
+    """Fetch the ERA5 invariants and stage the static fields and land mask once (idempotent)."""
+    from smda.ingest.sources.era5 import stage_static
+
+    return stage_static(rt.ctx)
+
+
+def fetch_days(
+    rt: Runtime,
+    days: Sequence[date],
+    sources: Sequence[str] | None = None,
+    *,
+    progress: Callable[[DayOutcome], None] | None = None,
+) -> IngestReport:
+    """Fetch and stage the inputs of ``days`` (module docstring, step 2); idempotent.
+
+    The spans come from :func:`input_spans` (MSWEP's antecedent window, a cold start's spin-up).
+    """
+    report = IngestReport()
+    if not days:
+        return report
+    ensure_static(rt)
+    for name, (first, last) in input_spans(rt, min(days), max(days), sources).items():
+        report.outcomes.extend(fetch_span(rt, name, first, last, progress=progress).outcomes)
+    return report

@@ -1,0 +1,213 @@
+"""Training from the store: staged label products → TC-merged labels → model bundle.
+
+:func:`train_from_store` is what ``smda train`` and the train flow run (ARCHITECTURE.md,
+"Training"). Over the period ``start … end`` of a region's store:
+
+1. **Check** that everything required is staged (ERA5 of every target day, MSWEP over the
+   antecedent window, the static fields, at least one day of each label product); otherwise
+   :class:`~smda.errors.MissingInputs` lists what to fetch.
+2. **Labels**: the three label products (default SMAP ``soil_moisture``, ERA5-Land
+   ``swvl1_mean``, GLDAS ``soil_moisture``) over ``start … end`` are merged per pixel by triple
+   collocation (:func:`smda.science.labels.merge_labels`) with the SCIENCE.md §1 defaults: reference
+   SMAP (labels on SMAP's scale, m3 m-3), TC-β scaling, minimum-variance ("optimal") weights,
+   equal-weight fallback where TC is invalid, ``min_n`` = 100 common days. A short period
+   has fewer common days: lower ``min_n`` or accept the fallback (the flags say which).
+3. **Features** (:func:`smda.science.features.build_features`) of the *target days*
+   ``start + 1 … end`` with the label of D−1 as the state (teacher forcing,
+   :func:`smda.science.features.lagged`): the first day of the period serves only as the state of the
+   second. Land cells that never get a label are left out.
+4. **Model** (:func:`smda.science.model.train`): blocked K-fold CV (and the comparison schemes), DAgger,
+   the final booster and the climatology.
+5. **CDF tables** (:func:`smda.science.nudging.fit_cdf`): the final model run free over the target days
+   (from the label of ``start``) against the staged SMAP of the same days.
+6. **Gain** (:func:`smda.science.gain.estimate_gain`): every cell cycled over the target days by the CV
+   model that did not see it, nudged toward its SMAP*; the gain (constant or per cell) with
+   the smallest held-out mean squared innovation, σ_o² from SMAP's TC error variance.
+7. **Bundle**: ``with_cdf``, ``with_tc_stats`` (the merge settings, the label flags, the
+   median TC ρ² and error SD per product, the period) and ``with_gain``; ``input_hashes`` carry
+   one SHA-256 per source over the ledger digests of every staged file used (so the version
+   changes when a staged input changes).
+
+:func:`describe` renders a :class:`TrainOutcome` as a short markdown summary (label flags, TC,
+CV blocked vs random, teacher-forced vs free-running) for the CLI and Prefect artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from smda.ops.runtime import Runtime
+from smda.ops.train_data import (
+    LABEL_VARIABLES,
+    MERGE_DEFAULTS,
+    cdf_tables,
+    check_cv,
+    check_options,
+    check_staged,
+    input_hashes,
+    label_instrument,
+    merge,
+    nudging_gain,
+    training_matrix,
+)
+from smda.ops.train_summary import (
+    TrainOutcome,
+    cv_summary,
+    describe,
+    label_summary,
+    median_or_none,
+    tc_summary,
+)
+from smda.science.features import (
+    FeatureSpec,
+)
+from smda.science.model import TrainConfig, train_with_folds
+from smda.storage.inputs import (
+    load_static,
+)
+from smda.storage.store import Store
+
+__all__ = [
+    "LABEL_PRODUCTS",
+    "LABEL_VARIABLES",
+    "MERGE_DEFAULTS",
+    "Progress",
+    "TrainOutcome",
+    "describe",
+    "train_from_store",
+    "train_model",
+]
+
+LOG = logging.getLogger(__name__)
+
+
+LABEL_PRODUCTS = ("smap", "era5land", "gldas")
+"""The default label triplet (SCIENCE.md §1)."""
+
+
+Progress = Callable[[str], None]
+"""Receives a one-line message at each training step."""
+
+
+class _Steps:
+    """Timing and progress reporting of the training steps."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+        self._name = ""
+        self._t0 = 0.0
+
+    def start(self, name: str, message: str) -> None:
+        self.stop()
+        self._name, self._t0 = name, time.perf_counter()
+        LOG.info("train: %s", message)
+        if self.progress is not None:
+            self.progress(message)
+
+    def stop(self) -> None:
+        if self._name:
+            self.seconds[self._name] = round(time.perf_counter() - self._t0, 3)
+            self._name = ""
+
+
+def train_from_store(
+    store: Store,
+    start: date,
+    end: date,
+    *,
+    config: TrainConfig | None = None,
+    spec: FeatureSpec | None = None,
+    label_products: Sequence[str] = LABEL_PRODUCTS,
+    reference: str = "smap",
+    min_n: int = 100,
+    cdf_min_samples: int = 30,
+    progress: Progress | None = None,
+) -> TrainOutcome:
+    """Train a model bundle on the staged inputs of ``start … end`` (module docstring).
+
+    Parameters
+    ----------
+    store:
+        The region's store.
+    start, end:
+        The period: labels over ``start … end``, target days ``start + 1 … end``.
+    config:
+        Hyper-parameters, CV protocol and DAgger rounds (default :class:`TrainConfig`).
+    spec:
+        Features (default :class:`FeatureSpec`); MSWEP must be staged from
+        ``start + 2 − spec.history_days``.
+    label_products, reference:
+        The label triplet (names of :data:`LABEL_VARIABLES`) and the product whose scale the
+        labels take.
+    min_n:
+        Fewest common valid days for a pixel's TC to be valid (else the fallback).
+    cdf_min_samples:
+        Fewest days with both the free-running model and SMAP for a pixel's CDF table.
+    progress:
+        Called with a message at each step (also logged).
+
+    Raises
+    ------
+    MissingInputs
+        If required inputs are not staged (the message says what to fetch).
+    ConfigError
+        If the options are inconsistent, the region has too few CV groups, or no cell has
+        a label.
+    """
+    cfg, spec = config or TrainConfig(), spec or FeatureSpec()
+    check_options(label_products, reference, start, end)
+    steps = _Steps(progress)
+    steps.start("check", f"checking staged inputs of {start}..{end} in region {store.region}")
+    check_staged(store, label_products, start, end, spec.history_days)
+    static = load_static(store)
+    check_cv(static, cfg)
+    land = np.asarray(static["land"].values, dtype=bool)
+    steps.start("labels", f"merging labels of {', '.join(label_products)} (reference {reference})")
+    instrument = label_instrument(store, spec, start, end)
+    merged, smap = merge(store, label_products, reference, (start, end), min_n, instrument)
+    days = pd.date_range(start + timedelta(days=1), end)
+    steps.start("features", f"building features of {len(days)} days")
+    fm, y = training_matrix(store, spec, merged.label, static, days)
+    steps.start("model", f"training on {fm.n_cells} cells × {len(days)} days (CV, DAgger)")
+    hashes = input_hashes(store, label_products, start, end, spec.history_days)
+    bundle, folds = train_with_folds(fm, y, spec, config=cfg, input_hashes=hashes)
+    steps.start("cdf", "fitting SMAP CDF tables against the free-running model")
+    cdf = cdf_tables(bundle, fm, smap, cdf_min_samples)
+    steps.start("gain", "estimating the nudging gain from held-out cycles")
+    gain = nudging_gain(fm, folds, smap, cdf, merged, label_products)
+    tc = tc_summary(merged, land, label_products, min_n)
+    tc["period"] = {"start": start.isoformat(), "end": end.isoformat()}
+    bundle = bundle.with_cdf(cdf).with_tc_stats(tc).with_gain(gain)
+    steps.stop()
+    LOG.info("train: model %s (%d trees) from %s..%s", bundle.version, bundle.num_trees, start, end)
+    return TrainOutcome(
+        bundle=bundle,
+        start=days[0].date(),
+        end=end,
+        labels=label_summary(merged, land),
+        tc=tc,
+        cv=cv_summary(dict(bundle.cv_report)),
+        cdf={"pixels": int(cdf.cell_ids.size), "median_n": median_or_none(cdf.n.astype(float))},
+        gain={"summary": gain.describe(), **gain.provenance},
+        cells=fm.n_cells,
+        days=len(days),
+        seconds=steps.seconds,
+    )
+
+
+def train_model(rt: Runtime, start: date, end: date, **options: Any) -> TrainOutcome:
+    """Train on the staged label products of ``start`` … ``end`` and register the bundle.
+
+    ``options`` go to :func:`smda.ops.train.train_from_store`. Returns its ``TrainOutcome``.
+    """
+    outcome = train_from_store(rt.store, start, end, **options)
+    rt.registry.register(outcome.bundle)
+    return outcome

@@ -1,0 +1,237 @@
+"""The training data from the store: checks, TC-merged labels, the feature matrix, the model's
+SMAP CDF tables and nudging gain, and the hashes of the inputs (the steps of
+:func:`smda.ops.train.train_from_store`)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import xarray as xr
+
+from smda.errors import ConfigError, MissingInputs
+from smda.science.bundle import ModelBundle
+from smda.science.features import (
+    FeatureMatrix,
+    FeatureSpec,
+    antecedent_precipitation,
+    build_features,
+    lagged,
+)
+from smda.science.gain import GainField, estimate_gain
+from smda.science.labels import LabelResult, merge_labels
+from smda.science.model import FoldModels, TrainConfig, assign_folds, rollout
+from smda.science.nudging import CdfTables, fit_cdf
+from smda.storage.inputs import (
+    STATIC,
+    load_era5,
+    load_series,
+    missing_days,
+    missing_message,
+    static_version,
+)
+from smda.storage.store import Store
+
+__all__ = [
+    "LABEL_VARIABLES",
+    "MERGE_DEFAULTS",
+    "cdf_tables",
+    "check_cv",
+    "check_options",
+    "check_staged",
+    "input_hashes",
+    "label_instrument",
+    "merge",
+    "nudging_gain",
+    "smap_rows",
+    "training_matrix",
+]
+
+LABEL_VARIABLES = {"smap": "soil_moisture", "era5land": "swvl1_mean", "gldas": "soil_moisture"}
+"""The staged variable (m3 m-3) of each label product."""
+
+
+MERGE_DEFAULTS: dict[str, Any] = {"scaling": "tc_beta", "weighting": "optimal", "fallback": "equal"}
+"""How labels are merged (SCIENCE.md §1): TC-β rescaling, minimum-variance weights, equal
+weights of the usable products where TC is invalid."""
+
+
+def check_options(products: Sequence[str], reference: str, start: date, end: date) -> None:
+    problems = []
+    if end <= start:
+        problems.append(f"the period {start}..{end} must span at least two days")
+    if len(products) != 3 or len(set(products)) != 3:
+        problems.append(f"label products must be three distinct names, got {list(products)}")
+    unknown = [p for p in products if p not in LABEL_VARIABLES]
+    if unknown:
+        problems.append(f"unknown label product(s) {unknown}; choose from {list(LABEL_VARIABLES)}")
+    if reference not in products:
+        problems.append(
+            f"reference {reference!r} is not one of the label products {list(products)}"
+        )
+    if problems:
+        raise ConfigError("cannot train: " + "; ".join(problems))
+
+
+def check_staged(
+    store: Store, products: Sequence[str], start: date, end: date, history_days: int
+) -> None:
+    """Raise :class:`MissingInputs` listing every required input that is not staged."""
+    target = pd.date_range(start + timedelta(days=1), end).date.tolist()
+    window = pd.date_range(target[0] - timedelta(days=history_days - 1), end).date.tolist()
+    missing: list[tuple[str, date | None]] = [
+        ("era5", d) for d in missing_days(store, "era5", target)
+    ]
+    missing += [("mswep", d) for d in missing_days(store, "mswep", window)]
+    period = pd.date_range(start, end).date.tolist()
+    for name in products:
+        absent = missing_days(store, name, period)
+        if len(absent) == len(period):
+            missing += [(name, d) for d in absent]
+    if not store.static_path(STATIC).exists():
+        missing.append((STATIC, None))
+    if missing:
+        raise MissingInputs(missing_message(store, missing, f"training {start}..{end}"), missing)
+
+
+def check_cv(static: xr.Dataset, config: TrainConfig) -> None:
+    """Fail before the expensive steps when the region has too few CV groups."""
+    land = np.asarray(static["land"].values, dtype=bool)
+    lat, lon = np.meshgrid(static["lat"].values, static["lon"].values, indexing="ij")
+    for scheme in (config.cv.scheme, *config.compare):
+        try:
+            assign_folds(lat[land], lon[land], replace(config.cv, scheme=scheme))
+        except ValueError as exc:
+            raise ConfigError(
+                f"cannot cross-validate on this region ({int(land.sum())} land cells): {exc}"
+            ) from exc
+
+
+def label_instrument(store: Store, spec: FeatureSpec, start: date, end: date) -> xr.DataArray:
+    """The antecedent precipitation index of the staged MSWEP over ``start … end`` (warmed up
+    over the staged history before ``start``): the labels' independent instrument."""
+    first = start + timedelta(days=1) - timedelta(days=spec.history_days - 1)
+    precip = load_series(store, "mswep", "precipitation", min(first, start), end)
+    api = antecedent_precipitation(precip, spec.api_decay)
+    return api.sel(time=slice(pd.Timestamp(start), pd.Timestamp(end)))
+
+
+def merge(
+    store: Store,
+    products: Sequence[str],
+    reference: str,
+    period: tuple[date, date],
+    min_n: int,
+    instrument: xr.DataArray,
+) -> tuple[LabelResult, xr.DataArray]:
+    """Merged labels and the staged SMAP (or the reference product) over the period."""
+    start, end = period
+    series = [load_series(store, p, LABEL_VARIABLES[p], start, end) for p in products]
+    instrument = instrument.assign_coords(time=series[0]["time"])
+    merged = merge_labels(
+        series,
+        names=list(products),
+        reference=reference,
+        min_n=min_n,
+        instrument=instrument,
+        **MERGE_DEFAULTS,
+    )
+    smap = series[list(products).index("smap")] if "smap" in products else None
+    if smap is None:
+        smap = load_series(store, "smap", "soil_moisture", start, end)
+    return merged, smap
+
+
+def training_matrix(
+    store: Store,
+    spec: FeatureSpec,
+    label: xr.DataArray,
+    static: xr.Dataset,
+    days: pd.DatetimeIndex,
+) -> tuple[FeatureMatrix, npt.NDArray[np.float32]]:
+    """Teacher-forced features of ``days`` and their labels (n_days, n_cells), over the land
+    cells that have a label on some day."""
+    first, last = days[0].date(), days[-1].date()
+    era5 = load_era5(store, first, last)
+    precip = load_series(
+        store, "mswep", "precipitation", first - timedelta(days=spec.history_days - 1), last
+    )
+    fm = build_features(
+        spec, days, era5=era5, precip=precip, static=static, state=lagged(label, days)
+    )
+    y = label.sel(time=days).values.reshape(len(days), -1)[:, fm.cells]
+    keep = np.isfinite(y).any(axis=0)
+    if not keep.any():
+        raise ConfigError(
+            f"no land cell has a label over {first}..{last}: the reference product has no "
+            "valid value; choose another period or reference"
+        )
+    return fm.select(keep), np.ascontiguousarray(y[:, keep], dtype=np.float32)
+
+
+def smap_rows(fm: FeatureMatrix, smap: xr.DataArray) -> npt.NDArray[np.float32]:
+    """The staged SMAP of the matrix's days and cells, (days, cells)."""
+    values = smap.sel(time=fm.days).values.reshape(len(fm.days), -1)[:, fm.cells]
+    return np.asarray(values, dtype=np.float32)
+
+
+def cdf_tables(
+    bundle: ModelBundle, fm: FeatureMatrix, smap: xr.DataArray, min_samples: int
+) -> CdfTables:
+    """CDF tables of SMAP against the final model run free over the matrix's days."""
+    free = rollout(bundle.predict, fm)
+    return fit_cdf(free, smap_rows(fm, smap), fm.cell_ids, min_samples=min_samples)
+
+
+def nudging_gain(
+    fm: FeatureMatrix,
+    folds: FoldModels,
+    smap: xr.DataArray,
+    cdf: CdfTables,
+    merged: LabelResult,
+    products: Sequence[str],
+) -> GainField:
+    """The gain from held-out cycles (:func:`smda.science.gain.estimate_gain`), with SMAP's TC error
+    variance where TC was valid."""
+    err_var = np.full(fm.n_cells, np.nan)
+    if "smap" in products:
+        tc = merged.tc
+        i = list(products).index("smap")
+        var = np.where(tc["valid"].values, tc["err_var"].values[i], np.nan)
+        err_var = np.asarray(var, dtype=np.float64).reshape(-1)[fm.cells]
+    return estimate_gain(fm, folds.folds, folds.predictors, smap_rows(fm, smap), cdf, err_var)
+
+
+def staged_digest(store: Store, source: str, days: Sequence[date]) -> str | None:
+    """SHA-256 over the ledger digests of the staged ``days`` of ``source`` (None if none)."""
+    ledger = store.ledger(source)
+    h = hashlib.sha256()
+    found = False
+    for day in days:
+        record = ledger.get(day)
+        if record is not None and store.staged_path(source, day).exists():
+            h.update(f"{day} {record.sha256}\n".encode())
+            found = True
+    return h.hexdigest() if found else None
+
+
+def input_hashes(
+    store: Store, products: Sequence[str], start: date, end: date, history_days: int
+) -> dict[str, str]:
+    period = pd.date_range(start, end).date.tolist()
+    target = period[1:]
+    window = pd.date_range(target[0] - timedelta(days=history_days - 1), end).date.tolist()
+    used = {"era5": target, "mswep": window, **{p: period for p in products}}
+    if "smap" not in used:
+        used["smap"] = target
+    hashes = {f"staged/{s}": staged_digest(store, s, days) for s, days in used.items()}
+    static = static_version(store)
+    if static is not None:
+        hashes[f"static/{STATIC}"] = static["sha256"]
+    return {k: v for k, v in hashes.items() if v is not None}
