@@ -38,7 +38,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,11 +202,32 @@ def train_from_store(
     )
 
 
-def train_model(rt: Runtime, start: date, end: date, **options: Any) -> TrainOutcome:
-    """Train on the staged label products of ``start`` … ``end`` and register the bundle.
-
-    ``options`` go to :func:`smda.ops.train.train_from_store`. Returns its ``TrainOutcome``.
-    """
-    outcome = train_from_store(rt.store, start, end, **options)
+def train_model(
+    rt: Runtime,
+    start: date,
+    end: date,
+    *,
+    config: TrainConfig | None = None,
+    spec: FeatureSpec | None = None,
+    label_products: Sequence[str] = LABEL_PRODUCTS,
+    reference: str = "smap",
+    min_n: int = 100,
+    cdf_min_samples: int = 30,
+    progress: Progress | None = None,
+) -> TrainOutcome:
+    """Train on the region's staged label products of ``start`` … ``end``
+    (:func:`train_from_store`, same options) and register the bundle as current."""
+    outcome = train_from_store(
+        rt.store,
+        start,
+        end,
+        config=config,
+        spec=spec,
+        label_products=label_products,
+        reference=reference,
+        min_n=min_n,
+        cdf_min_samples=cdf_min_samples,
+        progress=progress,
+    )
     rt.registry.register(outcome.bundle)
     return outcome
