@@ -128,6 +128,21 @@ def test_forced_rerun_of_a_middle_day_invalidates_and_recomputes_later_days(rt: 
     assert _digests(rt) == whole
 
 
+def test_forced_backfill_of_a_range_recomputes_the_days_it_invalidates(rt: Runtime) -> None:
+    """As the backfill flow does: the days after the range that a forced re-run invalidated
+    are recomputed, so the chain stays whole and published (:func:`days_to_recompute`)."""
+    backfill_days(rt, RUN, LAST)
+    whole = _digests(rt)
+    first, last = RUN + timedelta(days=1), RUN + timedelta(days=2)
+    runs = backfill_days(rt, first, last, force=True)
+    assert [r.day for r in runs] == [
+        first + timedelta(days=i) for i in range((LAST - first).days + 1)
+    ]
+    assert all(r.status != "skipped" for r in runs)
+    assert rt.chain.last() == LAST and rt.publisher.cog_path(LAST).exists()
+    assert _digests(rt) == whole, "the same inputs and model give the same bytes"
+
+
 def test_a_day_after_a_gap_says_how_to_backfill(rt: Runtime) -> None:
     run_day(rt, RUN)
     with pytest.raises(ChainGap, match="smda backfill --start 2015-06-12"):
