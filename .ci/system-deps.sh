@@ -3,6 +3,9 @@
 #
 #   promtool  (package: prometheus)   checks monitoring/prometheus.yml and monitoring/alerts.yml
 #                                     and runs the alert unit tests (monitoring/alerts_test.yml)
+#   prometheus, prometheus-pushgateway, prometheus-alertmanager
+#                                     the real monitoring stack the end-to-end alert tests start
+#                                     on 127.0.0.1 (tests/flows/test_alerts_end_to_end.py)
 #
 # Idempotent and silent when everything is already there. Needs root (or passwordless sudo)
 # only when something has to be installed; otherwise it says what to install and exits 1.
@@ -12,12 +15,16 @@ set -euo pipefail
 # command -> Debian package providing it
 declare -A NEEDED=(
     [promtool]=prometheus
+    [prometheus]=prometheus
+    [prometheus-pushgateway]=prometheus-pushgateway
+    [prometheus-alertmanager]=prometheus-alertmanager
 )
 
 missing=()
 for cmd in "${!NEEDED[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
 done
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

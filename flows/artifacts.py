@@ -4,9 +4,12 @@ Every run of a flow publishes, under keys that group the runs of one flow and re
 (``smda-<flow>-<region>-…``, so the UI's artifact page shows their history):
 
 - ``…-summary`` (markdown): what was planned, fetched (per source and outcome) and produced
-  (per day: analysis / forecast-only / skipped, O−F, the COG), and why a run is waiting;
+  (per day: analysis / forecast-only / skipped, O−F, the COG), how the run ended and, unless it
+  completed, why and what to do (a run that raises or crashes gets one from
+  :mod:`flows.outcomes`);
 - ``…-validation`` (table): the validation figures of the days analysed (O−F per day, the
-  fraction assimilated; in-situ skill where ISMN stations are staged);
+  fraction assimilated; in-situ skill where ISMN stations are staged), or one row saying that no
+  day was analysed;
 - ``…-products`` (link): the STAC catalog of the published products.
 
 The text itself comes from the library (:func:`smda.ops.summary_markdown`,
@@ -35,6 +38,7 @@ from smda.ops import (
     open_runtime,
     summary_markdown,
 )
+from smda.ops.outcome import RunOutcome
 
 __all__ = ["artifact_key", "catalog_url", "publish_run_artifacts"]
 
@@ -52,10 +56,12 @@ def catalog_url(location: str) -> str:
     return Path(location).resolve().as_uri()
 
 
-def _notes(runs: Sequence[DayRun], plan: DailyPlan | None, message: str | None) -> list[str]:
-    notes = []
-    if message:
-        notes.append(f"> **{message}**")
+def _notes(runs: Sequence[DayRun], plan: DailyPlan | None, outcome: RunOutcome) -> list[str]:
+    notes = [f"**Outcome**: {outcome.status}"]
+    if outcome.reason:
+        notes.append(f"> **{outcome.reason}**")
+    if outcome.status != "completed":
+        notes.append(f"**What to do**: {outcome.advice}")
     if plan is not None and plan.reprocess_from is not None:
         notes.append(
             f"> The inputs of {plan.reprocess_from} and later changed since they were analysed "
@@ -79,17 +85,18 @@ def publish_run_artifacts(
     plan: DailyPlan | None = None,
     report: IngestReport | None = None,
     validation: ValidationReport | None = None,
-    message: str | None = None,
+    outcome: RunOutcome | None = None,
 ) -> dict[str, str]:
     """Create the summary, validation and products artifacts of one flow run.
 
-    Must be called inside a flow or task run. Returns the keys used (``summary``,
-    ``validation``, ``products``; only those created).
+    Must be called inside a flow or task run. Every run gets a summary (with its outcome and,
+    unless it completed, what to do) and a validation table (a single row saying so when no day
+    was analysed); the products link once a catalog exists. Returns the keys used.
     """
     rt = open_runtime(run)
     paths = data_paths(rt)
     keys: dict[str, str] = {}
-    notes = _notes(runs, plan, message)
+    notes = _notes(runs, plan, outcome or RunOutcome("completed"))
     markdown = summary_markdown(list(runs), plan, report)
     markdown += f"\n**Products**: `{paths['products']}` (STAC catalog `{paths['catalog']}`)\n"
     if validation is not None and validation.rows():
@@ -100,13 +107,13 @@ def publish_run_artifacts(
     create_markdown_artifact(
         markdown, key=keys["summary"], description=f"smda {flow} run for region {rt.region}"
     )
-    if validation is not None and validation.rows():
-        keys["validation"] = artifact_key(flow, rt.region, "validation")
-        create_table_artifact(
-            validation.rows(),
-            key=keys["validation"],
-            description="O−F (SMAP − forecast, m3 m-3) per analysed day; % of land assimilated",
-        )
+    rows = validation.rows() if validation is not None else []
+    keys["validation"] = artifact_key(flow, rt.region, "validation")
+    create_table_artifact(
+        rows or [{"day": "", "note": "no day was analysed by this run"}],
+        key=keys["validation"],
+        description="O−F (SMAP − forecast, m3 m-3) per analysed day; % of land assimilated",
+    )
     catalog = paths["catalog"]
     if "://" in catalog or Path(catalog).exists():
         keys["products"] = artifact_key(flow, rt.region, "products")

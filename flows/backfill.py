@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.artifacts import publish_run_artifacts
+from flows.outcomes import backfill_run_name, on_crashed, on_failure
 from flows.tasks import (
     fetch_task,
     metrics_task,
@@ -155,7 +157,13 @@ def _step(run: RunContext, days: Sequence[date], *, force: bool) -> list[DayRun]
     return runs
 
 
-@flow(name="smda-backfill", task_runner=task_runner_from_env())
+@flow(
+    name="smda-backfill",
+    flow_run_name=backfill_run_name,
+    task_runner=task_runner_from_env(),
+    on_failure=[on_failure],
+    on_crashed=[on_crashed],
+)
 def backfill(
     start: date,
     end: date,
@@ -175,6 +183,7 @@ def backfill(
     per_provider:
         Fetch chunks in flight per provider.
     """
+    started = time.time()
     log = get_run_logger()
     run = run_context(region)
     days = _days(start, end)
@@ -185,7 +194,7 @@ def backfill(
     runs = _step(run, days, force=force)
     computed = [r.day for r in runs if r.status != "skipped"]
     validation = validate_task(run, computed) if computed else None
-    metrics_task(run, "smda_backfill", runs, None, validation)
+    metrics_task(run, "smda_backfill", runs, None, validation, None, started)
     publish_run_artifacts("backfill", run, runs=runs, report=report, validation=validation)
     log.info("%d day(s) computed, %d already done", len(computed), len(runs) - len(computed))
     return runs

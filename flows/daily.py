@@ -10,12 +10,16 @@ One run (scheduled daily by ``deployments/prefect.yaml``)::
 
 A missing input is normal: when the required inputs (ERA5, MSWEP) of the next day are not
 published yet the run ends in a *Completed* state named ``Waiting`` whose message says what it
-waits for, and the next scheduled run picks the day up. Only a real failure (a fetch that failed
-after its retries, a bug) fails the run.
+waits for, and the next scheduled run picks the day up. A real failure fails the run: a provider
+that refused smda (rejected key, licence, EULA), a fetch that failed after its retries, a bug
+(:func:`smda.ops.outcome.daily_outcome` decides; the state hooks of :mod:`flows.outcomes` report
+runs that raise or crash). Every run reports its status, with the reason, to Prometheus and in
+its summary artifact.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -24,6 +28,14 @@ from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed
 
 from flows.artifacts import publish_run_artifacts
+from flows.outcomes import (
+    daily_run_name,
+    days_label,
+    mark_reported,
+    on_crashed,
+    on_failure,
+    rename_run,
+)
 from flows.tasks import (
     fetch_task,
     metrics_task,
@@ -38,6 +50,7 @@ from smda.errors import MissingInputs
 from smda.ingest.fetch import IngestReport
 from smda.ingest.sources import OPERATIONAL
 from smda.ops import DailyPlan, DayRun, RunContext
+from smda.ops.outcome import daily_outcome
 
 __all__ = ["WAITING", "daily", "days_to_run", "fetch_sources"]
 
@@ -84,50 +97,41 @@ def days_to_run(plan: DailyPlan) -> list[date]:
     return [first + timedelta(days=i) for i in range((plan.ready[-1] - first).days + 1)]
 
 
-def _failures(report: IngestReport) -> str:
-    failed = report.by_status("failed")
-    shown = "; ".join(f"{o.source} {o.day}: {o.reason}" for o in failed[:5])
-    return f"{len(failed)} input day(s) failed to fetch: {shown}"
-
-
-@flow(name="smda-daily", log_prints=False)
+@flow(
+    name="smda-daily",
+    flow_run_name=daily_run_name,
+    log_prints=False,
+    on_failure=[on_failure],
+    on_crashed=[on_crashed],
+)
 def daily(region: str | None = None) -> list[DayRun] | State:
     """Run the daily cycle once for ``region`` (default: ``SMDA_REGION``).
 
     Returns the days run, or a ``Waiting`` (Completed) state when no day is ready, or a Failed
-    state when inputs that the providers announced could not be fetched.
+    state when a provider refused smda or inputs that the providers announced could not be
+    fetched.
     """
+    started = time.time()
     log = get_run_logger()
     run = run_context(region)
     plan = plan_task(run)
     log.info("plan: %s", plan.describe())
-    if not plan.ready:
-        message = f"waiting for inputs: {plan.describe()}"
-        metrics_task(run, "smda_daily", [], plan)
-        publish_run_artifacts("daily", run, plan=plan, message=message)
-        return Completed(name=WAITING, message=message)
-    report = fetch_sources(run, plan.ready)
-    runs, missing = _step(run, days_to_run(plan))
+    rename_run(f"daily {days_label(plan.ready)} {run.region or 'globe'}")
+    report = fetch_sources(run, plan.ready) if plan.ready else None
+    runs, missing = _step(run, days_to_run(plan)) if plan.ready else ([], None)
     validation = validate_task(run, [r.day for r in runs]) if runs else None
-    metrics_task(run, "smda_daily", runs, plan, validation)
-    final: State | None = None
-    if missing is not None:
-        if report.ok:
-            final = Completed(name=WAITING, message=f"waiting for inputs: {missing}")
-        else:
-            final = Failed(message=f"{_failures(report)} — stopped at: {missing}")
+    outcome = daily_outcome(plan, report, missing)
+    metrics_task(run, "smda_daily", runs, plan, validation, outcome, started)
     publish_run_artifacts(
-        "daily",
-        run,
-        runs=runs,
-        plan=plan,
-        report=report,
-        validation=validation,
-        message=final.message if final is not None else None,
+        "daily", run, runs=runs, plan=plan, report=report, validation=validation, outcome=outcome
     )
-    if final is not None:
-        log.warning(final.message)
-        return final
+    if outcome.status == "failed":
+        log.error("%s — %s", outcome.reason, outcome.advice)
+        mark_reported()
+        return Failed(message=outcome.reason)
+    if outcome.status == "waiting":
+        log.warning(outcome.reason)
+        return Completed(name=WAITING, message=outcome.reason)
     done = sum(r.status != "skipped" for r in runs)
     log.info(
         "%d day(s) run (%d forecast-only)", done, sum(r.status == "forecast_only" for r in runs)

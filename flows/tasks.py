@@ -24,6 +24,7 @@ on Dask workers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -31,6 +32,8 @@ from typing import Any
 from prefect import State, Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.logging.handlers import APILogHandler
 from prefect.runtime import task_run as prefect_runtime_task_run
 
 from smda.config import load_settings
@@ -50,6 +53,7 @@ from smda.ops import (
     train_model,
     validate_days,
 )
+from smda.ops.outcome import RunOutcome
 from smda.ops.train import TrainOutcome
 
 __all__ = [
@@ -60,6 +64,7 @@ __all__ = [
     "retry_transient",
     "run_context",
     "run_day_task",
+    "send_smda_logs",
     "train_task",
     "validate_task",
 ]
@@ -70,8 +75,28 @@ RETRY_DELAYS: list[float] = [30.0, 120.0, 600.0]
 
 def run_context(region: str | None) -> RunContext:
     """The context of a flow run: the ``SMDA_*`` settings of the process, read once here (a
-    flow's entry), for ``region`` (default ``SMDA_REGION``)."""
-    return RunContext.create(load_settings(), region=region)
+    flow's entry), for ``region`` (default ``SMDA_REGION``). smda's log records of
+    ``SMDA_LOG_LEVEL`` and above go to the flow-run logs (:func:`send_smda_logs`)."""
+    settings = load_settings()
+    send_smda_logs(settings.log_level)
+    return RunContext.create(settings, region=region)
+
+
+def send_smda_logs(level: str) -> None:
+    """Set the ``smda`` logger to ``level`` and give it Prefect's API log handler (once), so its
+    records appear in the flow-run logs of the UI whether or not the worker sets
+    ``PREFECT_LOGGING_EXTRA_LOGGERS=smda`` (which attaches the handler but leaves the level at
+    WARNING)."""
+    smda = logging.getLogger("smda")
+    smda.setLevel(level)
+    if not any(isinstance(h, APILogHandler) for h in smda.handlers):
+        handler = APILogHandler()
+        handler.addFilter(_in_a_run)  # the library also runs outside flows (CLI, tests)
+        smda.addHandler(handler)
+
+
+def _in_a_run(record: logging.LogRecord) -> bool:
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
 def retry_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -180,7 +205,17 @@ def metrics_task(
     runs: Sequence[DayRun],
     plan: DailyPlan | None = None,
     validation: ValidationReport | None = None,
+    outcome: RunOutcome | None = None,
+    started_at: float | None = None,
 ) -> bool:
     """Export the run's metrics to the Pushgateway or the textfile (:func:`report_metrics`);
     never fails the run."""
-    return report_metrics(open_runtime(run), job, runs, plan=plan, validation=validation)
+    return report_metrics(
+        open_runtime(run),
+        job,
+        runs,
+        plan=plan,
+        validation=validation,
+        outcome=outcome,
+        started_at=started_at,
+    )

@@ -19,6 +19,7 @@ from prefect.artifacts import (
 )
 
 from flows.artifacts import artifact_key, catalog_url
+from flows.outcomes import on_crashed, on_failure, train_run_name
 from flows.tasks import run_context, train_task
 from smda.ops import open_runtime
 from smda.ops.train import TrainOutcome, describe
@@ -27,7 +28,12 @@ from smda.science.model import TrainConfig
 __all__ = ["train"]
 
 
-@flow(name="smda-train")
+@flow(
+    name="smda-train",
+    flow_run_name=train_run_name,
+    on_failure=[on_failure],
+    on_crashed=[on_crashed],
+)
 def train(
     start: date,
     end: date,

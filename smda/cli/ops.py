@@ -5,6 +5,7 @@ Same code paths as the Prefect flows (:mod:`smda.ops`), with a progress bar.
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,11 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from smda.cli.common import console, parse_date, settings
-from smda.errors import SmdaError
+from smda.errors import MissingInputs, SmdaError
 from smda.ingest.fetch import DayOutcome, IngestReport
 
 if TYPE_CHECKING:  # smda.ops is imported lazily: the CLI starts fast
-    from smda.ops import Runtime
+    from smda.ops import DayRun, Runtime
+    from smda.ops.outcome import RunOutcome
 
 __all__ = ["backfill", "run_daily"]
 
@@ -65,29 +67,68 @@ def _print_runs(rows: list[dict[str, object]]) -> None:
     console.print(table)
 
 
-def run_daily(region: RegionArg = None) -> None:
-    """Run the daily cycle once: poll, fetch, step every ready day, publish (like the daily flow)."""
-    from smda.ops import backfill_days, open_runtime, plan_daily, report_metrics
+def _finish(rt: Runtime | None, job: str, outcome: RunOutcome, started: float) -> None:
+    """Report how the run ended (metrics, and a line for the operator) and exit with its code
+    (:data:`smda.ops.outcome.EXIT_CODES`: 0 done, 75 waiting, 1 failed)."""
+    from smda.ops import report_metrics
 
+    if rt is not None and outcome.status != "completed":
+        report_metrics(rt, job, [], outcome=outcome, started_at=started)
+    if outcome.status == "waiting":
+        console.print(f"[yellow]{outcome.reason}[/yellow]\n{outcome.advice}")
+    elif outcome.status != "completed":
+        console.print(f"[red]error ({outcome.status}):[/red] {outcome.reason}\n{outcome.advice}")
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+def run_daily(region: RegionArg = None) -> None:
+    """Run the daily cycle once: poll, fetch, step every ready day, publish (like the daily flow).
+
+    Exit code 0 when every ready day ran, 75 when waiting for inputs that are not published
+    yet (the next run picks them up), 1 when it failed (a provider refused smda, inputs could
+    not be fetched, an error).
+    """
+    from smda.ops import open_runtime, plan_daily, report_metrics
+    from smda.ops.outcome import RunOutcome, daily_outcome
+
+    started, rt = time.time(), None
     try:
         rt = open_runtime(settings(), region=region)
         plan = plan_daily(rt)
         console.print(plan.describe())
+        outcome = daily_outcome(plan)
         if not plan.ready:
-            report_metrics(rt, "smda_daily", [], plan=plan)
-            console.print("[yellow]waiting: nothing to run yet; the next run picks it up")
+            report_metrics(rt, "smda_daily", [], plan=plan, outcome=outcome, started_at=started)
+            _finish(None, "smda_daily", outcome, started)
             return
-        _fetch(rt, plan.ready, f"{len(plan.ready)} day(s)")
+        report = _fetch(rt, plan.ready, f"{len(plan.ready)} day(s)")
         first = min(plan.ready[0], plan.reprocess_from or plan.ready[0])
         if first < plan.ready[0]:
             console.print(f"inputs changed since {first} was computed: reprocessing from it")
-        runs = backfill_days(rt, first, plan.ready[-1])
+        runs, missing = _cycle(rt, first, plan.ready[-1])
     except SmdaError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    report_metrics(rt, "smda_daily", runs, plan=plan)
+        _finish(rt, "smda_daily", RunOutcome("failed", str(exc)), started)
+        return
+    outcome = daily_outcome(plan, report, missing)
+    report_metrics(rt, "smda_daily", runs, plan=plan, outcome=outcome, started_at=started)
     _print_runs([r.as_row() for r in runs])
     console.print(f"products: {rt.publisher.catalog_path}")
+    _finish(None, "smda_daily", outcome, started)
+
+
+def _cycle(rt: Runtime, first: date, last: date) -> tuple[list[DayRun], MissingInputs | None]:
+    """Step ``first`` … ``last`` in order; stop at the first day whose inputs are not staged
+    (as the daily flow does) and return it with the days run."""
+    from smda.ops import backfill_days
+
+    runs: list[DayRun] = []
+    try:
+        backfill_days(rt, first, last, progress=runs.append)
+    except MissingInputs as exc:
+        console.print(f"[yellow]stopped after {len(runs)} day(s): {exc}")
+        return runs, exc
+    return runs, None
 
 
 def backfill(
@@ -99,13 +140,19 @@ def backfill(
     ] = False,
     fetch: Annotated[bool, typer.Option(help="Fetch and stage the inputs first.")] = True,
 ) -> None:
-    """Backfill a date range: fetch inputs, then step the days in order (resumable)."""
-    from smda.ops import DayRun, backfill_days, open_runtime
+    """Backfill a date range: fetch inputs, then step the days in order (resumable).
+
+    Exit code 0 when every day is in the chain, 1 when the backfill failed (an input could not
+    be fetched or staged, an error); a re-run resumes at the first day not done.
+    """
+    from smda.ops import backfill_days, open_runtime, report_metrics
+    from smda.ops.outcome import RunOutcome
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    started, rt = time.time(), None
     try:
         rt = open_runtime(settings(), region=region)
         if fetch:
@@ -118,8 +165,9 @@ def backfill(
 
             runs = backfill_days(rt, first, last, force=force, progress=advance)
     except SmdaError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        _finish(rt, "smda_backfill", RunOutcome("failed", str(exc)), started)
+        return
+    report_metrics(rt, "smda_backfill", runs, started_at=started)
     done = sum(r.status != "skipped" for r in runs)
     console.print(
         f"{done} day(s) computed, {len(runs) - done} already done; products: {rt.publisher.catalog_path}"

@@ -8,8 +8,8 @@ owned by that object (no module-level global registry), so runs and tests never 
 
 Export goes to a Prometheus **pushgateway** (``pushadd``: HTTP POST to
 ``/metrics/job/<job>/region/<region>``) or, without a gateway, to a **textfile** for
-node-exporter's textfile collector, written atomically. Both follow the same rule: *a run
-replaces the metrics it set and keeps the others.* A run that analysed no new day therefore
+node-exporter's textfile collector, written atomically (:mod:`smda.ops.metrics_export`). Both
+follow the same rule: *a run replaces the metrics it set and keeps the others.* A run that analysed no new day therefore
 leaves ``smda_last_analysis_timestamp_seconds`` and the innovation statistics of the newest day
 in place, which is what the staleness and drift alerts in ``monitoring/alerts.yml`` need. A
 gateway that is down, or a textfile that cannot be written, is logged as a warning and never
@@ -19,6 +19,8 @@ Metrics (all gauges; labels in braces, plus ``job`` from the push; names carry t
 
 - ``smda_last_analysis_timestamp_seconds{region}``: when the newest analysis was written (Unix s)
 - ``smda_last_analysis_day_timestamp_seconds{region}``: the valid day of the newest analysis, 00 UTC
+- ``smda_analysis_lag_days{region}``: the providers' today minus the newest valid day of the
+  state chain — "stale" is judged on this, so a backfill of old days cannot hide a stalled chain
 - ``smda_last_day_duration_seconds{region}``: wall time of the newest analysed day
 - ``smda_last_day_forecast_only{region}``: 1 if the newest day had no SMAP input, else 0
 - ``smda_assimilated_ratio{region}``: fraction of land cells nudged by SMAP (0–1)
@@ -26,35 +28,37 @@ Metrics (all gauges; labels in braces, plus ``job`` from the push; names carry t
 - ``smda_innovation_sd_m3m3{region}``: standard deviation of O−F, same day
 - ``smda_innovation_observations{region}``: number of O−F pairs, same day
 - ``smda_inputs_waiting_days{region,source}``: days the cycle waits for a source (:meth:`RunMetrics.inputs_waiting`)
+- ``smda_source_up{region,source}``: 1 if the last poll of the source succeeded, else 0
+- ``smda_source_failed_polls{region,source}``: consecutive failed polls (0 when up)
+- ``smda_source_newest_day_timestamp_seconds{region,source}``: newest day published (last good poll)
+- ``smda_source_last_error_timestamp_seconds{region,source,kind}``: the last poll error, by kind
 - ``smda_validation_r{region,series}``: Pearson correlation against a reference series
 - ``smda_validation_ubrmsd_m3m3{region,series}``: unbiased RMSD against it
 - ``smda_validation_bias_m3m3{region,series}``: bias (analysis − reference)
 - ``smda_validation_pairs{region,series}``: number of pairs behind those statistics
 - ``smda_feature_drift_max_abs_z{region}``: max |z| of today's feature means (:func:`smda.science.drift.feature_drift`)
 - ``smda_run_days{region}``: days analysed by the last run
-- ``smda_last_run_status{region,status}``: 1 for the last run's final status, 0 otherwise
+- ``smda_last_run_status{region,status}``: 1 for the last run's final status
+  (:data:`smda.ops.outcome.RUN_STATUSES`: completed, waiting, failed, crashed, cancelled), 0 otherwise
 - ``smda_last_run_timestamp_seconds{region}``: when the last run finished (Unix s)
-- ``smda_last_run_duration_seconds{region}``: how long the last run took
+- ``smda_last_run_duration_seconds{region}``: how long the last run took, from its start
 - ``smda_build_info{version}``: 1, labelled with the smda version
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal, get_args
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest, pushadd_to_gateway
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from smda import __version__
-from smda.storage.atomic import atomic_write_bytes
+from smda.ops.health import SourceHealth
+from smda.ops.metrics_export import PUSH_TIMEOUT_SECONDS, push, textfile_name, write_textfile
+from smda.ops.outcome import RUN_STATUSES, RunStatus
 
 __all__ = [
     "PUSH_TIMEOUT_SECONDS",
@@ -64,32 +68,10 @@ __all__ = [
     "textfile_name",
 ]
 
-logger = logging.getLogger(__name__)
-
-RunStatus = Literal["completed", "failed", "crashed", "cancelled"]
-"""Final status of a run (Prefect's terminal states)."""
-RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
-
-PUSH_TIMEOUT_SECONDS = 10.0
-"""Timeout of one push to the pushgateway: monitoring never holds a run up for long."""
-
 
 def _day_timestamp(day: date) -> float:
     """Unix time (s) of 00:00 UTC of ``day``."""
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-
-
-def textfile_name(job: str, region: str) -> str:
-    """File name for node-exporter's textfile collector: one per job and region, ``.prom``.
-
-    >>> textfile_name("smda_daily", "-105,30,-95,40")
-    'smda_daily-_105_30__95_40.prom'
-    """
-
-    def safe(text: str) -> str:
-        return "".join(c if c.isalnum() or c == "_" else "_" for c in text)
-
-    return f"{safe(job)}-{safe(region)}.prom"
 
 
 class RunMetrics:
@@ -102,6 +84,9 @@ class RunMetrics:
         string ``west,south,east,north``).
     clock:
         Wall clock returning Unix seconds; injectable for tests.
+    started_at:
+        Unix time at which the run started (default: now); the run's duration is measured from
+        it, so create the object late only if you pass this.
 
     Examples
     --------
@@ -114,12 +99,18 @@ class RunMetrics:
     1.0
     """
 
-    def __init__(self, region: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        region: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        started_at: float | None = None,
+    ) -> None:
         if not region:
             raise ValueError("RunMetrics needs a non-empty region label")
         self.region = region
         self._clock = clock
-        self._started = time.monotonic()
+        self._started_at = clock() if started_at is None else started_at
         self._days = 0
         self._newest_day: date | None = None
         self.registry = CollectorRegistry(auto_describe=True)
@@ -165,6 +156,10 @@ class RunMetrics:
             "smda_innovation_observations",
             "Number of innovations behind smda_innovation_mean_m3m3 and _sd_m3m3.",
         )
+        self._lag = gauge(
+            "smda_analysis_lag_days",
+            "Days from the newest valid day of the state chain to the providers' today.",
+        )
 
     def _input_gauges(self) -> None:
         """The inputs waited for, and the validation of the analysis against references."""
@@ -189,6 +184,23 @@ class RunMetrics:
         )
         self._val_n = gauge(
             "smda_validation_pairs", "Number of pairs behind the validation statistics.", "series"
+        )
+        self._source_up = gauge(
+            "smda_source_up", "1 if the last poll of the source succeeded, else 0.", "source"
+        )
+        self._source_failed = gauge(
+            "smda_source_failed_polls", "Consecutive failed polls of the source.", "source"
+        )
+        self._source_newest = gauge(
+            "smda_source_newest_day_timestamp_seconds",
+            "Newest day the source had published at its last good poll (00:00 UTC).",
+            "source",
+        )
+        self._source_error = gauge(
+            "smda_source_last_error_timestamp_seconds",
+            "Unix time of the last failed poll of the source, labelled by the error's kind.",
+            "source",
+            "kind",
         )
 
     def _run_gauges(self) -> None:
@@ -278,6 +290,27 @@ class RunMetrics:
             raise ValueError(f"inputs_waiting days must be >= 0, got {days} for {source!r}")
         self._waiting.labels(self.region, source).set(days)
 
+    def source_health(self, health: SourceHealth, today: date) -> None:
+        """Record the health of one source (:mod:`smda.ops.health`) and the days the cycle waits
+        for it, which stay reported (and grow) while the source is down."""
+        labels = (self.region, health.source)
+        self._source_up.labels(*labels).set(1 if health.up else 0)
+        self._source_failed.labels(*labels).set(health.failed_polls)
+        if health.newest is not None:
+            self._source_newest.labels(*labels).set(_day_timestamp(health.newest))
+        if health.error_at is not None and health.error_kind:
+            self._source_error.labels(*labels, health.error_kind).set(health.error_at)
+        waiting = health.waiting_days(today)
+        if waiting is not None:
+            self.inputs_waiting(health.source, waiting)
+
+    def analysis_chain(self, newest: date | None, today: date) -> None:
+        """Record the newest valid day of the state chain and its lag behind ``today``."""
+        if newest is None:
+            return
+        self._last_analysis_day.labels(self.region).set(_day_timestamp(newest))
+        self._lag.labels(self.region).set((today - newest).days)
+
     def validation(self, series: str, *, r: float, ubrmsd: float, bias: float, n: int) -> None:
         """Record validation statistics of the analysis against a reference ``series``.
 
@@ -311,7 +344,7 @@ class RunMetrics:
             self._run_status.labels(self.region, name).set(1 if name == status else 0)
         self._run_days.labels(self.region).set(self._days)
         self._run_time.labels(self.region).set(self._clock())
-        self._run_seconds.labels(self.region).set(time.monotonic() - self._started)
+        self._run_seconds.labels(self.region).set(max(self._clock() - self._started_at, 0.0))
 
     @property
     def days(self) -> int:
@@ -327,86 +360,10 @@ class RunMetrics:
     def push(
         self, gateway_url: str | None, job: str, *, textfile_dir: Path | str | None = None
     ) -> bool:
-        """Export the metrics; never raises for an unreachable gateway or an unwritable file.
-
-        Parameters
-        ----------
-        gateway_url:
-            Pushgateway base URL (``http://pushgateway:9091``). The metrics are added to the
-            group ``job=<job>, region=<region>`` (HTTP POST: metrics of the same name are
-            replaced, the others kept).
-        job:
-            Job label, e.g. ``"smda_daily"`` or ``"smda_backfill"``.
-        textfile_dir:
-            Used when ``gateway_url`` is None: node-exporter's textfile-collector directory;
-            the file is :func:`textfile_name` inside it.
-
-        Returns
-        -------
-        bool
-            True when the metrics were delivered; False (with a warning logged) otherwise.
-        """
-        if gateway_url:
-            try:
-                pushadd_to_gateway(
-                    gateway_url,
-                    job=job,
-                    registry=self.registry,
-                    grouping_key={"region": self.region},
-                    timeout=PUSH_TIMEOUT_SECONDS,
-                )
-            except OSError as exc:  # URLError, HTTPError, timeouts, refused connections
-                logger.warning(
-                    "could not push metrics to the pushgateway %s (job=%s, region=%s): %s; "
-                    "the run goes on — check that the gateway is up",
-                    gateway_url,
-                    job,
-                    self.region,
-                    exc,
-                )
-                return False
-            logger.debug("pushed metrics to %s (job=%s, region=%s)", gateway_url, job, self.region)
-            return True
-        if textfile_dir is not None:
-            path = Path(textfile_dir) / textfile_name(job, self.region)
-            try:
-                self.write_textfile(path)
-            except OSError as exc:
-                logger.warning(
-                    "could not write the metrics file %s: %s; the run goes on", path, exc
-                )
-                return False
-            return True
-        logger.info("metrics not exported: no pushgateway URL and no textfile directory configured")
-        return False
+        """Export the metrics (:func:`smda.ops.metrics_export.push`); never raises."""
+        return push(self.registry, self.region, gateway_url, job, textfile_dir=textfile_dir)
 
     def write_textfile(self, path: Path | str) -> None:
-        """Write the metrics to ``path`` atomically, keeping metrics this run did not set.
-
-        For node-exporter's textfile collector (the name must end in ``.prom``). Families present
-        in the existing file but without samples in this run are carried over, so the file
-        behaves like a pushgateway group (see the module docstring). An unreadable previous file
-        is replaced.
-        """
-        path = Path(path)
-        carried: list[Metric] = []
-        if path.exists():
-            try:
-                carried = list(text_string_to_metric_families(path.read_text("utf-8")))
-            except (ValueError, UnicodeDecodeError) as exc:
-                logger.warning("replacing unparsable metrics file %s: %s", path, exc)
-        fresh = {m.name for m in self.registry.collect() if m.samples}
-        keep = [m for m in carried if m.name not in fresh and m.samples]
-        out = CollectorRegistry(auto_describe=False)
-        out.register(_Fixed([*self.registry.collect(), *keep]))
-        atomic_write_bytes(path, generate_latest(out))
-
-
-class _Fixed(Collector):
-    """A collector yielding a fixed list of metric families (for merged exposition)."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self._families = [m for m in families if m.samples]
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
+        """Write the metrics to ``path`` atomically, keeping those this run did not set
+        (:func:`smda.ops.metrics_export.write_textfile`)."""
+        write_textfile(self.registry, path)

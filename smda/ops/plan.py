@@ -9,18 +9,40 @@ changed since it was computed (a provisional input became final) is *stale*
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from smda.errors import SmdaError
+from smda.errors import PermanentError, SmdaError
 from smda.ingest.sources import OPERATIONAL, get_source
 from smda.ops.runtime import Runtime
 from smda.storage.inputs import input_versions
 
-__all__ = ["REQUIRED", "DailyPlan", "history_days", "plan_daily", "stale_days", "stale_from"]
+__all__ = [
+    "REQUIRED",
+    "DailyPlan",
+    "PollError",
+    "history_days",
+    "plan_daily",
+    "stale_days",
+    "stale_from",
+]
 
 REQUIRED = ("era5", "mswep")
 """Sources without which a day cannot be run (SMAP is optional)."""
+
+
+@dataclass(frozen=True)
+class PollError:
+    """Why polling a source failed: the error's kind (its class, e.g. ``CredentialsError``),
+    its message, and whether retrying can help (a rejected key or licence cannot)."""
+
+    kind: str
+    message: str
+    permanent: bool
+
+    @classmethod
+    def of(cls, exc: SmdaError) -> PollError:
+        return cls(type(exc).__name__, str(exc), isinstance(exc, PermanentError))
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,8 @@ class DailyPlan:
         Newest day available per operational source (None when unknown).
     reprocess_from:
         First chain day whose inputs changed since it was computed (e.g. ERA5T → ERA5), or None.
+    errors:
+        Source → why polling it failed (those sources are also in ``waiting``).
     """
 
     last_completed: date | None
@@ -47,6 +71,12 @@ class DailyPlan:
     waiting: dict[str, str]
     newest: dict[str, date | None]
     reprocess_from: date | None = None
+    errors: dict[str, PollError] = field(default_factory=dict)
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """Sources whose provider refused smda (permanent errors): source → what to do."""
+        return {s: e.message for s, e in self.errors.items() if e.permanent}
 
     def describe(self) -> str:
         days = (
@@ -65,16 +95,18 @@ def plan_daily(rt: Runtime, *, max_days: int = 60) -> DailyPlan:
     """
     newest: dict[str, date | None] = {}
     waiting: dict[str, str] = {}
+    errors: dict[str, PollError] = {}
     for name in OPERATIONAL:
         try:
             newest[name] = get_source(name).newest_available(rt.ctx)
         except SmdaError as exc:
             newest[name] = None
             waiting[name] = f"provider error: {exc}"
+            errors[name] = PollError.of(exc)
     required = [newest[n] for n in REQUIRED]
     last = rt.chain.last()
     if any(d is None for d in required):
-        return DailyPlan(last, [], waiting or {"inputs": "unknown"}, newest)
+        return DailyPlan(last, [], waiting or {"inputs": "unknown"}, newest, errors=errors)
     ready_to = min(d for d in required if d is not None)
     first = last + timedelta(days=1) if last else ready_to
     first = max(first, ready_to - timedelta(days=max_days - 1))
@@ -87,7 +119,7 @@ def plan_daily(rt: Runtime, *, max_days: int = 60) -> DailyPlan:
     smap = newest.get("smap")
     if ready and (smap is None or smap < ready[-1]):
         waiting.setdefault("smap", f"newest {smap}: later days run forecast-only")
-    return DailyPlan(last, ready, waiting, newest, stale_from(rt))
+    return DailyPlan(last, ready, waiting, newest, stale_from(rt), errors)
 
 
 def stale_days(rt: Runtime, *, lookback: int = 90) -> list[date]:

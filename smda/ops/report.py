@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import replace
 
+from smda.errors import SmdaError
 from smda.ingest.fetch import IngestReport
-from smda.ingest.sources import OPERATIONAL
 from smda.ops.days import DayRun
+from smda.ops.health import health_path, load_health, save_health, update_health
+from smda.ops.outcome import RunOutcome
 from smda.ops.plan import DailyPlan
 from smda.ops.runtime import Runtime
 from smda.ops.validate import ValidationReport
+from smda.storage.store import region_key
 
 __all__ = ["report_metrics", "summary_markdown"]
+
+logger = logging.getLogger(__name__)
 
 
 def report_metrics(
@@ -22,13 +29,19 @@ def report_metrics(
     *,
     plan: DailyPlan | None = None,
     validation: ValidationReport | None = None,
-    status: Literal["completed", "failed", "crashed", "cancelled"] = "completed",
+    outcome: RunOutcome | None = None,
+    started_at: float | None = None,
 ) -> bool:
     """Export a run's metrics (:mod:`smda.ops.monitoring`) to ``SMDA_PUSHGATEWAY`` or, without
-    one, to ``<data_dir>/metrics/<job>-<region>.prom``. Never fails the run."""
+    one, to ``<data_dir>/metrics/<job>-<region>.prom``. Never fails the run.
+
+    ``outcome`` is the run's final status (default completed); ``started_at`` the Unix time it
+    started (default now). A ``plan`` (the run polled the providers) updates the source health
+    records (:mod:`smda.ops.health`) and reports them.
+    """
     from smda.ops.monitoring import RunMetrics
 
-    metrics = RunMetrics(rt.region)
+    metrics = RunMetrics(rt.region, started_at=started_at)
     for run in runs:
         if run.status != "skipped":
             metrics.day_done(
@@ -40,11 +53,24 @@ def report_metrics(
                 innovation_sd=run.innovation_sd,
                 n_obs=run.n_obs,
             )
-    if plan is not None:  # days from each source's newest day to the providers' today
-        for name in OPERATIONAL:
-            newest = plan.newest.get(name)
-            if newest is not None:
-                metrics.inputs_waiting(name, max((rt.ctx.today - newest).days, 0))
+    today = rt.ctx.today
+    if plan is not None:
+        path = health_path(rt.settings.data_dir, region_key(rt.grid))
+        health = update_health(load_health(path), plan, time.time())
+        try:
+            save_health(path, health)
+        except OSError as exc:
+            logger.warning("could not save the source health to %s: %s", path, exc)
+        for record in health.values():
+            if record.newest is None:  # never answered yet: wait from the newest day staged
+                staged = rt.store.staged_days(record.source)
+                metrics.source_health(replace(record, newest=max(staged, default=None)), today)
+            else:
+                metrics.source_health(record, today)
+    try:
+        metrics.analysis_chain(rt.chain.last(), today)
+    except SmdaError as exc:  # an unreadable chain is reported by the run itself
+        logger.warning("analysis lag not reported: %s", exc)
     if validation is not None and validation.stations:
         stats = validation.stations
         metrics.validation(
@@ -54,7 +80,7 @@ def report_metrics(
             bias=float(stats.get("median_bias", float("nan"))),
             n=int(stats.get("stations", 0)),
         )
-    metrics.run_finished(status)
+    metrics.run_finished((outcome or RunOutcome("completed")).status)
     return metrics.push(rt.settings.pushgateway, job, textfile_dir=rt.settings.data_dir / "metrics")
 
 

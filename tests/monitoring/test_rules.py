@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from smda.ops.health import SourceHealth
 from smda.ops.monitoring import RunMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +80,14 @@ def exported_metrics() -> set[str]:
         n_obs=10,
     )
     m.inputs_waiting("era5", 5)
+    m.source_health(
+        SourceHealth(
+            "era5", up=False, newest=date(2024, 6, 30), failed_polls=1,
+            error_kind="CredentialsError", error="HTTP 401", error_at=1.0,
+        ),
+        date(2024, 7, 6),
+    )  # fmt: skip
+    m.analysis_chain(date(2024, 7, 1), date(2024, 7, 6))
     m.validation("ismn", r=0.7, ubrmsd=0.04, bias=0.0, n=10)
     m.feature_drift(1.0)
     m.run_finished("completed")

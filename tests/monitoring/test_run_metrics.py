@@ -153,7 +153,7 @@ def test_a_run_without_days_reports_zero_days() -> None:
 
 
 def test_unknown_run_status_names_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="completed, failed, crashed, cancelled"):
+    with pytest.raises(ValueError, match="completed, waiting, failed, crashed, cancelled"):
         metrics().run_finished("ok")  # type: ignore[arg-type]
 
 
@@ -283,7 +283,7 @@ def test_unparsable_previous_textfile_is_replaced(
 ) -> None:
     path = tmp_path / "x.prom"
     path.write_text("this is { not prometheus\n")
-    with caplog.at_level(logging.WARNING, logger="smda.ops.monitoring"):
+    with caplog.at_level(logging.WARNING, logger="smda.ops.metrics_export"):
         finished_run().write_textfile(path)
     assert key("smda_run_days") in parse(path)
     assert "unparsable" in caplog.text
@@ -300,7 +300,7 @@ def test_push_without_gateway_writes_the_textfile(tmp_path: Path) -> None:
 def test_push_with_nowhere_to_go_does_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="smda.ops.monitoring"):
+    with caplog.at_level(logging.INFO, logger="smda.ops.metrics_export"):
         assert finished_run().push(None, "smda_daily") is False
     assert "not exported" in caplog.text
 
@@ -308,7 +308,7 @@ def test_push_with_nowhere_to_go_does_nothing(
 def test_unwritable_textfile_only_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    with caplog.at_level(logging.WARNING, logger="smda.ops.monitoring"):
+    with caplog.at_level(logging.WARNING, logger="smda.ops.metrics_export"):
         assert finished_run().push(None, "smda_daily", textfile_dir=blocker) is False
     assert "could not write the metrics file" in caplog.text
 
@@ -393,7 +393,7 @@ def test_gateway_error_status_only_warns(
 ) -> None:
     url, received = gateway
     received.status = 500
-    with caplog.at_level(logging.WARNING, logger="smda.ops.monitoring"):
+    with caplog.at_level(logging.WARNING, logger="smda.ops.metrics_export"):
         assert finished_run().push(url, "smda_daily") is False
     assert len(received.requests) == 1
     assert "could not push metrics" in caplog.text and url in caplog.text
@@ -404,8 +404,8 @@ def test_down_gateway_only_warns(caplog: pytest.LogCaptureFixture) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    with caplog.at_level(logging.WARNING, logger="smda.ops.monitoring"):
+    with caplog.at_level(logging.WARNING, logger="smda.ops.metrics_export"):
         assert finished_run().push(url, "smda_daily") is False
-    [record] = [r for r in caplog.records if r.name == "smda.ops.monitoring"]
+    [record] = [r for r in caplog.records if r.name == "smda.ops.metrics_export"]
     assert record.levelno == logging.WARNING
     assert url in record.getMessage() and "run goes on" in record.getMessage()
