@@ -231,7 +231,12 @@ def monitoring_stack(workdir: Path) -> Iterator[MonitoringStack]:
         )
         stack.enter_context(
             _process(
-                ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{pg}"],
+                [
+                    "prometheus-pushgateway",
+                    f"--web.listen-address=127.0.0.1:{pg}",
+                    # Debian's default persists to /var/lib/prometheus: keep the test's own
+                    f"--persistence.file={workdir / 'pushgateway.data'}",
+                ],
                 f"http://127.0.0.1:{pg}",
                 workdir / "pushgateway.log",
             )

@@ -29,6 +29,7 @@ from smda.errors import SmdaError
 from smda.ops.runtime import Runtime
 from smda.science.bundle import ModelBundle, Predict
 from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND, CycleResult, cold_start, step
+from smda.science.drift import expected_innovation_sd
 from smda.science.uncertainty import analysis_uncertainty
 from smda.storage.inputs import (
     MissingInputs,
@@ -81,6 +82,10 @@ class DayRun:
     n_obs: int = 0
     assimilated_fraction: float = 0.0
     invalidated: list[date] = field(default_factory=list)
+    feature_drift: float = float("nan")
+    """Largest |z| of the day's feature means against the training distribution."""
+    innovation_sd_ratio: float = float("nan")
+    """SD of O−F over the spread the training period expects (:mod:`smda.science.drift`)."""
 
     def as_row(self) -> dict[str, Any]:
         """A flat row for tables (Prefect table artifacts, the CLI)."""
@@ -234,7 +239,14 @@ def run_day(
         n_obs=n,
         assimilated_fraction=frac,
         invalidated=invalidated,
+        feature_drift=result.feature_drift,
+        innovation_sd_ratio=sd / _expected_sd(bundle) if n else float("nan"),
     )
+
+
+def _expected_sd(bundle: ModelBundle) -> float:
+    """The spread of O−F the bundle's training expects (NaN without a gain estimate)."""
+    return expected_innovation_sd(bundle.gain.provenance) if bundle.gain else float("nan")
 
 
 def days_to_recompute(runs: Sequence[DayRun], last: date) -> list[date]:

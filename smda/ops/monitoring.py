@@ -27,6 +27,8 @@ Metrics (all gauges; labels in braces, plus ``job`` from the push; names carry t
 - ``smda_innovation_mean_m3m3{region}``: mean O−F (SMAP* − forecast), newest day with obs
 - ``smda_innovation_sd_m3m3{region}``: standard deviation of O−F, same day
 - ``smda_innovation_observations{region}``: number of O−F pairs, same day
+- ``smda_innovation_sd_ratio{region}``: SD of O−F over the spread training expects (≈ 1 when
+  the forecast and SMAP errors are as trained: a skill check without stations)
 - ``smda_inputs_waiting_days{region,source}``: days the cycle waits for a source (:meth:`RunMetrics.inputs_waiting`)
 - ``smda_source_up{region,source}``: 1 if the last poll of the source succeeded, else 0
 - ``smda_source_failed_polls{region,source}``: consecutive failed polls (0 when up)
@@ -36,7 +38,8 @@ Metrics (all gauges; labels in braces, plus ``job`` from the push; names carry t
 - ``smda_validation_ubrmsd_m3m3{region,series}``: unbiased RMSD against it
 - ``smda_validation_bias_m3m3{region,series}``: bias (analysis − reference)
 - ``smda_validation_pairs{region,series}``: number of pairs behind those statistics
-- ``smda_feature_drift_max_abs_z{region}``: max |z| of today's feature means (:func:`smda.science.drift.feature_drift`)
+- ``smda_feature_drift_max_abs_z{region}``: max |z| of the newest day's feature means against
+  the training distribution stored in the bundle (:class:`smda.science.drift.FeatureStats`)
 - ``smda_run_days{region}``: days analysed by the last run
 - ``smda_last_run_status{region,status}``: 1 for the last run's final status
   (:data:`smda.ops.outcome.RUN_STATUSES`: completed, waiting, failed, crashed, cancelled), 0 otherwise
@@ -156,6 +159,10 @@ class RunMetrics:
             "smda_innovation_observations",
             "Number of innovations behind smda_innovation_mean_m3m3 and _sd_m3m3.",
         )
+        self._innov_ratio = gauge(
+            "smda_innovation_sd_ratio",
+            "SD of O-F over the spread the training period expects, sqrt(sigma_f^2 + sigma_o^2).",
+        )
         self._lag = gauge(
             "smda_analysis_lag_days",
             "Days from the newest valid day of the state chain to the providers' today.",
@@ -239,6 +246,8 @@ class RunMetrics:
         innovation_mean: float,
         innovation_sd: float,
         n_obs: int,
+        feature_drift: float = math.nan,
+        innovation_sd_ratio: float = math.nan,
     ) -> None:
         """Record one analysed day.
 
@@ -260,6 +269,10 @@ class RunMetrics:
             values are kept) when ``n_obs`` is 0 or they are not finite.
         n_obs:
             Number of innovations.
+        feature_drift:
+            Largest |z| of the day's feature means against the training distribution.
+        innovation_sd_ratio:
+            ``innovation_sd`` over the spread the training period expects (station-free skill).
         """
         if not 0.0 <= assimilated_fraction <= 1.0:
             raise ValueError(f"assimilated_fraction must be in [0, 1], got {assimilated_fraction}")
@@ -278,6 +291,9 @@ class RunMetrics:
             self._innov_mean.labels(r).set(innovation_mean)
             self._innov_sd.labels(r).set(innovation_sd)
             self._innov_n.labels(r).set(n_obs)
+            if math.isfinite(innovation_sd_ratio):
+                self._innov_ratio.labels(r).set(innovation_sd_ratio)
+        self.feature_drift(feature_drift)
 
     def inputs_waiting(self, source: str, days: int) -> None:
         """Record how many days the cycle is waiting for ``source``.

@@ -52,6 +52,8 @@ def report_metrics(
                 innovation_mean=run.innovation_mean,
                 innovation_sd=run.innovation_sd,
                 n_obs=run.n_obs,
+                feature_drift=run.feature_drift,
+                innovation_sd_ratio=run.innovation_sd_ratio,
             )
     today = rt.ctx.today
     if plan is not None:

@@ -64,6 +64,7 @@ from smda.ops.train_summary import (
     median_or_none,
     tc_summary,
 )
+from smda.science.drift import FeatureStats
 from smda.science.features import (
     FeatureSpec,
 )
@@ -184,7 +185,12 @@ def train_from_store(
     gain = nudging_gain(fm, folds, smap, cdf, merged, label_products)
     tc = tc_summary(merged, land, label_products, min_n)
     tc["period"] = {"start": start.isoformat(), "end": end.isoformat()}
-    bundle = bundle.with_cdf(cdf).with_tc_stats(tc).with_gain(gain)
+    bundle = (
+        bundle.with_cdf(cdf)
+        .with_tc_stats(tc)
+        .with_gain(gain)
+        .with_feature_stats(FeatureStats.fit(fm.values, spec.names))
+    )
     steps.stop()
     LOG.info("train: model %s (%d trees) from %s..%s", bundle.version, bundle.num_trees, start, end)
     return TrainOutcome(

@@ -23,6 +23,7 @@ import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
+from smda.science.drift import FeatureStats
 from smda.science.features import FeatureMatrix, FeatureSpec
 from smda.science.gain import GainField
 from smda.science.nudging import CdfTables
@@ -151,6 +152,9 @@ class ModelBundle:
         Triple-collocation statistics of the labels (free-form, JSON-serialisable).
     gain:
         The nudging gain estimated from the training data (:mod:`smda.science.gain`), or None.
+    feature_stats:
+        Mean and SD of each feature over the training rows (:class:`FeatureStats`), the
+        reference of the feature-drift metric; None for bundles trained before it was stored.
     """
 
     model: str
@@ -163,6 +167,7 @@ class ModelBundle:
     cdf: CdfTables | None = None
     tc_stats: Mapping[str, Any] = field(default_factory=dict)
     gain: GainField | None = None
+    feature_stats: FeatureStats | None = None
 
     @cached_property
     def booster(self) -> lgb.Booster:
@@ -193,6 +198,12 @@ class ModelBundle:
         """A new bundle (new version) with this gain."""
         return replace(self, gain=gain)
 
+    def with_feature_stats(self, stats: FeatureStats) -> ModelBundle:
+        """A new bundle (new version) with the training distribution of its features."""
+        if stats.names != self.spec.names:
+            raise ValueError("feature statistics are for other features than the bundle's")
+        return replace(self, feature_stats=stats)
+
     def to_parts(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
         """(metadata, arrays): a JSON-serialisable dict (with the model string) and named
         arrays (climatology, CDF tables, gain). Inverse: :meth:`from_parts`."""
@@ -209,6 +220,8 @@ class ModelBundle:
         }
         if self.gain is not None:
             meta["gain"] = dict(self.gain.provenance)
+        if self.feature_stats is not None:
+            meta["feature_stats"] = self.feature_stats.to_dict()
         arrays: dict[str, npt.NDArray[Any]] = {
             "clim_cell_ids": self.climatology.cell_ids,
             "clim_monthly": self.climatology.monthly,
@@ -250,6 +263,9 @@ class ModelBundle:
             tc_stats=meta.get("tc_stats", {}),
             gain=GainField.from_arrays(arrays, meta.get("gain", {}))
             if "gain_values" in arrays
+            else None,
+            feature_stats=FeatureStats.from_dict(meta["feature_stats"])
+            if "feature_stats" in meta
             else None,
         )
 

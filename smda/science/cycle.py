@@ -18,6 +18,7 @@ Science core: numpy/xarray; the model and nudging come from :mod:`smda.science.m
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -106,6 +107,9 @@ class CycleResult:
         uint16 number of SMAP retrievals in the cell's mean (0 without SMAP).
     gain:
         The gain G used in each cell, float32 (0 over sea).
+    feature_drift:
+        Largest |z| of the day's feature means against the training distribution
+        (:meth:`smda.science.drift.FeatureStats.drift`); NaN when the bundle has none.
     """
 
     day: date
@@ -115,6 +119,7 @@ class CycleResult:
     flags: xr.DataArray
     obs_count: xr.DataArray
     gain: xr.DataArray
+    feature_drift: float = math.nan
 
     @property
     def forecast_only(self) -> bool:
@@ -282,6 +287,9 @@ def step(
         flags=_field(flags.reshape(land.shape), like, "flags", {"flag_masks": [1, 2, 4, 8, 16]}),
         obs_count=_field(count.reshape(land.shape), like, "obs_count", {"units": "1"}),
         gain=_field(np.nan_to_num(grid_of(gain_cells), nan=0.0), like, "gain", {"units": "1"}),
+        feature_drift=(
+            bundle.feature_stats.drift(matrix.values) if bundle.feature_stats else math.nan
+        ),
     )
 
 

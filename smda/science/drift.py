@@ -1,13 +1,88 @@
-"""Feature drift: how far today's inputs stray from the training distribution (pure)."""
+"""Drift: how far today's inputs and innovations stray from what the training period saw (pure).
+
+- :class:`FeatureStats`: per-feature mean and SD over the training rows, stored in the bundle;
+  :meth:`FeatureStats.drift` scores a day's feature matrix against them (:func:`feature_drift`).
+- :func:`expected_innovation_sd`: the spread of O−F the training period's held-out cycles
+  predict, sqrt(σ_f² + σ_o²) (:mod:`smda.science.gain`); today's SD of O−F divided by it is a
+  skill check that needs no station: near 1 when the forecast and SMAP errors are as trained,
+  well above 1 when either degraded (Desroziers et al. 2005).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["feature_drift"]
+__all__ = ["CALENDAR_FEATURES", "FeatureStats", "expected_innovation_sd", "feature_drift"]
+
+CALENDAR_FEATURES = frozenset({"doy_sin", "doy_cos"})
+"""Features that follow the calendar, not the inputs: a day outside the training *season* is
+not input drift (a model trained on whole years never sees one), so they are left out."""
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureStats:
+    """Mean and standard deviation of each feature over the training rows."""
+
+    names: tuple[str, ...]
+    mean: npt.NDArray[np.float64]
+    sd: npt.NDArray[np.float64]
+
+    @classmethod
+    def fit(cls, values: npt.ArrayLike, names: tuple[str, ...]) -> FeatureStats:
+        """From a feature matrix (rows × features), ignoring non-finite values."""
+        x = np.asarray(values, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(names):
+            raise ValueError(f"FeatureStats.fit needs rows × {len(names)} features, got {x.shape}")
+        finite = np.isfinite(x)
+        n = finite.sum(axis=0)
+        filled = np.where(finite, x, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = filled.sum(axis=0) / n
+            var = np.where(finite, (x - mean) ** 2, 0.0).sum(axis=0) / n
+        return cls(tuple(names), mean, np.sqrt(var))
+
+    def drift(self, values: npt.ArrayLike) -> float:
+        """:func:`feature_drift` of the means of ``values`` (rows × the same features), the
+        :data:`CALENDAR_FEATURES` left out."""
+        x = np.asarray(values, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.names) or x.shape[0] == 0:
+            return math.nan
+        finite = np.isfinite(x)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            today = np.where(finite, x, 0.0).sum(axis=0) / finite.sum(axis=0)
+        inputs = np.array([name not in CALENDAR_FEATURES for name in self.names])
+        return feature_drift(self.mean[inputs], self.sd[inputs], today[inputs])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "names": list(self.names),
+            "mean": [float(v) for v in self.mean],
+            "sd": [float(v) for v in self.sd],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureStats:
+        return cls(
+            tuple(data["names"]),
+            np.asarray(data["mean"], np.float64),
+            np.asarray(data["sd"], np.float64),
+        )
+
+
+def expected_innovation_sd(gain_provenance: Mapping[str, Any]) -> float:
+    """sqrt(σ_f² + σ_o²) from the medians the gain estimate recorded (NaN when absent)."""
+    sigma_f = gain_provenance.get("median_sigma_f")
+    sigma_o = gain_provenance.get("median_sigma_o")
+    if sigma_f is None or sigma_o is None:
+        return math.nan
+    value = math.hypot(float(sigma_f), float(sigma_o))
+    return value if math.isfinite(value) and value > 0 else math.nan
 
 
 def feature_drift(

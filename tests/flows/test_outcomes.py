@@ -239,3 +239,15 @@ def test_newest_day_unknown_before_any_poll() -> None:
     from smda.ops.health import SourceHealth
 
     assert SourceHealth("era5", up=False).waiting_days(date(2024, 1, 1)) is None
+
+
+def test_a_day_run_reports_feature_drift_and_the_innovation_spread_against_training(
+    outage: Outage,
+) -> None:
+    metrics = outage.metrics["fixed"]
+
+    drift = metrics[("smda_feature_drift_max_abs_z", ())]
+    ratio = metrics[("smda_innovation_sd_ratio", ())]
+    # days of the training distribution's season, with the forecast and SMAP as trained
+    assert 0.0 < drift < 3.0
+    assert 0.2 < ratio < 3.0

@@ -78,6 +78,7 @@ def exported_metrics() -> set[str]:
         innovation_mean=0.0,
         innovation_sd=0.02,
         n_obs=10,
+        innovation_sd_ratio=1.0,
     )
     m.inputs_waiting("era5", 5)
     m.source_health(

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from smda import __version__
 from smda.ops import monitoring
+from smda.ops.health import SourceHealth
 from smda.ops.monitoring import RUN_STATUSES, RunMetrics, textfile_name
 from smda.science.drift import feature_drift
 
@@ -409,3 +410,55 @@ def test_down_gateway_only_warns(caplog: pytest.LogCaptureFixture) -> None:
     [record] = [r for r in caplog.records if r.name == "smda.ops.metrics_export"]
     assert record.levelno == logging.WARNING
     assert url in record.getMessage() and "run goes on" in record.getMessage()
+
+
+def test_day_done_records_feature_drift_and_the_innovation_spread_ratio() -> None:
+    m = RunMetrics("demo")
+    m.day_done(
+        date(2024, 7, 1),
+        seconds=1.0,
+        forecast_only=False,
+        assimilated_fraction=0.5,
+        innovation_mean=0.0,
+        innovation_sd=0.03,
+        n_obs=200,
+        feature_drift=2.5,
+        innovation_sd_ratio=1.2,
+    )
+    assert value(m, "smda_feature_drift_max_abs_z") == 2.5
+    assert value(m, "smda_innovation_sd_ratio") == 1.2
+
+
+def test_source_health_keeps_the_waiting_days_of_a_source_that_is_down() -> None:
+    m = RunMetrics("demo")
+    down = SourceHealth(
+        "era5",
+        up=False,
+        newest=date(2024, 7, 1),
+        failed_polls=3,
+        error_kind="CredentialsError",
+        error_at=100.0,
+    )
+    m.source_health(down, date(2024, 7, 10))
+    labels = {"region": "demo", "source": "era5"}
+    get = m.registry.get_sample_value
+    assert get("smda_source_up", labels) == 0
+    assert get("smda_source_failed_polls", labels) == 3
+    assert get("smda_inputs_waiting_days", labels) == 9
+    assert (
+        get("smda_source_last_error_timestamp_seconds", {**labels, "kind": "CredentialsError"})
+        == 100.0
+    )
+
+
+def test_the_analysis_lag_is_counted_from_the_newest_chain_day() -> None:
+    m = RunMetrics("demo")
+    m.analysis_chain(date(2024, 7, 1), date(2024, 7, 6))
+    assert value(m, "smda_analysis_lag_days") == 5
+
+
+def test_the_run_duration_counts_from_the_start_given() -> None:
+    clock = iter([1000.0, 1042.5, 1042.5]).__next__
+    m = RunMetrics("demo", clock=clock, started_at=1000.0)
+    m.run_finished("waiting")
+    assert value(m, "smda_last_run_duration_seconds") == 42.5

@@ -14,6 +14,7 @@ from science_helpers import twin_inputs
 
 from smda.geo.grid import BBox
 from smda.science.bundle import Climatology, HyperParams, ModelBundle
+from smda.science.drift import FeatureStats
 from smda.science.features import FeatureMatrix, FeatureSpec, build_features, lagged
 from smda.science.model import (
     CVConfig,
@@ -120,6 +121,12 @@ def test_bundle_version_and_round_trip(
     with_cdf = bundle.with_cdf(fit_cdf(y, y + 0.01, fm.cell_ids))
     assert with_cdf.version != bundle.version
     assert with_cdf.with_tc_stats({"rho2": [0.9]}).version != with_cdf.version
+    stats = FeatureStats.fit(fm.values, bundle.spec.names)
+    with_stats = with_cdf.with_feature_stats(stats)
+    assert with_stats.version != with_cdf.version
+    kept = from_files(to_files(with_stats, tmp_path / "with_stats")).feature_stats
+    assert kept is not None
+    np.testing.assert_array_equal(kept.sd, stats.sd)
     loaded = from_files(to_files(with_cdf, tmp_path / "bundle"))
     assert loaded.version == with_cdf.version
     assert loaded.cdf is not None
