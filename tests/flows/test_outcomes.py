@@ -251,3 +251,37 @@ def test_a_day_run_reports_feature_drift_and_the_innovation_spread_against_train
     # days of the training distribution's season, with the forecast and SMAP as trained
     assert 0.0 < drift < 3.0
     assert 0.2 < ratio < 3.0
+
+
+def test_smda_run_exit_codes_say_done_waiting_and_failed(
+    chain_template: Path,
+    tmp_path: Path,
+    replicas: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from smda.cli import app
+
+    data = copy_data(chain_template, tmp_path / "data")
+    endpoints = tmp_path / "endpoints.json"
+    twin = start_twin(endpoints, today_for(H), replicas=replicas)
+    for key, value in smda_environment(data, endpoints).items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+    try:
+        waiting = runner.invoke(app, ["run"])
+        twin.add_fault("cds", REJECTED)
+        failed = runner.invoke(app, ["run"])
+        twin.cds.faults.clear()
+        twin.clock.advance(1)
+        done = runner.invoke(app, ["run"])
+    finally:
+        twin.stop()
+
+    assert waiting.exit_code == 75, waiting.output
+    assert "waiting for inputs" in waiting.output
+    assert failed.exit_code == 1, failed.output
+    assert "credentials rejected" in failed.output and "worker's environment" in failed.output
+    assert done.exit_code == 0, done.output
+    assert status_of(read_metrics(data)) == ["completed"]
