@@ -53,11 +53,13 @@ from smda.ops import (
     train_model,
     validate_days,
 )
+from smda.ops.fetch import fetch_for_training
 from smda.ops.outcome import RunOutcome
 from smda.ops.train import TrainOutcome
 
 __all__ = [
     "fetch_task",
+    "fetch_training_task",
     "plan_task",
     "provider_of",
     "provider_tag",
@@ -180,6 +182,18 @@ def run_day_task(run: RunContext, day: date, force: bool = False) -> DayRun:
 def validate_task(run: RunContext, days: Sequence[date]) -> ValidationReport:
     """Innovation statistics and in-situ skill of analysed ``days`` (:func:`validate_days`)."""
     return validate_days(open_runtime(run), list(days))
+
+
+@task(
+    name="fetch-training-inputs",
+    task_run_name="fetch training inputs {start}…{end}",
+    **RETRY_TRANSIENT,
+    cache_policy=NO_CACHE,
+    tags=["smda-fetch-training"],
+)
+def fetch_training_task(run: RunContext, start: date, end: date) -> IngestReport:
+    """Fetch and stage what training on ``start`` … ``end`` reads (:func:`fetch_for_training`)."""
+    return fetch_for_training(open_runtime(run), start, end)
 
 
 @task(

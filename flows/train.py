@@ -20,7 +20,7 @@ from prefect.artifacts import (
 
 from flows.artifacts import artifact_key, catalog_url
 from flows.outcomes import on_crashed, on_failure, train_run_name
-from flows.tasks import run_context, train_task
+from flows.tasks import fetch_training_task, run_context, train_task
 from smda.ops import open_runtime
 from smda.ops.train import TrainOutcome, describe
 from smda.science.model import TrainConfig
@@ -41,6 +41,7 @@ def train(
     config: TrainConfig | None = None,
     min_n: int = 100,
     cdf_min_samples: int = 30,
+    fetch: bool = True,
 ) -> str:
     """Train and register a model on ``start … end`` for ``region``; returns its version.
 
@@ -55,6 +56,9 @@ def train(
         Fewest common valid days for a pixel's triple collocation (else equal weights).
     cdf_min_samples:
         Fewest paired days for a pixel's SMAP CDF table.
+    fetch:
+        Fetch and stage the inputs training reads first (idempotent: staged days are not
+        fetched again), so a new region is set up from this deployment alone.
     """
     options = {
         "config": config or TrainConfig(),
@@ -62,6 +66,9 @@ def train(
         "cdf_min_samples": cdf_min_samples,
     }
     run = run_context(region)
+    if fetch:
+        report = fetch_training_task(run, start, end)
+        get_run_logger().info("training inputs: %s", report.counts())
     outcome: TrainOutcome = train_task(run, start, end, options)
     rt = open_runtime(run)
     version = outcome.bundle.version

@@ -15,8 +15,10 @@ from smda.ingest.fetch import DayOutcome, IngestReport, fetch_range
 from smda.ingest.sources import OPERATIONAL
 from smda.ops.plan import history_days
 from smda.ops.runtime import Runtime
+from smda.ops.train_data import LABEL_PRODUCTS, training_spans
+from smda.science.features import FeatureSpec
 
-__all__ = ["ensure_static", "fetch_days", "fetch_span", "input_spans"]
+__all__ = ["ensure_static", "fetch_days", "fetch_for_training", "fetch_span", "input_spans"]
 
 
 def input_spans(
@@ -72,5 +74,25 @@ def fetch_days(
         return report
     ensure_static(rt)
     for name, (first, last) in input_spans(rt, min(days), max(days), sources).items():
+        report.outcomes.extend(fetch_span(rt, name, first, last, progress=progress).outcomes)
+    return report
+
+
+def fetch_for_training(
+    rt: Runtime,
+    start: date,
+    end: date,
+    *,
+    label_products: Sequence[str] = LABEL_PRODUCTS,
+    spec: FeatureSpec | None = None,
+    progress: Callable[[DayOutcome], None] | None = None,
+) -> IngestReport:
+    """Fetch and stage what training on ``start`` … ``end`` reads (forcings with their
+    precipitation history, label products, static fields); idempotent. Lets a new region be set
+    up from the ``train`` deployment alone."""
+    ensure_static(rt)
+    report = IngestReport()
+    spans = training_spans(label_products, start, end, (spec or FeatureSpec()).history_days)
+    for name, (first, last) in spans.items():
         report.outcomes.extend(fetch_span(rt, name, first, last, progress=progress).outcomes)
     return report

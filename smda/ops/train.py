@@ -44,6 +44,7 @@ import pandas as pd
 
 from smda.ops.runtime import Runtime
 from smda.ops.train_data import (
+    LABEL_PRODUCTS,
     LABEL_VARIABLES,
     MERGE_DEFAULTS,
     cdf_tables,
@@ -86,10 +87,6 @@ __all__ = [
 ]
 
 LOG = logging.getLogger(__name__)
-
-
-LABEL_PRODUCTS = ("smap", "era5land", "gldas")
-"""The default label triplet (SCIENCE.md §1)."""
 
 
 Progress = Callable[[str], None]

@@ -5,6 +5,7 @@ SMAP CDF tables and nudging gain, and the hashes of the inputs (the steps of
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
@@ -26,7 +27,7 @@ from smda.science.features import (
 )
 from smda.science.gain import GainField, estimate_gain
 from smda.science.labels import LabelResult, merge_labels
-from smda.science.model import FoldModels, TrainConfig, assign_folds, rollout
+from smda.science.model import FoldModels, TrainConfig, fit_cv_to_region, rollout
 from smda.science.nudging import CdfTables, fit_cdf
 from smda.storage.inputs import (
     STATIC,
@@ -39,6 +40,7 @@ from smda.storage.inputs import (
 from smda.storage.store import Store
 
 __all__ = [
+    "LABEL_PRODUCTS",
     "LABEL_VARIABLES",
     "MERGE_DEFAULTS",
     "cdf_tables",
@@ -51,6 +53,7 @@ __all__ = [
     "nudging_gain",
     "smap_rows",
     "training_matrix",
+    "training_spans",
 ]
 
 LABEL_VARIABLES = {"smap": "soil_moisture", "era5land": "swvl1_mean", "gldas": "soil_moisture"}
@@ -60,6 +63,11 @@ LABEL_VARIABLES = {"smap": "soil_moisture", "era5land": "swvl1_mean", "gldas": "
 MERGE_DEFAULTS: dict[str, Any] = {"scaling": "tc_beta", "weighting": "optimal", "fallback": "equal"}
 """How labels are merged (SCIENCE.md §1): TC-β rescaling, minimum-variance weights, equal
 weights of the usable products where TC is invalid."""
+
+LABEL_PRODUCTS = ("smap", "era5land", "gldas")
+"""The default label triplet (SCIENCE.md §1)."""
+
+LOG = logging.getLogger(__name__)
 
 
 def check_options(products: Sequence[str], reference: str, start: date, end: date) -> None:
@@ -79,12 +87,27 @@ def check_options(products: Sequence[str], reference: str, start: date, end: dat
         raise ConfigError("cannot train: " + "; ".join(problems))
 
 
+def training_spans(
+    products: Sequence[str], start: date, end: date, history_days: int
+) -> dict[str, tuple[date, date]]:
+    """First and last day of each source that training on ``start`` … ``end`` reads: ERA5 for
+    the target days (from ``start`` + 1), MSWEP also for their precipitation history, the label
+    products over the period."""
+    first = start + timedelta(days=1)
+    return {
+        "era5": (first, end),
+        "mswep": (first - timedelta(days=history_days - 1), end),
+        **{name: (start, end) for name in products},
+    }
+
+
 def check_staged(
     store: Store, products: Sequence[str], start: date, end: date, history_days: int
 ) -> None:
     """Raise :class:`MissingInputs` listing every required input that is not staged."""
-    target = pd.date_range(start + timedelta(days=1), end).date.tolist()
-    window = pd.date_range(target[0] - timedelta(days=history_days - 1), end).date.tolist()
+    spans = training_spans(products, start, end, history_days)
+    target = pd.date_range(*spans["era5"]).date.tolist()
+    window = pd.date_range(*spans["mswep"]).date.tolist()
     missing: list[tuple[str, date | None]] = [
         ("era5", d) for d in missing_days(store, "era5", target)
     ]
@@ -101,12 +124,16 @@ def check_staged(
 
 
 def check_cv(static: xr.Dataset, config: TrainConfig) -> None:
-    """Fail before the expensive steps when the region has too few CV groups."""
+    """Fail before the expensive steps when the region cannot be cross-validated at all (fewer
+    than two groups); say when the protocol is fitted to a small region
+    (:func:`smda.science.model.fit_cv_to_region`)."""
     land = np.asarray(static["land"].values, dtype=bool)
     lat, lon = np.meshgrid(static["lat"].values, static["lon"].values, indexing="ij")
     for scheme in (config.cv.scheme, *config.compare):
         try:
-            assign_folds(lat[land], lon[land], replace(config.cv, scheme=scheme))
+            _, note = fit_cv_to_region(replace(config.cv, scheme=scheme), lat[land], lon[land])
+            if note is not None:
+                LOG.warning("train: %s", note)
         except ValueError as exc:
             raise ConfigError(
                 f"cannot cross-validate on this region ({int(land.sum())} land cells): {exc}"

@@ -110,6 +110,7 @@ def cv_summary(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "teacher_forced": dict(rep["teacher_forced"]),
             "free_running": dict(rep["free_running"]),
             "trees": int(np.median(rep["best_iterations"])),
+            **({"note": rep["note"]} if "note" in rep else {}),
         }
         for scheme, rep in report.items()
     }
@@ -151,7 +152,10 @@ def describe(outcome: TrainOutcome) -> str:
                 f"| {scheme}, {mode.replace('_', '-')} | {fmt(rep[mode]['r'])} | "
                 f"{fmt(rep[mode]['ubrmsd'], 4)} |"
             )
-    lines += [""] + [f"- {scheme}: {rep['protocol']}" for scheme, rep in outcome.cv.items()]
+    lines += [""] + [
+        f"- {scheme}: {rep['protocol']}" + (f" ({rep['note']})" if "note" in rep else "")
+        for scheme, rep in outcome.cv.items()
+    ]
     lines.append(
         f"- CDF tables: {outcome.cdf['pixels']} pixels "
         f"(median {fmt(outcome.cdf['median_n'], 0)} paired days with SMAP)"

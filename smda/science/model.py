@@ -123,6 +123,42 @@ def _groups(lat: npt.ArrayLike, lon: npt.ArrayLike, cv: CVConfig) -> IntArray:
     return np.asarray(np.unique(row * 100_000 + col, return_inverse=True)[1], dtype=np.int64)
 
 
+def fit_cv_to_region(
+    cv: CVConfig, lat: npt.ArrayLike, lon: npt.ArrayLike, *, min_block_deg: float = 0.5
+) -> tuple[CVConfig, str | None]:
+    """A protocol the region's cells can hold, and a note saying what changed (None: nothing).
+
+    A region with fewer groups than folds (e.g. 10 folds over 5° tiles on a 10° × 10° region:
+    4 tiles) first gets smaller tiles (halved down to ``min_block_deg``), then fewer folds
+    (as many as groups, at least 2).
+
+    Raises
+    ------
+    ValueError
+        If even then fewer than two groups remain (a region of one cell).
+    """
+    fitted = cv
+    while (
+        fitted.scheme == "blocked"
+        and np.unique(_groups(lat, lon, fitted)).size < fitted.n_folds
+        and fitted.block_deg / 2 >= min_block_deg
+    ):
+        fitted = replace(fitted, block_deg=fitted.block_deg / 2)
+    groups = int(np.unique(_groups(lat, lon, fitted)).size)
+    if groups < 2:
+        raise ValueError(f"{cv.scheme} CV needs at least 2 groups; the region has {groups}")
+    if groups < fitted.n_folds:
+        fitted = replace(fitted, n_folds=groups)
+    if fitted == cv:
+        return cv, None
+    before = np.unique(_groups(lat, lon, cv)).size
+    return fitted, (
+        f"the region holds {before} group(s) for {cv.n_folds}-fold {cv.scheme} CV "
+        f"(block {cv.block_deg:g}°): using {fitted.n_folds} folds"
+        + (f" over {fitted.block_deg:g}° tiles" if fitted.scheme == "blocked" else "")
+    )
+
+
 def assign_folds(lat: npt.ArrayLike, lon: npt.ArrayLike, cv: CVConfig) -> IntArray:
     """Fold (0 … n_folds−1) of each cell (module docstring): whole groups are dealt,
     largest first, each to the fold with the fewest cells so far.
@@ -347,7 +383,8 @@ def train_with_folds(
     Returns
     -------
     The :class:`ModelBundle` (no CDF tables yet: add them with :meth:`ModelBundle.with_cdf`)
-    and the :class:`FoldModels` of the primary CV scheme.
+    and the :class:`FoldModels` of the primary CV scheme. A region too small for the CV
+    protocol gets one it can hold (:func:`fit_cv_to_region`), said in the report's ``note``.
     """
     cfg = config or TrainConfig()
     y = np.asarray(labels, dtype=np.float32)
@@ -359,10 +396,12 @@ def train_with_folds(
     report: dict[str, dict[str, Any]] = {}
     fold_models: FoldModels | None = None
     for scheme in (cfg.cv.scheme, *cfg.compare):
-        cv = replace(cfg.cv, scheme=scheme)
+        cv, note = fit_cv_to_region(replace(cfg.cv, scheme=scheme), matrix.lat, matrix.lon)
         report[scheme], models = _cross_validate(
             matrix, y, hyper=cfg.hyper, cv=cv, dagger_rounds=cfg.dagger_rounds
         )
+        if note is not None:
+            report[scheme]["note"] = note
         fold_models = fold_models or models
     n_trees = max(1, round(float(np.median(report[cfg.cv.scheme]["best_iterations"]))))
     booster = fit_booster(

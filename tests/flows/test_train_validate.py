@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from flow_helpers import (
     CHAIN,
     HISTORY_END,
@@ -14,6 +16,8 @@ from flow_helpers import (
     Trained,
     artifacts_of,
     runtime,
+    smda_environment,
+    start_twin,
     today_for,
 )
 
@@ -53,3 +57,33 @@ def test_validate_flow_tables_the_figures_of_the_analysed_days(
     assert len(rows) == (CHAIN[1] - CHAIN[0]).days + 1
     assert all(row["status"] == "analysis" and row["n_obs"] > 0 for row in rows)
     assert "products" in artifacts
+
+
+@pytest.mark.slow
+def test_a_new_region_is_set_up_from_the_train_and_daily_deployments_alone(
+    tmp_path: Path, replicas: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str
+) -> None:
+    from flows.daily import daily
+    from flows.train import train
+
+    start, end = date(2024, 2, 1), date(2024, 2, 29)
+    data = tmp_path / "data"  # empty: nothing staged, no model
+    endpoints = tmp_path / "endpoints.json"
+    # GLDAS, a label product, is published 45 days after the fact
+    twin = start_twin(endpoints, end + timedelta(days=50), replicas=replicas)
+    for key, value in smda_environment(data, endpoints).items():
+        monkeypatch.setenv(key, value)
+    try:
+        # the default CV (10 folds over 5° tiles) on a 1° region: fitted to it, said in the report
+        trained = train(start, end, min_n=20, cdf_min_samples=10, return_state=True)
+        ran = daily(return_state=True)
+    finally:
+        twin.stop()
+
+    assert trained.is_completed(), trained.message
+    version = trained.result()
+    assert runtime(data, end).registry.current_version() == version
+    summary = artifacts_of(trained.state_details.flow_run_id)["summary"].data
+    assert "using 4 folds over 0.625° tiles" in summary
+    assert ran.is_completed() and ran.name == "Completed", ran.message
+    assert [r.status for r in ran.result()] == ["analysis"]

@@ -21,6 +21,7 @@ from smda.science.model import (
     TrainConfig,
     assign_folds,
     cross_validate,
+    fit_cv_to_region,
     rollout,
     train,
 )
@@ -73,6 +74,25 @@ def test_blocked_folds_keep_tiles_together() -> None:
     assert random.max() - random.min() <= 1
     with pytest.raises(ValueError, match="at least 10 groups"):
         assign_folds(lat, lon, CVConfig(n_folds=10, block_deg=5.0))
+
+
+def test_a_small_region_gets_smaller_tiles_then_fewer_folds() -> None:
+    lat, lon = np.meshgrid(np.arange(30.125, 40.0, 0.25), np.arange(-104.875, -95.0, 0.25))
+    lat, lon = lat.ravel(), lon.ravel()  # the README's 10° × 10° example region
+
+    fitted, note = fit_cv_to_region(CVConfig(n_folds=10, block_deg=5.0), lat, lon)
+    assert (fitted.n_folds, fitted.block_deg) == (10, 2.5)
+    assert note is not None and "4 group(s)" in note and "10 folds over 2.5° tiles" in note
+    assert len(np.unique(assign_folds(lat, lon, fitted))) == 10
+
+    small = (lat < 31) & (lon < -104)  # 1° × 1°
+    fitted, note = fit_cv_to_region(CVConfig(n_folds=10, block_deg=5.0), lat[small], lon[small])
+    assert (fitted.n_folds, fitted.block_deg) == (4, 0.625) and note is not None
+
+    same, none = fit_cv_to_region(CVConfig(n_folds=4, block_deg=0.5), lat[small], lon[small])
+    assert same == CVConfig(n_folds=4, block_deg=0.5) and none is None
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        fit_cv_to_region(CVConfig(n_folds=10), lat[:1], lon[:1])
 
 
 def test_rollout_feeds_predictions_back(data: tuple[FeatureMatrix, np.ndarray]) -> None:

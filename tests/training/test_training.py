@@ -156,6 +156,14 @@ def test_configuration_errors(store: Store) -> None:
         train_from_store(store, START, END, label_products=("smap", "era5land", "ascat"))
     with pytest.raises(ConfigError, match="at least two days"):
         train_from_store(store, END, END)
+
+
+def test_a_small_region_gets_a_cross_validation_it_can_hold(store: Store) -> None:
     ten = replace(FAST, cv=CVConfig(n_folds=10, block_deg=5.0))
-    with pytest.raises(ConfigError, match=r"cannot cross-validate .*fewer folds"):
-        train_from_store(store, START, END, config=ten)
+
+    outcome = train_from_store(store, START, END, config=ten)
+
+    blocked = outcome.cv["blocked"]
+    assert "using 4 folds over 0.625° tiles" in blocked["note"]
+    assert blocked["protocol"].startswith("4-fold CV over 0.625°×0.625° tiles")
+    assert "using 4 folds" in describe(outcome)
