@@ -38,6 +38,9 @@ Metrics (all gauges; labels in braces, plus ``job`` from the push; names carry t
 - ``smda_validation_ubrmsd_m3m3{region,series}``: unbiased RMSD against it
 - ``smda_validation_bias_m3m3{region,series}``: bias (analysis − reference)
 - ``smda_validation_pairs{region,series}``: number of pairs behind those statistics
+- ``smda_validation_timestamp_seconds{region,series}``: when those statistics were computed
+- ``smda_validation_expected{region,series}``: 1 when the region has the reference (ISMN
+  stations staged), so that their absence can alert
 - ``smda_feature_drift_max_abs_z{region}``: max |z| of the newest day's feature means against
   the training distribution stored in the bundle (:class:`smda.science.drift.FeatureStats`)
 - ``smda_run_days{region}``: days analysed by the last run
@@ -191,6 +194,16 @@ class RunMetrics:
         )
         self._val_n = gauge(
             "smda_validation_pairs", "Number of pairs behind the validation statistics.", "series"
+        )
+        self._val_time = gauge(
+            "smda_validation_timestamp_seconds",
+            "Unix time at which the validation statistics were computed.",
+            "series",
+        )
+        self._val_expected = gauge(
+            "smda_validation_expected",
+            "1 when the region has this reference (e.g. ISMN stations staged), else 0.",
+            "series",
         )
         self._source_up = gauge(
             "smda_source_up", "1 if the last poll of the source succeeded, else 0.", "source"
@@ -346,6 +359,11 @@ class RunMetrics:
         self._val_ubrmsd.labels(*labels).set(ubrmsd)
         self._val_bias.labels(*labels).set(bias)
         self._val_n.labels(*labels).set(n)
+        self._val_time.labels(*labels).set(self._clock())
+
+    def validation_expected(self, series: str, expected: bool) -> None:
+        """Record whether the region has the reference ``series`` (its validation is due)."""
+        self._val_expected.labels(self.region, series).set(1 if expected else 0)
 
     def feature_drift(self, max_abs_z: float) -> None:
         """Record the feature drift of the day (:func:`smda.science.drift.feature_drift`); NaN is ignored."""

@@ -73,6 +73,7 @@ def report_metrics(
         metrics.analysis_chain(rt.chain.last(), today)
     except SmdaError as exc:  # an unreadable chain is reported by the run itself
         logger.warning("analysis lag not reported: %s", exc)
+    metrics.validation_expected("ismn", bool(rt.store.staged_days("ismn")))
     if validation is not None and validation.stations:
         stats = validation.stations
         metrics.validation(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ from smda.ops.days import round_or_none
 from smda.ops.runtime import Runtime
 from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND
 
-__all__ = ["ValidationReport", "validate_days"]
+__all__ = ["STATION_WINDOW_DAYS", "ValidationReport", "validate_days"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,14 @@ class ValidationReport:
         return "\n".join(lines) + "\n"
 
 
+STATION_WINDOW_DAYS = 30
+"""In-situ skill is scored over the chain's days of this window ending at the newest day
+validated: a daily run validates one new day, and a correlation needs a series."""
+
+
 def validate_days(rt: Runtime, days: Sequence[date]) -> ValidationReport:
-    """Innovation statistics of ``days`` from the chain, and ISMN skill where stations are staged."""
+    """Innovation statistics of ``days`` from the chain, and ISMN skill where stations are staged
+    (over the :data:`STATION_WINDOW_DAYS` days of the chain ending at the newest of ``days``)."""
     rows = []
     done = [d for d in days if rt.chain.has(d)]
     for day in done:
@@ -74,7 +80,11 @@ def validate_days(rt: Runtime, days: Sequence[date]) -> ValidationReport:
                 ),
             }
         )
-    return ValidationReport(rows, _station_skill(rt, done))
+    window: list[date] = []
+    if done:
+        first = max(done) - timedelta(days=STATION_WINDOW_DAYS - 1)
+        window = [d for d in rt.chain.days() if first <= d <= max(done)]
+    return ValidationReport(rows, _station_skill(rt, window))
 
 
 def _station_skill(rt: Runtime, days: Sequence[date]) -> dict[str, float]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from flow_helpers import (
+    EPOCH,
     HISTORY_END,
     REGION,
     artifacts_of,
@@ -285,3 +286,35 @@ def test_smda_run_exit_codes_say_done_waiting_and_failed(
     assert "credentials rejected" in failed.output and "worker's environment" in failed.output
     assert done.exit_code == 0, done.output
     assert status_of(read_metrics(data)) == ["completed"]
+
+
+def test_a_daily_validation_of_one_day_scores_the_stations_over_the_recent_chain(
+    chain_template: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from smda.cli import app
+    from smda.ingest.context import make_context
+    from smda.ingest.fetch import fetch_range
+    from smda.ops import report_metrics, validate_days
+
+    data = copy_data(chain_template, tmp_path / "data")
+    archive = tmp_path / "ismn.zip"
+    first, last = H - timedelta(days=4), H
+    span = ["--start", str(first), "--end", str(last)]
+    made = CliRunner().invoke(
+        app,
+        ["twin", "ismn", *span, "--out", str(archive), f"--region={REGION}", "--epoch", str(EPOCH)],
+    )
+    assert made.exit_code == 0, made.output
+    rt = runtime(data, H)
+    ctx = make_context(rt.settings, region=REGION, today=H, ismn_path=archive)
+    fetch_range(["ismn"], first, last, ctx)
+
+    report = validate_days(rt, [H])  # what a daily run that made one day validates
+
+    assert report.stations["stations"] >= 1 and -1 <= report.stations["median_r"] <= 1
+    report_metrics(rt, "smda_daily", [], validation=report)
+    metrics = read_metrics(data)
+    assert metrics[("smda_validation_expected", (("series", "ismn"),))] == 1
+    assert metrics[("smda_validation_pairs", (("series", "ismn"),))] >= 1

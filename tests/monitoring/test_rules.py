@@ -90,6 +90,7 @@ def exported_metrics() -> set[str]:
     )  # fmt: skip
     m.analysis_chain(date(2024, 7, 1), date(2024, 7, 6))
     m.validation("ismn", r=0.7, ubrmsd=0.04, bias=0.0, n=10)
+    m.validation_expected("ismn", True)
     m.feature_drift(1.0)
     m.run_finished("completed")
     return {family.name for family in m.registry.collect() if family.samples}
