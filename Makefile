@@ -19,8 +19,8 @@ system-deps:
 	@bash .ci/system-deps.sh
 
 test: $(STAMP) system-deps
-	$(BIN)/ruff check smda smda_twin flows tests benchmarks
-	$(BIN)/ruff format --check smda smda_twin flows tests benchmarks
+	$(BIN)/ruff check smda smda_twin flows deployments tests benchmarks
+	$(BIN)/ruff format --check smda smda_twin flows deployments tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -318,3 +318,50 @@ def test_a_daily_validation_of_one_day_scores_the_stations_over_the_recent_chain
     metrics = read_metrics(data)
     assert metrics[("smda_validation_expected", (("series", "ismn"),))] == 1
     assert metrics[("smda_validation_pairs", (("series", "ismn"),))] >= 1
+
+
+def test_a_failed_run_notifies_the_operators_through_the_declared_automation(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prefect_api: str
+) -> None:
+    import threading
+    import time as clock
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from deployments.automations import declare
+
+    got: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        declare(f"http://127.0.0.1:{server.server_port}/smda")
+        declare(None)  # again, with the block now in place: replaced, not duplicated
+
+        def broken(rt: Any) -> Any:
+            raise RuntimeError("a bug in planning")
+
+        monkeypatch.setattr(flows.tasks, "plan_daily", broken)
+        for key, value in smda_environment(tmp_path, None).items():
+            monkeypatch.setenv(key, value)
+        state = daily(return_state=True)
+        deadline = clock.monotonic() + 60
+        while not got and clock.monotonic() < deadline:
+            clock.sleep(0.5)
+        clock.sleep(2)  # a duplicated automation would send a second message now
+    finally:
+        server.shutdown()
+
+    assert state.is_failed()
+    assert len(got) == 1, f"{len(got)} notifications within 60 s"
+    message = json.loads(got[0])
+    assert "smda-daily" in message["subject"] and "Failed" in message["subject"]
+    assert "a bug in planning" in message["body"]
