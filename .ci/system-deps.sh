@@ -3,7 +3,7 @@
 #
 #   promtool  (package: prometheus)   checks monitoring/prometheus.yml and monitoring/alerts.yml
 #                                     and runs the alert unit tests (monitoring/alerts_test.yml)
-#   prometheus, prometheus-pushgateway, prometheus-alertmanager
+#   prometheus, prometheus-pushgateway, prometheus-alertmanager (with amtool)
 #                                     the real monitoring stack the end-to-end alert tests start
 #                                     on 127.0.0.1 (tests/flows/test_alerts_end_to_end.py)
 #
@@ -18,6 +18,7 @@ declare -A NEEDED=(
     [prometheus]=prometheus
     [prometheus-pushgateway]=prometheus-pushgateway
     [prometheus-alertmanager]=prometheus-alertmanager
+    [amtool]=prometheus-alertmanager
 )
 
 missing=()

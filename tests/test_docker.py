@@ -28,7 +28,15 @@ from smda.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 COMPOSE = ROOT / "docker" / "compose.yaml"
-SERVICES = {"postgres", "prefect-server", "worker", "pushgateway", "prometheus", "grafana"}
+SERVICES = {
+    "postgres",
+    "prefect-server",
+    "worker",
+    "pushgateway",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+}
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$|^KEY$", re.IGNORECASE)
 REQUIRED_SECRETS = {"POSTGRES_PASSWORD": "x" * 8, "GRAFANA_ADMIN_PASSWORD": "y" * 8}
 
@@ -290,6 +298,15 @@ def test_monitoring_files_are_mounted_where_their_configs_point() -> None:
     )["providers"][0]
     assert mounted("grafana", "monitoring/grafana/dashboards") == provider["options"]["path"]
     assert mounted("grafana", "monitoring/grafana/provisioning") == "/etc/grafana/provisioning"
+    config = next(a for a in services["alertmanager"]["command"] if a.startswith("--config.file"))
+    assert mounted("alertmanager", "monitoring/alertmanager.yml") == config.split("=", 1)[1]
+    targets = [
+        t
+        for a in prom["alerting"]["alertmanagers"]
+        for s in a["static_configs"]
+        for t in s["targets"]
+    ]
+    assert targets == ["alertmanager:9093"]
 
 
 def test_prometheus_scrapes_services_of_the_stack() -> None:

@@ -136,6 +136,26 @@ def test_promtool_checks_the_alert_rules() -> None:
     assert f"SUCCESS: {len(alert_rules())} rules found" in out
 
 
+def test_amtool_checks_the_alertmanager_config() -> None:
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.fail(
+            "amtool not found: run `bash .ci/system-deps.sh` (package prometheus-alertmanager)"
+        )
+    proc = subprocess.run(
+        [amtool, "check-config", "monitoring/alertmanager.yml"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "SUCCESS" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_inhibited_alerts_exist() -> None:
+    names = set(alert_expressions())
+    for rule in load_yaml(MON / "alertmanager.yml")["inhibit_rules"]:
+        for matcher in rule["source_matchers"] + rule["target_matchers"]:
+            assert matcher.split("=", 1)[1].strip('"') in names, matcher
+
+
 def test_promtool_runs_the_alert_unit_tests() -> None:
     out = run_promtool("test", "rules", "monitoring/alerts_test.yml")
     assert "SUCCESS" in out
