@@ -74,7 +74,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Train
     with pytest.MonkeyPatch.context() as mp:
         for key, value in smda_environment(data, None).items():
             mp.setenv(key, value)
-        state = train(*TRAIN, config=TINY_TRAINING, **TRAIN_OPTIONS, return_state=True)
+        # inputs staged above, no providers to fetch from (tests/flows/test_train_validate.py
+        # runs the train flow's fetch against the twin)
+        state = train(*TRAIN, config=TINY_TRAINING, **TRAIN_OPTIONS, fetch=False, return_state=True)
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
     assert flow_run_id is not None

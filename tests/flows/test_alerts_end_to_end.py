@@ -18,6 +18,7 @@ the issue's note).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -48,6 +49,7 @@ class Story:
     received_after_healthy: set[str] = field(default_factory=set)
     fired: dict[str, dict[str, float]] = field(default_factory=dict)
     labels: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    panels: dict[str, int] = field(default_factory=dict)
 
 
 def _run(story: Story, step: str) -> float:
@@ -103,7 +105,37 @@ def _sequence(story: Story, stack: MonitoringStack, twin: Any) -> None:
     )
     for name in ("SmdaRunFailed", "SmdaSourceDown", "SmdaInputsWaiting", "SmdaAnalysisStale"):
         story.labels[name] = stack.received.labels_of(name)
+    story.panels = _panel_series(stack)
     print("time to fire after the run ended (s):", story.fired)
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "monitoring/grafana/dashboards/smda.json"
+NEEDS_STATIONS = {
+    "smda_validation_r",
+    "smda_validation_ubrmsd_m3m3",
+    "smda_validation_bias_m3m3",
+    "smda_validation_pairs",
+    "smda_validation_timestamp_seconds",
+}
+"""Metrics a region without ISMN stations does not have (SmdaValidationMissing watches them)."""
+
+
+def _panel_series(stack: MonitoringStack) -> dict[str, int]:
+    """Series each dashboard query returns from the real Prometheus, by panel and query."""
+    out = {}
+    for panel in json.loads(DASHBOARD.read_text("utf-8"))["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$region", ".*")
+            out[f"{panel['title']} [{target['refId']}] {expr}"] = len(stack.scraped(expr))
+    return out
+
+
+def test_every_dashboard_query_has_data_from_real_runs(story: Story) -> None:
+    empty = {name for name, n in story.panels.items() if n == 0}
+    expected_empty = {  # no stations in this world
+        name for name in story.panels if any(metric in name for metric in NEEDS_STATIONS)
+    }
+    assert empty == expected_empty
 
 
 def test_a_healthy_week_fires_nothing(story: Story) -> None:
