@@ -34,7 +34,7 @@ SUBJECT = "smda: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name 
 BODY = (
     "The smda flow run {{ flow_run.name }} ({{ flow.name }}) ended {{ flow_run.state.name }}: "
     "{{ flow_run.state.message }}\n"
-    "Its summary artifact says what to do; logs: {{ flow_run|ui_url }}"
+    "Its summary artifact in the Prefect UI says what to do (flow run id {{ flow_run.id }})."
 )
 
 

@@ -73,9 +73,9 @@ def train_run_name() -> str:
 
 
 def days_label(days: list[date]) -> str:
-    """``2024-07-15``, ``2024-07-14…2024-07-15`` or ``waiting``."""
+    """``2024-07-15``, ``2024-07-14…2024-07-15`` or ``no day`` (the run's state says why)."""
     if not days:
-        return "waiting"
+        return "no day"
     return str(days[0]) if len(days) == 1 else f"{days[0]}…{days[-1]}"
 
 

@@ -181,7 +181,7 @@ def test_the_run_duration_is_the_whole_run(outage: Outage) -> None:
 
 
 def test_flow_runs_are_named_by_their_days_and_region(outage: Outage) -> None:
-    assert _flow_run(outage.states["rejected"]).name == f"daily waiting {REGION}"
+    assert _flow_run(outage.states["rejected"]).name == f"daily no day {REGION}"
     days = f"{H + timedelta(days=1)}…{H + timedelta(days=2)}"
     assert _flow_run(outage.states["fixed"]).name == f"daily {days} {REGION}"
 
