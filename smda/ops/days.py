@@ -30,6 +30,7 @@ from smda.ops.runtime import Runtime
 from smda.science.bundle import ModelBundle, Predict
 from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND, CycleResult, cold_start, step
 from smda.science.drift import expected_innovation_sd
+from smda.science.metrics import pearson_r
 from smda.science.uncertainty import analysis_uncertainty
 from smda.storage.inputs import (
     MissingInputs,
@@ -86,6 +87,10 @@ class DayRun:
     """Largest |z| of the day's feature means against the training distribution."""
     innovation_sd_ratio: float = float("nan")
     """SD of O−F over the spread the training period expects (:mod:`smda.science.drift`)."""
+    forecast_smap_r: float = float("nan")
+    """Correlation of the forecast (before nudging) with the CDF-matched SMAP over the cells
+    assimilated: with ``innovation_sd`` and ``innovation_mean`` a validation that needs no
+    station."""
 
     def as_row(self) -> dict[str, Any]:
         """A flat row for tables (Prefect table artifacts, the CLI)."""
@@ -168,6 +173,17 @@ def _innovation_stats(result: CycleResult) -> tuple[float, float, int, float]:
     return mean, sd, n, assimilated / land if land else 0.0
 
 
+def _forecast_smap_r(result: CycleResult) -> float:
+    """Pearson R of the forecast with SMAP* (forecast + O−F) where assimilated; NaN below 3."""
+    inn = np.asarray(result.innovations.values, dtype=np.float64)
+    forecast = np.asarray(result.forecast.values, dtype=np.float64)
+    valid = np.isfinite(inn) & np.isfinite(forecast)
+    if valid.sum() < 3:
+        return float("nan")
+    r, _ = pearson_r(forecast[valid], forecast[valid] + inn[valid])
+    return float(r)
+
+
 def _published(rt: Runtime, day: date) -> bool:
     pub = rt.publisher
     return pub.cog_path(day).exists() and pub.item_path(day).exists()
@@ -241,6 +257,7 @@ def run_day(
         invalidated=invalidated,
         feature_drift=result.feature_drift,
         innovation_sd_ratio=sd / _expected_sd(bundle) if n else float("nan"),
+        forecast_smap_r=_forecast_smap_r(result),
     )
 
 

@@ -17,7 +17,12 @@ from smda.ops.runtime import Runtime
 from smda.ops.validate import ValidationReport
 from smda.storage.store import region_key
 
-__all__ = ["report_metrics", "summary_markdown"]
+__all__ = ["SMAP_FORECAST", "report_metrics", "summary_markdown"]
+
+SMAP_FORECAST = "smap_forecast"
+"""Validation series of the newest day's forecast (before nudging) against the CDF-matched SMAP
+retrievals: R, ubRMSD (the SD of O−F), bias (−mean O−F). Every deployment has it; its drift
+alerts are the innovation ones (``SmdaInnovationSdDrift``, ``SmdaInnovationSpreadUnexpected``)."""
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +78,16 @@ def report_metrics(
         metrics.analysis_chain(rt.chain.last(), today)
     except SmdaError as exc:  # an unreadable chain is reported by the run itself
         logger.warning("analysis lag not reported: %s", exc)
+    with_obs = [r for r in runs if r.status != "skipped" and r.n_obs > 1]
+    if with_obs:  # the newest day's forecast against SMAP: a validation without stations
+        newest = max(with_obs, key=lambda r: r.day)
+        metrics.validation(
+            SMAP_FORECAST,
+            r=newest.forecast_smap_r,
+            ubrmsd=newest.innovation_sd,
+            bias=-newest.innovation_mean,
+            n=newest.n_obs,
+        )
     metrics.validation_expected("ismn", bool(rt.store.staged_days("ismn")))
     if validation is not None and validation.stations:
         stats = validation.stations

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from flow_helpers import (
     EPOCH,
@@ -365,3 +366,22 @@ def test_a_failed_run_notifies_the_operators_through_the_declared_automation(
     message = json.loads(got[0])
     assert "smda-daily" in message["subject"] and "Failed" in message["subject"]
     assert "a bug in planning" in message["body"]
+
+
+def test_every_daily_run_validates_its_forecast_against_smap_without_stations(
+    outage: Outage,
+) -> None:
+    metrics = outage.metrics["fixed"]
+    series = (("series", "smap_forecast"),)
+    newest = [r for r in outage.states["fixed"].result() if r.status != "skipped"][-1]
+
+    state = runtime(outage.data, H).chain.read(newest.day)
+    forecast = np.asarray(state["forecast"].values, dtype=float).ravel()
+    innovations = np.asarray(state["innovations"].values, dtype=float).ravel()
+    valid = np.isfinite(innovations)
+    expected_r = np.corrcoef(forecast[valid], forecast[valid] + innovations[valid])[0, 1]
+    # a spatial R over the 16 cells of the test world: any sign, as the data say
+    assert metrics[("smda_validation_r", series)] == pytest.approx(expected_r, abs=1e-6)
+    assert metrics[("smda_validation_ubrmsd_m3m3", series)] == pytest.approx(newest.innovation_sd)
+    assert metrics[("smda_validation_bias_m3m3", series)] == pytest.approx(-newest.innovation_mean)
+    assert metrics[("smda_validation_pairs", series)] == newest.n_obs
