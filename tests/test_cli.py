@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -57,3 +59,16 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 def test_bad_region_option_is_a_usage_error() -> None:
     result = runner.invoke(app, ["twin", "params", "--region", "1,2,3"])
     assert result.exit_code == 2
+
+
+def test_config_shows_no_credentials_of_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMDA_MSWEP_URL", "https://ana:s3cret-pw@mirror.example/{yyyy}{ddd}.nc")
+    monkeypatch.setenv("SMDA_PUSHGATEWAY", "http://gw.example:9091/?token=abc123")
+
+    result = CliRunner().invoke(app, ["config"])
+
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pw" not in result.output and "abc123" not in result.output
+    shown = json.loads(result.output)
+    assert shown["mswep_url"] == "https://ana:***@mirror.example/{yyyy}{ddd}.nc"
+    assert shown["pushgateway"] == "http://gw.example:9091/?token=***"

@@ -47,9 +47,13 @@ def main(
 
 @app.command()
 def config() -> None:
-    """Show the effective configuration (SMDA_* variables) — no secrets are shown."""
-    settings = _settings()
-    typer.echo(json.dumps(json.loads(settings.model_dump_json()), indent=2))
+    """Show the effective configuration (SMDA_* variables) — no secrets are shown: credentials
+    and query values in URLs are replaced by ``***``."""
+    from smda.ingest.endpoints import redact_url
+
+    settings = json.loads(_settings().model_dump_json())
+    shown = {k: redact_url(v) if isinstance(v, str) else v for k, v in settings.items()}
+    typer.echo(json.dumps(shown, indent=2))
 
 
 app.command("fetch")(cli_ingest.fetch)

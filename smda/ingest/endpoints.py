@@ -12,11 +12,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from smda.errors import ConfigError
 from smda.storage.atomic import atomic_write_bytes
 
-__all__ = ["CdsEndpoint", "EarthdataEndpoint", "Endpoints", "MswepEndpoint"]
+__all__ = ["CdsEndpoint", "EarthdataEndpoint", "Endpoints", "MswepEndpoint", "redact_url"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,23 @@ def client_environment(endpoints: Endpoints) -> dict[str, str]:
         env["REQUESTS_CA_BUNDLE"] = endpoints.earthdata.ca_bundle
         env["SSL_CERT_FILE"] = endpoints.earthdata.ca_bundle
     return env
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be stored, logged or shown: the password of its user info and every
+    query value replaced by ``***`` (a user info without a password, often a token, entirely).
+
+    >>> redact_url("https://ana:s3cret@mirror.example/NRT/{yyyy}{ddd}.nc?token=abc&v=2")
+    'https://ana:***@mirror.example/NRT/{yyyy}{ddd}.nc?token=***&v=***'
+    >>> redact_url("/mnt/mswep/{yyyy}{ddd}.nc")
+    '/mnt/mswep/{yyyy}{ddd}.nc'
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else f"***@{host}"
+    query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

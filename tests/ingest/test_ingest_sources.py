@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from ingest_helpers import context
+from ingest_helpers import FAST, REGION, TODAY, context
 
+from smda.config import Settings
 from smda.geo.grid import BBox
+from smda.ingest.context import make_context
 from smda.ingest.fetch import fetch_range, source_status
 from smda.ingest.sources.base import IngestContext
 from smda_twin.service import Twin
@@ -206,3 +208,26 @@ def test_secrets_never_logged_or_stored(
     for secret in secrets:
         assert secret not in text
     _ = timedelta
+
+
+def test_credentials_in_the_mswep_url_are_used_but_never_stored_or_shown(
+    twin: Twin, tmp_path: Path
+) -> None:
+    template = twin.endpoints().mswep.url_template
+    scheme, rest = template.split("://", 1)
+    secret = f"{scheme}://ana:s3cret-pw@{rest}"  # an authenticated mirror, the usual way
+    ctx = make_context(
+        Settings(data_dir=tmp_path / "data", mswep_url=secret),
+        region=REGION,
+        endpoints=None,
+        policy=FAST,
+        today=TODAY,
+    )
+    day = TODAY - timedelta(days=3)
+
+    report = fetch_range(["mswep"], day, day, ctx)
+
+    assert report.outcomes[0].status == "fetched", report.outcomes
+    stored = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert stored and not any(b"s3cret-pw" in p.read_bytes() for p in stored)
+    assert any(b"ana:***@" in p.read_bytes() for p in stored)  # where it came from, redacted

@@ -22,6 +22,7 @@ import fsspec
 import xarray as xr
 
 from smda.errors import ConfigError, MalformedFile, NotYetAvailable, TransientError
+from smda.ingest.endpoints import redact_url
 from smda.ingest.readers.mswep import open_mswep
 from smda.ingest.retry import retry_call
 from smda.ingest.sources.base import FetchTask, IngestContext, Source
@@ -123,7 +124,9 @@ class MswepSource(Source):
         url = _url(ctx, day)
         fs, path = self._fs(ctx, url)
 
-        return retry_call(lambda: _stat(fs, path), what=f"mswep: {url}", policy=ctx.policy)
+        return retry_call(
+            lambda: _stat(fs, path), what=f"mswep: {redact_url(url)}", policy=ctx.policy
+        )
 
     def newest_available(self, ctx: IngestContext) -> date | None:
         for back in range(0, 8):
@@ -145,20 +148,21 @@ class MswepSource(Source):
     def _download(self, ctx: IngestContext, day: date) -> RawFile:
         """One attempt at ``day``'s file: size-checked, decoded (staged) and cached."""
         url = _url(ctx, day)
+        shown = redact_url(url)  # what is logged, raised and recorded: never the credentials
         fs, path = self._fs(ctx, url)
         target = ctx.store.raw_dir(self.name) / f"{day:%Y%j}.nc"
         info = _stat(fs, path)
         if info is None:
-            raise NotYetAvailable(f"mswep: {url} is not published yet")
+            raise NotYetAvailable(f"mswep: {shown} is not published yet")
         with atomic_path(target) as tmp:
             fs.get(path, str(tmp))
             size = tmp.stat().st_size
             if info.get("size") is not None and size != int(info["size"]):
-                raise TransientError(f"mswep: {url}: got {size} of {info['size']} bytes")
+                raise TransientError(f"mswep: {shown}: got {size} of {info['size']} bytes")
             try:
                 staged: xr.Dataset | None = self._stage_file(tmp, ctx)
             except MalformedFile as exc:
-                raise TransientError(f"mswep: {url} arrived corrupt ({exc}); retrying") from exc
+                raise TransientError(f"mswep: {shown} arrived corrupt ({exc}); retrying") from exc
             except ValueError:  # decoded, so intact, but not for this grid: stage() says why
                 staged = None
         digest = sha256_file(target)
@@ -170,7 +174,7 @@ class MswepSource(Source):
             size=target.stat().st_size,
             sha256=digest,
             version=_version(info),
-            url=url,
+            url=shown,
             provisional=(ctx.today - day).days < REVISION_WINDOW_DAYS,
         )
 
