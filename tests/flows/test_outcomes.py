@@ -188,10 +188,17 @@ def test_flow_runs_are_named_by_their_days_and_region(outage: Outage) -> None:
 
 
 def test_smda_info_records_reach_the_flow_run_logs(outage: Outage) -> None:
+    import time as clock
+
     run_id = outage.states["fixed"].state_details.flow_run_id
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-    smda = [log for log in logs if log.name.startswith("smda.")]
+    deadline = clock.monotonic() + 30  # records reach the API in batches, after the run
+    while True:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        smda = [log for log in logs if log.name.startswith("smda.")]
+        if smda or clock.monotonic() > deadline:
+            break
+        clock.sleep(1)
 
     assert any(log.level == 20 and "analysis" in log.message for log in smda), [
         (log.name, log.message) for log in logs
