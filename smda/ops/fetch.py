@@ -7,7 +7,7 @@ window and, for a cold start, the spin-up days (:func:`input_spans`) — through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,7 +18,14 @@ from smda.ops.runtime import Runtime
 from smda.ops.train_data import LABEL_PRODUCTS, training_spans
 from smda.science.features import FeatureSpec
 
-__all__ = ["ensure_static", "fetch_days", "fetch_for_training", "fetch_span", "input_spans"]
+__all__ = [
+    "ensure_static",
+    "fetch_days",
+    "fetch_for_training",
+    "fetch_span",
+    "fetch_spans",
+    "input_spans",
+]
 
 
 def input_spans(
@@ -69,13 +76,9 @@ def fetch_days(
 
     The spans come from :func:`input_spans` (MSWEP's antecedent window, a cold start's spin-up).
     """
-    report = IngestReport()
     if not days:
-        return report
-    ensure_static(rt)
-    for name, (first, last) in input_spans(rt, min(days), max(days), sources).items():
-        report.outcomes.extend(fetch_span(rt, name, first, last, progress=progress).outcomes)
-    return report
+        return IngestReport()
+    return fetch_spans(rt, input_spans(rt, min(days), max(days), sources), progress=progress)
 
 
 def fetch_for_training(
@@ -90,9 +93,19 @@ def fetch_for_training(
     """Fetch and stage what training on ``start`` … ``end`` reads (forcings with their
     precipitation history, label products, static fields); idempotent. Lets a new region be set
     up from the ``train`` deployment alone."""
+    spans = training_spans(label_products, start, end, (spec or FeatureSpec()).history_days)
+    return fetch_spans(rt, spans, progress=progress)
+
+
+def fetch_spans(
+    rt: Runtime,
+    spans: Mapping[str, tuple[date, date]],
+    *,
+    progress: Callable[[DayOutcome], None] | None = None,
+) -> IngestReport:
+    """The static fields once, then each source's ``first`` … ``last`` (idempotent)."""
     ensure_static(rt)
     report = IngestReport()
-    spans = training_spans(label_products, start, end, (spec or FeatureSpec()).history_days)
     for name, (first, last) in spans.items():
         report.outcomes.extend(fetch_span(rt, name, first, last, progress=progress).outcomes)
     return report
