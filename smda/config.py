@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     state_url: str | None = Field(default=None, description="fsspec URL of the state chain.")
     products_url: str | None = Field(default=None, description="Where products are published.")
     pushgateway: str | None = Field(default=None, description="Prometheus Pushgateway URL.")
+    lock_timeout: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="Seconds a run waits for another writer of its region before it gives up "
+        "with exit code 73 (0: do not wait).",
+    )
 
     @field_validator("region")
     @classmethod

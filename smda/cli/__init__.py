@@ -66,9 +66,10 @@ app.command("demo")(cli_demo.demo)
 
 
 def run() -> None:
-    """Entry point that turns smda errors into a one-line message and exit code 1."""
+    """Entry point that turns smda errors into a one-line message and exit code 1 (73 when
+    another process writes the region: :data:`smda.storage.locks.EXIT_BUSY`)."""
     try:
         app()
     except SmdaError as exc:
         console.print(f"[red]error:[/red] {exc}")
-        raise SystemExit(1) from None
+        raise SystemExit(getattr(exc, "exit_code", 1)) from None

@@ -65,24 +65,25 @@ def fetch(
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
     ctx = make_context(settings, region=_parse_region(region) if region else None, ismn_path=ismn)
-    total = len(names) * ((last - first).days + 1)
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("fetching", total=total)
+    with ctx.store.writer():  # one fetch per region at a time (RegionBusy names the other)
+        total = len(names) * ((last - first).days + 1)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("fetching", total=total)
 
-        def advance(outcome: DayOutcome) -> None:
-            bar.update(
-                task, advance=1, description=f"{outcome.source} {outcome.day} {outcome.status}"
-            )
+            def advance(outcome: DayOutcome) -> None:
+                bar.update(
+                    task, advance=1, description=f"{outcome.source} {outcome.day} {outcome.status}"
+                )
 
-        report = fetch_range(names, first, last, ctx, progress=advance)
-    if "era5" in names and report.by_status("failed", "era5") == []:
-        from smda.ingest.sources.era5 import stage_static
+            report = fetch_range(names, first, last, ctx, progress=advance)
+        if "era5" in names and report.by_status("failed", "era5") == []:
+            from smda.ingest.sources.era5 import stage_static
 
-        try:  # the invariants (static fields, land mask), staged once per region
-            console.print(f"static fields: {stage_static(ctx)}")
-        except SmdaError as exc:
-            console.print(f"[red]static fields:[/red] {exc}")
-            raise typer.Exit(1) from exc
+            try:  # the invariants (static fields, land mask), staged once per region
+                console.print(f"static fields: {stage_static(ctx)}")
+            except SmdaError as exc:
+                console.print(f"[red]static fields:[/red] {exc}")
+                raise typer.Exit(1) from exc
     table = Table(
         title=f"smda fetch {','.join(names)} {first}..{last} (today at the providers: {ctx.today})"
     )

@@ -82,6 +82,14 @@ def _finish(rt: Runtime | None, job: str, outcome: RunOutcome, started: float) -
         raise typer.Exit(outcome.exit_code)
 
 
+def _failed(exc: SmdaError) -> RunOutcome:
+    """The outcome of a run stopped by ``exc``: busy when another writer holds the region."""
+    from smda.ops.outcome import RunOutcome
+    from smda.storage.locks import RegionBusy
+
+    return RunOutcome("busy" if isinstance(exc, RegionBusy) else "failed", str(exc))
+
+
 def run_daily(region: RegionArg = None) -> None:
     """Run the daily cycle once: poll, fetch, step every ready day, publish (like the daily flow).
 
@@ -90,7 +98,7 @@ def run_daily(region: RegionArg = None) -> None:
     not be fetched, an error).
     """
     from smda.ops import open_runtime, plan_daily, report_metrics
-    from smda.ops.outcome import RunOutcome, daily_outcome
+    from smda.ops.outcome import daily_outcome
 
     started, rt = time.time(), None
     try:
@@ -108,7 +116,7 @@ def run_daily(region: RegionArg = None) -> None:
             console.print(f"inputs changed since {first} was computed: reprocessing from it")
         runs, missing = _cycle(rt, first, plan.ready[-1])
     except SmdaError as exc:
-        _finish(rt, "smda_daily", RunOutcome("failed", str(exc)), started)
+        _finish(rt, "smda_daily", _failed(exc), started)
         return
     outcome = daily_outcome(plan, report, missing)
     report_metrics(rt, "smda_daily", runs, plan=plan, outcome=outcome, started_at=started)
@@ -146,7 +154,6 @@ def backfill(
     be fetched or staged, an error); a re-run resumes at the first day not done.
     """
     from smda.ops import backfill_days, open_runtime, report_metrics
-    from smda.ops.outcome import RunOutcome
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
@@ -165,7 +172,7 @@ def backfill(
 
             runs = backfill_days(rt, first, last, force=force, progress=advance)
     except SmdaError as exc:
-        _finish(rt, "smda_backfill", RunOutcome("failed", str(exc)), started)
+        _finish(rt, "smda_backfill", _failed(exc), started)
         return
     report_metrics(rt, "smda_backfill", runs, started_at=started)
     done = sum(r.status != "skipped" for r in runs)

@@ -46,7 +46,7 @@ def make_context(
     bbox = region or settings.bbox
     grid: Grid = region_grid(bbox)
     return IngestContext(
-        store=Store(settings.data_dir, grid),
+        store=Store(settings.data_dir, grid, lock_timeout=settings.lock_timeout),
         endpoints=endpoints,
         today=today or provider_today(endpoints),
         mswep_url=settings.mswep_url,

@@ -22,6 +22,7 @@ from typing import Literal
 from smda.errors import CredentialsError, LicenceNotAccepted, NotYetAvailable, SmdaError
 from smda.ingest.sources import get_source
 from smda.ingest.sources.base import FetchTask, IngestContext, Source
+from smda.storage.integrity import note_repair
 from smda.storage.store import DayRecord, RawFile
 
 __all__ = ["DayOutcome", "IngestReport", "fetch_range"]
@@ -124,7 +125,7 @@ def _ingest_source(
     wanted: list[date] = []
     for day in days:
         record = ledger.get(day)
-        staged = record is not None and (ctx.store.root / record.staged).exists()
+        staged = _intact(ctx, source.name, day)
         if newest is None or day > newest:
             if staged:
                 emit(DayOutcome(source.name, day, "skipped", "already staged"))
@@ -151,6 +152,19 @@ def _ingest_source(
         for future in futures:
             for outcome in future.result():
                 emit(outcome)
+
+
+def _intact(ctx: IngestContext, source: str, day: date) -> bool:
+    """Whether ``day`` is staged and matches its ledger record; a corrupt staged file is
+    removed (and counted) so that it is staged again — from the raw cache when it holds the
+    provider's file, else downloaded again."""
+    problem = ctx.store.problem(source, day)
+    if problem is None:
+        return True
+    if problem != "not staged":
+        note_repair("staged", f"{source} {day}: {problem}; staging it again")
+        ctx.store.discard(source, day)
+    return False
 
 
 def _run_task(
@@ -199,11 +213,7 @@ def _stage_day(
     source: Source, day: date, files: list[RawFile], ctx: IngestContext, task: FetchTask
 ) -> DayOutcome:
     record = ctx.store.ledger(source.name).get(day)
-    if (
-        _same_files(record, files)
-        and record is not None
-        and (ctx.store.root / record.staged).exists()
-    ):
+    if _same_files(record, files) and ctx.store.intact(source.name, day):
         ctx.store.ledger(source.name).touch(day, ctx.today)
         return DayOutcome(source.name, day, "unchanged", "upstream files are identical")
     try:

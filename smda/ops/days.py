@@ -25,13 +25,14 @@ from typing import Any, Literal
 import numpy as np
 
 from smda import __version__
-from smda.errors import SmdaError
+from smda.errors import MalformedFile, SmdaError
 from smda.ops.runtime import Runtime
 from smda.science.bundle import ModelBundle, Predict
 from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND, CycleResult, cold_start, step
 from smda.science.drift import expected_innovation_sd
 from smda.science.metrics import pearson_r
 from smda.science.uncertainty import analysis_uncertainty
+from smda.storage.chain import StateMissing
 from smda.storage.inputs import (
     MissingInputs,
     day_inputs,
@@ -39,13 +40,16 @@ from smda.storage.inputs import (
     missing_inputs,
     missing_message,
 )
+from smda.storage.integrity import note_repair
 
 __all__ = [
     "ChainGap",
     "DayRun",
     "backfill_days",
+    "check_inputs",
     "days_to_recompute",
     "provenance",
+    "repair_day",
     "round_or_none",
     "run_day",
 ]
@@ -128,7 +132,11 @@ def _state_before(rt: Runtime, day: date, bundle: ModelBundle, predict: Predict)
     """The state of D−1: from the chain, or a cold start."""
     before = day - timedelta(days=1)
     if rt.chain.has(before):
-        return rt.chain.state(before)
+        try:
+            return rt.chain.state(before)
+        except MalformedFile as exc:
+            repair_day(rt, before, why=str(exc), bundle=bundle, predict=predict)
+            return rt.chain.state(before)
     earlier = [d for d in rt.chain.days() if d < day]
     if earlier:
         raise ChainGap(
@@ -189,6 +197,30 @@ def _published(rt: Runtime, day: date) -> bool:
     return pub.cog_path(day).exists() and pub.item_path(day).exists()
 
 
+def _provenance_of(rt: Runtime, day: date, bundle: ModelBundle) -> dict[str, Any]:
+    """:func:`provenance` plus where the day's starting state comes from: the D−1 file's
+    digest (the chain's hash link) or a cold start."""
+    prov = provenance(rt, day, bundle)
+    before = day - timedelta(days=1)
+    if rt.chain.has(before):
+        prov["state_origin"] = "chain"
+        prov["state_before"] = _digest_or_repair(rt, before, bundle)
+    else:
+        prov["state_origin"] = f"cold start {rt.settings.spinup_days} d"
+        prov["state_before"] = None
+    return prov
+
+
+def _digest_or_repair(rt: Runtime, day: date, bundle: ModelBundle) -> str:
+    """The recorded digest of ``day``'s state; a day whose sidecar is unreadable is
+    recomputed first (:func:`repair_day`)."""
+    try:
+        return rt.chain.digest(day)
+    except MalformedFile as exc:
+        repair_day(rt, day, why=str(exc), bundle=bundle)
+        return rt.chain.digest(day)
+
+
 def run_day(
     rt: Runtime,
     day: date,
@@ -200,27 +232,40 @@ def run_day(
     """Forecast, nudge, persist and publish ``day`` (module docstring, step 3).
 
     Skipped when the chain already holds ``day`` with the same provenance (unless ``force``).
-    Replacing a day invalidates (and unpublishes) the later days of the chain.
+    Replacing a day invalidates (and unpublishes) the later days of the chain. A corrupt state
+    of D−1 is recomputed first (:func:`repair_day`). Holds the writer lock of the region's chain.
 
     Raises
     ------
     smda.storage.inputs.MissingInputs
         Required inputs of the day (or of the spin-up of a cold start) are not staged.
+    smda.storage.integrity.CorruptFile
+        A staged input does not match its ledger record (the next fetch stages it again).
     ChainGap
         The state of the day before is missing while the chain has earlier days.
     smda.storage.registry.NoModel
         No model is registered for the region.
+    smda.storage.locks.RegionBusy
+        Another process writes the chain and did not finish within ``SMDA_LOCK_TIMEOUT``.
     """
+    with rt.chain_writer():
+        return _run_day(rt, day, force=force, bundle=bundle, predict=predict)
+
+
+def _run_day(
+    rt: Runtime,
+    day: date,
+    *,
+    force: bool,
+    bundle: ModelBundle | None,
+    predict: Predict | None,
+) -> DayRun:
     t0 = time.perf_counter()
     bundle = bundle or rt.registry.current()
-    prov = provenance(rt, day, bundle)
-    before = day - timedelta(days=1)
-    prov["state_origin"] = (
-        "chain" if rt.chain.has(before) else f"cold start {rt.settings.spinup_days} d"
-    )
-    if not force and rt.chain.has(day) and rt.chain.same_provenance(day, prov):
+    prov = _provenance_of(rt, day, bundle)
+    if not force and rt.chain.has(day) and _same(rt, day, prov, bundle):
         if not _published(rt, day):  # a crash between committing the state and publishing
-            rt.publisher.publish(day, rt.chain.read(day), rt.chain.provenance(day))
+            _publish(rt, day, bundle)
         return DayRun(
             day,
             "skipped",
@@ -232,6 +277,8 @@ def run_day(
     inputs = day_inputs(rt.store, day, bundle.spec.history_days)  # MissingInputs says what to fetch
     predict = predict or rt.registry.predictor(bundle)
     state = _state_before(rt, day, bundle, predict)
+    if prov["state_origin"] == "chain":  # a repair of D−1 may have rewritten it
+        prov["state_before"] = rt.chain.digest(day - timedelta(days=1))
     invalidated = rt.chain.invalidate_after(day) if rt.chain.has(day) else []
     if invalidated:
         rt.publisher.unpublish(invalidated)
@@ -259,6 +306,81 @@ def run_day(
         innovation_sd_ratio=sd / _expected_sd(bundle) if n else float("nan"),
         forecast_smap_r=_forecast_smap_r(result),
     )
+
+
+def _same(rt: Runtime, day: date, prov: dict[str, Any], bundle: ModelBundle) -> bool:
+    """Whether ``day`` was committed with ``prov`` (an unreadable sidecar: repaired first)."""
+    try:
+        return rt.chain.same_provenance(day, prov)
+    except MalformedFile as exc:
+        repair_day(rt, day, why=str(exc), bundle=bundle)
+        return rt.chain.same_provenance(day, prov)
+
+
+def _publish(rt: Runtime, day: date, bundle: ModelBundle) -> None:
+    """Publish the committed state of ``day`` (recomputed first when it is corrupt)."""
+    try:
+        state = rt.chain.read(day)
+    except MalformedFile as exc:
+        repair_day(rt, day, why=str(exc), bundle=bundle)
+        return
+    rt.publisher.publish(day, state, rt.chain.provenance(day))
+
+
+def repair_day(
+    rt: Runtime,
+    day: date,
+    *,
+    why: str,
+    bundle: ModelBundle | None = None,
+    predict: Predict | None = None,
+) -> DayRun:
+    """Recompute a committed day whose state file or sidecar is corrupt, from its inputs and
+    its D−1 (itself repaired first when corrupt), and publish it again.
+
+    Computing is deterministic: with the inputs and model it was made with, the day comes back
+    byte-identical and the later days stay valid (their ``state_before`` still matches). When
+    the bytes differ (other inputs or model since), the later days are invalidated, as a re-run
+    does, and the next backfill recomputes them. Logged and counted (``smda_repairs``).
+
+    Raises
+    ------
+    smda.storage.inputs.MissingInputs
+        The day's inputs are no longer staged: fetch them, then repair again.
+    """
+    note_repair("state", f"state of {day}: {why}; recomputing it from its inputs")
+    with rt.chain_writer():
+        bundle = bundle or rt.registry.current()
+        try:
+            recorded: str | None = rt.chain.digest(day)
+        except (MalformedFile, StateMissing):
+            recorded = None
+        prov = _provenance_of(rt, day, bundle)
+        inputs = day_inputs(rt.store, day, bundle.spec.history_days)
+        predict = predict or rt.registry.predictor(bundle)
+        state = _state_before(rt, day, bundle, predict)
+        if prov["state_origin"] == "chain":
+            prov["state_before"] = rt.chain.digest(day - timedelta(days=1))
+        result = step(state, inputs, bundle, gain=rt.gain, predict=predict)
+        path = rt.chain.write(result, uncertainty=_uncertainty(result, bundle), provenance=prov)
+        if rt.chain.digest(day) != recorded:
+            later = rt.chain.invalidate_after(day)
+            if later:
+                rt.publisher.unpublish(later)
+                LOG.warning(
+                    "repaired %s differs from its record: %d later day(s) invalidated",
+                    day,
+                    len(later),
+                )
+        published = rt.publisher.publish(day, rt.chain.read(day), prov)
+        return DayRun(
+            day,
+            "forecast_only" if result.forecast_only else "analysis",
+            bundle.version,
+            cog=str(published.cog),
+            item=str(published.item),
+            state=path,
+        )
 
 
 def _expected_sd(bundle: ModelBundle) -> float:
@@ -290,18 +412,45 @@ def backfill_days(
     """
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
-    bundle = rt.registry.current()
-    predict = rt.registry.predictor(bundle)
-    runs: list[DayRun] = []
+    with rt.chain_writer():
+        bundle = rt.registry.current()
+        predict = rt.registry.predictor(bundle)
+        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        if force:  # every input first: a forced run must not withdraw days it cannot redo
+            check_inputs(rt, [*days, *(d for d in rt.chain.days() if d > end)], bundle)
+        runs: list[DayRun] = []
 
-    def one(day: date, *, forced: bool) -> None:
-        run = run_day(rt, day, force=forced, bundle=bundle, predict=predict)
-        runs.append(run)
-        if progress is not None:
-            progress(run)
+        def one(day: date, *, forced: bool) -> None:
+            run = run_day(rt, day, force=forced, bundle=bundle, predict=predict)
+            runs.append(run)
+            if progress is not None:
+                progress(run)
 
-    for i in range((end - start).days + 1):
-        one(start + timedelta(days=i), forced=force)
-    for day in days_to_recompute(runs, end):
-        one(day, forced=False)
-    return runs
+        for day in days:
+            one(day, forced=force)
+        for day in days_to_recompute(runs, end):
+            one(day, forced=False)
+        return runs
+
+
+def check_inputs(rt: Runtime, days: Sequence[date], bundle: ModelBundle) -> None:
+    """Check that the inputs of ``days`` are staged and intact, before anything is changed.
+
+    Raises
+    ------
+    smda.storage.inputs.MissingInputs
+        An input is not staged (the message gives the fetch commands).
+    smda.storage.integrity.CorruptFile
+        A staged input does not match its ledger record.
+    """
+    history = bundle.spec.history_days
+    missing: list[tuple[str, date | None]] = list(
+        dict.fromkeys(m for d in days for m in missing_inputs(rt.store, d, history))
+    )
+    if missing:
+        raise MissingInputs(missing_message(rt.store, missing, "the forced re-run"), missing)
+    sources = {("era5", d) for d in days} | {("smap", d) for d in days}
+    sources |= {("mswep", d - timedelta(days=i)) for d in days for i in range(history)}
+    for source, day in sorted(sources):
+        if source != "smap" or rt.store.ledger(source).get(day) is not None:
+            rt.store.verified_path(source, day)

@@ -2,7 +2,9 @@
 
 :func:`fetch_days` fetches and stages the inputs of the days to run — plus MSWEP's antecedent
 window and, for a cold start, the spin-up days (:func:`input_spans`) — through
-:mod:`smda.ingest.fetch`; every call is idempotent (a staged day is not fetched again).
+:mod:`smda.ingest.fetch`; every call is idempotent (a staged day is not fetched again, a staged day that no longer
+matches its ledger record is staged again). Fetching holds the writer lock of the region's store
+(:meth:`smda.ops.runtime.Runtime.store_writer`): one fetch per region at a time.
 """
 
 from __future__ import annotations
@@ -54,15 +56,18 @@ def fetch_span(
     *,
     progress: Callable[[DayOutcome], None] | None = None,
 ) -> IngestReport:
-    """Fetch and stage exactly ``start`` … ``end`` of one source (idempotent)."""
-    return fetch_range([source], start, end, rt.ctx, progress=progress)
+    """Fetch and stage exactly ``start`` … ``end`` of one source (idempotent), holding the
+    writer lock of the region's store."""
+    with rt.store_writer():
+        return fetch_range([source], start, end, rt.ctx, progress=progress)
 
 
 def ensure_static(rt: Runtime) -> Path:
     """Fetch the ERA5 invariants and stage the static fields and land mask once (idempotent)."""
     from smda.ingest.sources.era5 import stage_static
 
-    return stage_static(rt.ctx)
+    with rt.store_writer():
+        return stage_static(rt.ctx)
 
 
 def fetch_days(
@@ -104,8 +109,9 @@ def fetch_spans(
     progress: Callable[[DayOutcome], None] | None = None,
 ) -> IngestReport:
     """The static fields once, then each source's ``first`` … ``last`` (idempotent)."""
-    ensure_static(rt)
-    report = IngestReport()
-    for name, (first, last) in spans.items():
-        report.outcomes.extend(fetch_span(rt, name, first, last, progress=progress).outcomes)
-    return report
+    with rt.store_writer():
+        ensure_static(rt)
+        report = IngestReport()
+        for name, (first, last) in spans.items():
+            report.outcomes.extend(fetch_span(rt, name, first, last, progress=progress).outcomes)
+        return report

@@ -11,6 +11,8 @@ status         exit code  meaning
                           providers announced could not be fetched after the retries, or a bug
 ``crashed``    1          the process died (Prefect's *Crashed*: killed, out of memory)
 ``cancelled``  1          an operator cancelled the run
+``busy``       73         another process writes the region (one writer per region,
+                          :mod:`smda.storage.locks`); it did not finish within the lock timeout
 =============  =========  =====================================================================
 
 75 is ``EX_TEMPFAIL`` of ``sysexits.h``: "try again later", which is what a waiting run means to
@@ -31,7 +33,7 @@ from smda.ops.plan import DailyPlan
 
 __all__ = ["EXIT_CODES", "RUN_STATUSES", "RunOutcome", "RunStatus", "daily_outcome"]
 
-RunStatus = Literal["completed", "waiting", "failed", "crashed", "cancelled"]
+RunStatus = Literal["completed", "waiting", "failed", "crashed", "cancelled", "busy"]
 """Final status of a run."""
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
@@ -41,6 +43,7 @@ EXIT_CODES: Mapping[RunStatus, int] = {
     "failed": 1,
     "crashed": 1,
     "cancelled": 1,
+    "busy": 73,
 }
 """Exit code of ``smda run`` / ``smda backfill`` per final status."""
 
@@ -61,6 +64,11 @@ ADVICE: Mapping[RunStatus, str] = {
         "memory, then run again; the chain resumes at the first day not written."
     ),
     "cancelled": "Run the deployment again when wanted; the chain resumes where it stopped.",
+    "busy": (
+        "Another run writes this region (the reason names it). Nothing to do if it is a backfill "
+        "or a scheduled run: the next run catches up. If that process is stuck, stop it; a "
+        "killed writer releases its lock at once."
+    ),
 }
 """What to do after a run, per final status (shown by the CLI and in the run's summary)."""
 

@@ -14,6 +14,8 @@ reads the environment.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -24,6 +26,9 @@ from smda.ingest.context import make_context
 from smda.ingest.retry import RetryPolicy
 from smda.ingest.sources.base import IngestContext
 from smda.storage.chain import StateChain
+from smda.storage.integrity import note_repair
+from smda.storage.locks import Holder, WriterLock
+from smda.storage.orphans import sweep_orphans
 from smda.storage.publish import Publisher
 from smda.storage.registry import ModelRegistry, models_dir
 from smda.storage.store import Store, region_key
@@ -107,6 +112,36 @@ class Runtime:
     def gain(self) -> float | None:
         """The fixed gain of ``SMDA_GAIN``, or None: the model's own (:mod:`smda.science.gain`)."""
         return self.settings.gain
+
+    def store_writer(self) -> AbstractContextManager[Holder]:
+        """Hold the writer lock of the region's store (:meth:`smda.storage.store.Store.writer`)."""
+        return self.store.writer()
+
+    @contextmanager
+    def chain_writer(self) -> Iterator[Holder]:
+        """Hold the writer lock of the region's state chain, models and products for the
+        block, waiting up to ``SMDA_LOCK_TIMEOUT`` s for another process; the first hold in this
+        process removes temporary files left there by interrupted runs.
+
+        Raises
+        ------
+        smda.storage.locks.RegionBusy
+            If another process still writes them after the timeout.
+        """
+        lock = WriterLock(
+            self.store.locks_dir / "chain.lock",
+            f"the state chain of region {self.region}",
+            timeout=self.settings.lock_timeout,
+        )
+        first = not lock.held()
+        with lock() as holder:
+            if first:
+                roots = [self.registry.root, self.publisher.root]
+                if self.chain.is_local:
+                    roots.append(Path(self.chain.root))
+                for path in sweep_orphans(roots):
+                    note_repair("orphan", f"removed {path}, left by an interrupted run")
+            yield holder
 
 
 def open_runtime(

@@ -232,5 +232,6 @@ def train_model(
         cdf_min_samples=cdf_min_samples,
         progress=progress,
     )
-    rt.registry.register(outcome.bundle)
+    with rt.chain_writer():  # the model in use changes: not under a running backfill
+        rt.registry.register(outcome.bundle)
     return outcome

@@ -19,6 +19,13 @@ library as ``<cache>/<version>-q.so`` and returns a :data:`smda.science.bundle.P
 compares integer bin indices), which is what makes it ~3× faster than native LightGBM
 prediction on 2 threads; predictions are identical. Optional dependencies:
 ``tl2cgen==1.0.0`` and ``treelite==4.1.2`` (the treelite tl2cgen 1.0.0 is built against).
+
+The library is built in a temporary folder and renamed into place, and its size and SHA-256
+are recorded beside it (``<version>-q.json``); it is loaded only when it matches the record
+(:func:`compiled_problem`), else compiled again (logged and counted as a repair). The record
+guards against truncation and accidental change, not against someone who can write the data
+directory: such a person can also replace the record, so the data directory must be writable by
+smda's user only.
 """
 
 from __future__ import annotations
@@ -35,8 +42,9 @@ import numpy.typing as npt
 
 from smda.science.bundle import ModelBundle, Predict
 from smda.storage.atomic import atomic_write_bytes
+from smda.storage.integrity import file_digest, note_repair, sha256_of
 
-__all__ = ["compiled_predictor", "from_files", "to_files"]
+__all__ = ["compiled_predictor", "compiled_problem", "from_files", "to_files"]
 
 MODEL, META, ARRAYS = "model.txt", "bundle.json", "arrays.npz"
 
@@ -108,14 +116,20 @@ def compiled_predictor(
         ) from exc
     n = threads or bundle.hyper.num_threads
     lib = Path(cache_dir) / f"{bundle.version}-q.so"
-    if not lib.exists():
+    problem = compiled_problem(lib)
+    if problem is not None:
+        if problem != "not compiled":
+            note_repair("compiled", f"{lib}: {problem}; compiling it again")
         lib.parent.mkdir(parents=True, exist_ok=True)
         model = treelite.frontend.from_lightgbm(bundle.booster)
         with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
             built = Path(tmp) / lib.name
             params = {"quantize": 1, "parallel_comp": n}
             tl2cgen.export_lib(model, toolchain="gcc", libpath=str(built), params=params, nthread=n)
+            sha, size = sha256_of(built)
             os.replace(built, lib)  # atomic: a reader sees no half-written library
+        record = {"file": lib.name, "sha256": sha, "size": size, "bundle": bundle.version}
+        atomic_write_bytes(_record_path(lib), json.dumps(record, indent=1).encode())
     predictor = tl2cgen.Predictor(str(lib), nthread=n)
 
     def predict(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -123,3 +137,32 @@ def compiled_predictor(
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
     return predict
+
+
+def _record_path(lib: Path) -> Path:
+    return lib.with_suffix(".json")
+
+
+def compiled_problem(lib: Path | str) -> str | None:
+    """What is wrong with a compiled predictor against the record written with it (size and
+    SHA-256 in ``<version>-q.json``): None when intact, "not compiled" when absent.
+
+    A library is loaded only when intact: a truncated one would kill the process with SIGBUS
+    when mapped, a changed one would run whatever it holds.
+    """
+    lib = Path(lib)
+    if not lib.exists():
+        return "not compiled"
+    try:
+        record = json.loads(_record_path(lib).read_text())
+        expected, size = str(record["sha256"]), int(record["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "it has no readable digest record"
+    found = file_digest(lib)
+    if found is None:
+        return "not compiled"
+    if found[1] != size:
+        return f"its size is {found[1]} bytes, {size} were recorded"
+    if found[0] != expected:
+        return "its SHA-256 differs from the recorded one"
+    return None

@@ -21,7 +21,14 @@ crash at any point leaves either the previous state of the day or none, never a 
 Rewriting a day first removes its sidecar. The same result and provenance always give
 byte-identical files (netCDF-C writes no timestamps; nothing random goes into a file).
 
-One writer per chain: readers may run concurrently with a writer.
+One writer per chain: readers may run concurrently with a writer. The writer lock of the region's
+chain (:mod:`smda.storage.locks`) is taken by the operations that write it
+(:func:`smda.ops.days.run_day`, :func:`smda.ops.days.backfill_days`).
+
+Each day's provenance names the state it was stepped from (``state_before``: the SHA-256 of the
+D−1 file, or None for a cold start), so the chain is a hash chain: a day stepped from another
+version of its D−1 (two writers, a repair that changed bytes) no longer matches, is recomputed
+by the next backfill, and ``smda verify`` reports it.
 """
 
 from __future__ import annotations
@@ -170,6 +177,11 @@ class StateChain:
 
     def __repr__(self) -> str:
         return f"StateChain({self.url!r})"
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the chain is a local folder (:attr:`root`)."""
+        return self._local
 
     # -- layout ---------------------------------------------------------------------------------
     def _key(self, day: date, suffix: str) -> str:
@@ -322,6 +334,30 @@ class StateChain:
                 f"state sidecar {key} of {day} is unreadable ({exc}): re-run the day {day}"
             ) from exc
         return sidecar
+
+    def digest(self, day: date) -> str:
+        """SHA-256 of the state file of ``day`` as its sidecar records it: what the next day's
+        provenance names as the state it was stepped from (``state_before``).
+
+        Raises
+        ------
+        StateMissing
+            If the day is not in the chain.
+        MalformedFile
+            If the sidecar is unreadable.
+        """
+        return str(self._sidecar(day)["sha256"])
+
+    def problem(self, day: date) -> str | None:
+        """What is wrong with the committed state of ``day`` (None when its sidecar parses and
+        its file matches the recorded size and SHA-256 and reads as a state)."""
+        try:
+            self.read(day)
+        except StateMissing:
+            return "not in the chain"
+        except MalformedFile as exc:
+            return str(exc)
+        return None
 
     def provenance(self, day: date) -> dict[str, Any]:
         """The provenance the state of ``day`` was written with.

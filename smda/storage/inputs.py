@@ -250,7 +250,7 @@ def _stack(
     for i, day in enumerate(days):
         if not _is_staged(store, source, day):
             continue
-        path = store.staged_path(source, day)
+        path = store.verified_path(source, day)  # CorruptFile says how it is re-staged
         if cache is not None and variables is not None:
             fields, found = cache.read(path, variables, shape)
         else:
@@ -367,7 +367,7 @@ def day_inputs(store: Store, day: date, history_days: int) -> DayInputs:
         missing.append((STATIC, None))
     _raise_missing(store, missing, f"inputs of {day}")
     shape = store.grid.shape
-    era5, era5_attrs = _read(store.staged_path("era5", day), None, shape)
+    era5, era5_attrs = _read(store.verified_path("era5", day), None, shape)
     first = day - timedelta(days=history_days - 1)
     return DayInputs(
         day=day,
@@ -385,7 +385,7 @@ def _smap_of(store: Store, day: date) -> xr.Dataset | None:
     """Staged SMAP of ``day`` (``soil_moisture`` m3 m-3, ``count`` uint16), or None."""
     if not _is_staged(store, "smap", day):
         return None
-    path = store.staged_path("smap", day)
+    path = store.verified_path("smap", day)
     fields, attrs = _read(path, None, store.grid.shape)
     if "soil_moisture" not in fields:
         raise MalformedFile(f"staged SMAP {path} has no soil_moisture; re-stage it")

@@ -37,7 +37,8 @@ byte-identical files: GDAL writes no timestamps and the STAC documents carry no 
 collection (its extent and one link per day, ~120 bytes a day) and the catalog — never the
 other days' items.
 
-One writer per root (a lock guards the collection within a process).
+One writer per root: the operations that publish hold the writer lock of the region's chain
+(:mod:`smda.storage.locks`); the collection's read-modify-write is also locked on its own.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from smda.geo.grid import Grid
 from smda.science.cycle import FLAG_LAND
 from smda.storage.atomic import atomic_path, atomic_write_bytes
 from smda.storage.chain import canonical_provenance
+from smda.storage.locks import locked_file
 
 __all__ = ["BANDS", "COLLECTION_ID", "BandSpec", "PublishedDay", "Publisher", "public_provenance"]
 
@@ -383,7 +385,7 @@ class Publisher:
         _write_json(
             self.item_path(day), item.to_dict(include_self_link=True, transform_hrefs=False)
         )
-        with self._lock:
+        with self._lock, locked_file(self.collection_path):  # other processes too
             current = self._collection()
             days = sorted({*_linked_days(current), day})
             self._write_collection(days, _union(_extent_bbox(current), _geometry(grid)[1]))
@@ -400,7 +402,7 @@ class Publisher:
         """
         drop = set(days)
         removed = sorted(d for d in drop if self.item_path(d).exists() or self.cog_path(d).exists())
-        with self._lock:
+        with self._lock, locked_file(self.collection_path):  # other processes too
             current = self._collection()
             if current is not None:
                 remaining = [d for d in _linked_days(current) if d not in drop]

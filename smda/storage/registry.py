@@ -29,6 +29,7 @@ from typing import Any
 from smda.errors import MalformedFile, NoModel
 from smda.science.bundle import ModelBundle, Predict
 from smda.storage.atomic import atomic_write_bytes
+from smda.storage.locks import locked_file
 from smda.storage.bundle_io import META, compiled_predictor, from_files, to_files
 
 __all__ = ["CURRENT", "ModelRegistry", "NoModel", "models_dir"]
@@ -203,13 +204,14 @@ class ModelRegistry:
         """
         if not (self.path(version) / META).exists():
             raise NoModel(f"cannot promote {version}: it is not in the registry {self.root}")
-        pointer = self._pointer() or {"history": []}
-        if pointer.get("version") == version:
-            return
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        history = [*pointer.get("history", []), {"version": version, "promoted_at": now}]
-        payload = {"version": version, "history": history}
-        atomic_write_bytes(self.root / CURRENT, json.dumps(payload, indent=1).encode())
+        with locked_file(self.root / CURRENT):
+            pointer = self._pointer() or {"history": []}
+            if pointer.get("version") == version:
+                return
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            history = [*pointer.get("history", []), {"version": version, "promoted_at": now}]
+            payload = {"version": version, "history": history}
+            atomic_write_bytes(self.root / CURRENT, json.dumps(payload, indent=1).encode())
         LOG.info("model %s is now current in %s", version, self.root)
 
     # -- inference ------------------------------------------------------------------------------

@@ -37,7 +37,10 @@ import xarray as xr
 from smda.errors import MalformedFile
 from smda.geo.grid import Grid
 from smda.storage.atomic import atomic_path, atomic_write_bytes
+from smda.storage.integrity import CorruptFile, file_digest, note_repair, sha256_of
 from smda.storage.iolock import HDF5_IO
+from smda.storage.locks import Holder, WriterLock, locked_file
+from smda.storage.orphans import sweep_orphans
 
 __all__ = [
     "SAVE_INTERVAL",
@@ -52,6 +55,9 @@ __all__ = [
 
 SAVE_INTERVAL = 5.0
 """Seconds between two saves of a ledger inside :meth:`Ledger.batch`."""
+RAW_ORPHAN_AGE = 6 * 3600.0
+"""Age (s) after which a temporary file in the raw cache is an orphan (another region's fetch
+may be writing a younger one)."""
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -86,14 +92,16 @@ class JsonMap:
         return {str(k): str(v) for k, v in data.items()}
 
     def update(self, items: Mapping[str, str | None]) -> None:
-        """Set entries (a ``None`` value removes its key)."""
-        data = self.load()
-        for key, value in items.items():
-            if value is None:
-                data.pop(key, None)
-            else:
-                data[key] = value
-        atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+        """Set entries (a ``None`` value removes its key), under the file's lock: concurrent
+        updates by other processes are kept."""
+        with locked_file(self.path):
+            data = self.load()
+            for key, value in items.items():
+                if value is None:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
+            atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,8 @@ class DayRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: the provider-world date on which this day was last fetched or checked upstream
     checked_on: str = ""
+    #: size in bytes of the staged file (0 in records written before sizes were kept)
+    size: int = 0
 
     @property
     def versions(self) -> dict[str, str]:
@@ -155,15 +165,21 @@ class Ledger:
         self._batches = 0
         self._dirty = False
         self._saved_at = 0.0
-        if path.exists():
-            try:
-                raw = json.loads(path.read_text())
-                self._days = {k: DayRecord(**v) for k, v in raw["days"].items()}
-            except (ValueError, KeyError, TypeError) as exc:
-                raise MalformedFile(
-                    f"ledger {path} is unreadable ({exc}); move it away and re-run: the staged files "
-                    "are re-validated and re-fetched as needed"
-                ) from exc
+        self._mine: set[str] = set()  # days changed here since the last save
+        self._days = self._read()
+
+    def _read(self) -> dict[str, DayRecord]:
+        """The records on disk (empty when there is no ledger yet)."""
+        try:
+            raw = json.loads(self.path.read_text())
+            return {k: DayRecord(**v) for k, v in raw["days"].items()}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedFile(
+                f"ledger {self.path} is unreadable ({exc}); run `smda verify --repair` (it "
+                "rebuilds the ledger from the staged files' provenance) or move it away and re-run"
+            ) from exc
 
     def get(self, day: date) -> DayRecord | None:
         with self._lock:
@@ -224,15 +240,44 @@ class Ledger:
                 if self._dirty and not self._batches:
                     self._save()
 
+    def drop(self, day: date) -> None:
+        """Forget ``day`` (its staged file was found corrupt and removed)."""
+        with self._lock:
+            if self._days.pop(day.isoformat(), None) is not None:
+                self._changed(day.isoformat())
+
     def _changed(self, day: str) -> None:
         """``day``'s record changed (the lock is held): save now, or soon inside a batch."""
         self._lines.pop(day, None)
+        self._mine.add(day)
         self._dirty = True
         if self._batches and time.monotonic() - self._saved_at < SAVE_INTERVAL:
             return
         self._save()
 
     def _save(self) -> None:
+        """Merge this process's changes into the ledger on disk and write it, under the file's
+        lock: another process's records (a concurrent fetch of other days) are kept."""
+        with locked_file(self.path):
+            self._merge(self._read())
+            self._write()
+
+    def _merge(self, disk: dict[str, DayRecord]) -> None:
+        """Take the records of days not changed here from ``disk`` (the lock is held)."""
+        for day in disk.keys() | self._days.keys():
+            if day in self._mine:
+                continue
+            theirs = disk.get(day)
+            if theirs is None:
+                self._days.pop(day, None)
+            elif self._days.get(day) != theirs:
+                self._days[day] = theirs
+            else:
+                continue
+            self._lines.pop(day, None)
+        self._mine = {d for d in self._mine if d in self._days}
+
+    def _write(self) -> None:
         lines = []
         for day in sorted(self._days):
             line = self._lines.get(day)
@@ -242,18 +287,51 @@ class Ledger:
         text = '{"days": {\n' + ",\n".join(lines) + "\n}}\n"
         atomic_write_bytes(self.path, text.encode())
         self._dirty = False
+        self._mine.clear()
         self._saved_at = time.monotonic()
 
 
 class Store:
     """The data directory: raw cache, staged days and ledgers for one grid window."""
 
-    def __init__(self, root: Path, grid: Grid) -> None:
+    def __init__(self, root: Path, grid: Grid, *, lock_timeout: float = 0.0) -> None:
         self.root = Path(root)
         self.grid = grid
         self.region = region_key(grid)
+        self.lock_timeout = lock_timeout
         self._ledgers: dict[str, Ledger] = {}
         self._lock = threading.Lock()
+
+    @property
+    def locks_dir(self) -> Path:
+        """Where the region's writer locks are (:mod:`smda.storage.locks`)."""
+        return self.root / "locks" / self.region
+
+    @contextmanager
+    def writer(self) -> Iterator[Holder]:
+        """Hold the writer lock of this store (staged days and ledgers of the region) for the
+        block, waiting up to ``lock_timeout`` s for another process; the first hold in this
+        process removes temporary files left by interrupted runs (:mod:`smda.storage.orphans`;
+        the raw cache, shared with other regions, those older than :data:`RAW_ORPHAN_AGE`).
+
+        Raises
+        ------
+        RegionBusy
+            If another process still writes the store after ``lock_timeout`` seconds.
+        """
+        lock = WriterLock(
+            self.locks_dir / "store.lock",
+            f"the store of region {self.region}",
+            timeout=self.lock_timeout,
+        )
+        first = not lock.held()
+        with lock() as holder:
+            if first:
+                mine = sweep_orphans([self.root / "staged" / self.region, self.ledger_dir])
+                shared = sweep_orphans([self.root / "raw"], older_than=time.time() - RAW_ORPHAN_AGE)
+                for path in [*mine, *shared]:
+                    note_repair("orphan", f"removed {path}, left by an interrupted run")
+            yield holder
 
     def raw_dir(self, source: str) -> Path:
         path = self.root / "raw" / source
@@ -268,18 +346,70 @@ class Store:
     def static_path(self, name: str) -> Path:
         return self.root / "staged" / self.region / "static" / f"{name}.nc"
 
+    @property
+    def ledger_dir(self) -> Path:
+        """Where the region's ledgers are."""
+        return self.root / "ledger" / self.region
+
     def ledger(self, source: str) -> Ledger:
         with self._lock:
             if source not in self._ledgers:
-                self._ledgers[source] = Ledger(
-                    self.root / "ledger" / self.region / f"{source}.json"
-                )
+                self._ledgers[source] = Ledger(self.ledger_dir / f"{source}.json")
             return self._ledgers[source]
 
     def staged_days(self, source: str) -> list[date]:
         """Days whose staged file exists and is recorded in the ledger."""
         ledger = self.ledger(source)
         return [d for d in ledger.days() if self.staged_path(source, d).exists()]
+
+    def problem(self, source: str, day: date) -> str | None:
+        """What is wrong with the staged file of ``day`` against its ledger record (None when
+        it is intact; "not staged" when there is no record or no file)."""
+        record = self.ledger(source).get(day)
+        if record is None:
+            return "not staged"
+        found = file_digest(self.root / record.staged)
+        if found is None:
+            return "not staged"
+        sha, size = found
+        if record.size and size != record.size:
+            return f"its size is {size} bytes, the ledger recorded {record.size}"
+        if sha != record.sha256:
+            return "its SHA-256 differs from the ledger's"
+        return None
+
+    def intact(self, source: str, day: date) -> bool:
+        """Whether ``day`` of ``source`` is staged and matches its ledger record."""
+        return self.problem(source, day) is None
+
+    def verified_path(self, source: str, day: date) -> Path:
+        """The staged file of ``day``, checked against its ledger record.
+
+        Raises
+        ------
+        CorruptFile
+            If it is staged but does not match the record (truncated, changed).
+        FileNotFoundError
+            If it is not staged.
+        """
+        path = self.staged_path(source, day)
+        problem = self.problem(source, day)
+        if problem == "not staged":
+            raise FileNotFoundError(
+                f"{source} is not staged for {day} (no {path}); run `smda fetch {source}`"
+            )
+        if problem is not None:
+            raise CorruptFile(
+                f"staged {source} of {day} ({path}) is corrupt: {problem}. The next `smda run`, "
+                f"`smda fetch {source}` or `smda verify --repair` re-stages it",
+                path,
+            )
+        return path
+
+    def discard(self, source: str, day: date) -> None:
+        """Remove a corrupt staged day (file and record): the next fetch stages it again."""
+        self.ledger(source).drop(day)
+        self.staged_path(source, day).unlink(missing_ok=True)
 
     def write_staged(
         self,
@@ -312,10 +442,12 @@ class Store:
         # the lock is released before atomic_path syncs and moves the file
         with atomic_path(target) as tmp, HDF5_IO:
             data.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        sha, size = sha256_of(target)
         record = DayRecord(
             day=day.isoformat(),
             staged=str(target.relative_to(self.root)),
-            sha256=sha256_file(target),
+            sha256=sha,
+            size=size,
             files=file_dicts,
             provisional=provisional,
             staged_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -326,11 +458,8 @@ class Store:
         return record
 
     def open_staged(self, source: str, day: date) -> xr.Dataset:
-        path = self.staged_path(source, day)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{source} is not staged for {day} (no {path}); run `smda fetch {source}`"
-            )
+        """The staged day, checked against its ledger record (:meth:`verified_path`)."""
+        path = self.verified_path(source, day)
         with HDF5_IO, xr.open_dataset(path) as ds:
             return ds.load()
 
