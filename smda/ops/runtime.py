@@ -113,12 +113,12 @@ class Runtime:
         """The fixed gain of ``SMDA_GAIN``, or None: the model's own (:mod:`smda.science.gain`)."""
         return self.settings.gain
 
-    def store_writer(self) -> AbstractContextManager[Holder]:
+    def store_writer(self, *, sweep: bool = True) -> AbstractContextManager[Holder]:
         """Hold the writer lock of the region's store (:meth:`smda.storage.store.Store.writer`)."""
-        return self.store.writer()
+        return self.store.writer(sweep=sweep)
 
     @contextmanager
-    def chain_writer(self) -> Iterator[Holder]:
+    def chain_writer(self, *, sweep: bool = True) -> Iterator[Holder]:
         """Hold the writer lock of the region's state chain, models and products for the
         block, waiting up to ``SMDA_LOCK_TIMEOUT`` s for another process; the first hold in this
         process removes temporary files left there by interrupted runs.
@@ -133,7 +133,7 @@ class Runtime:
             f"the state chain of region {self.region}",
             timeout=self.settings.lock_timeout,
         )
-        first = not lock.held()
+        first = sweep and not lock.held()
         with lock() as holder:
             if first:
                 roots = [self.registry.root, self.publisher.root]

@@ -29,7 +29,9 @@ Each item covers its day (``datetime`` and ``start_datetime`` at 00:00 UTC, ``en
 23:59:59 UTC), carries the provenance as ``smda:provenance``, the projection extension v2.0.0
 (``proj:code`` ``EPSG:4326`` — the successor of ``proj:epsg`` — ``proj:shape``,
 ``proj:transform``) on its properties and the raster extension v1.1.0 (``raster:bands``:
-data type, nodata ``nan``, unit, scale, offset) plus STAC 1.1 ``bands`` names on its asset.
+data type, nodata ``nan``, unit, scale, offset) plus STAC 1.1 ``bands`` names on its asset,
+and the file extension v2.1.0 (``file:size``, ``file:checksum``: the COG's SHA-256 as a
+multihash), which ``smda verify`` checks the COG against.
 
 Everything is written atomically (temporary sibling, then rename), and the same inputs give
 byte-identical files: GDAL writes no timestamps and the STAC documents carry no wall-clock
@@ -70,6 +72,7 @@ from smda.geo.grid import Grid
 from smda.science.cycle import FLAG_LAND
 from smda.storage.atomic import atomic_path, atomic_write_bytes
 from smda.storage.chain import canonical_provenance
+from smda.storage.integrity import file_digest, multihash
 from smda.storage.locks import locked_file
 
 __all__ = ["BANDS", "COLLECTION_ID", "BandSpec", "PublishedDay", "Publisher", "public_provenance"]
@@ -77,6 +80,8 @@ __all__ = ["BANDS", "COLLECTION_ID", "BandSpec", "PublishedDay", "Publisher", "p
 log = logging.getLogger(__name__)
 
 COLLECTION_ID = "smda-sm"
+FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+"""STAC file extension: ``file:size`` and ``file:checksum`` (multihash) of the COG asset."""
 TILE = 256
 """COG tile size (pixels)."""
 _ITEM = re.compile(r"smda_sm_(\d{8})\.json$")
@@ -381,7 +386,7 @@ class Publisher:
         public = public_provenance(provenance)
         write_cog(self.cog_path(day), _bands(dataset), grid, _tags(day, public))
         forecast_only = bool(dataset.attrs.get("smda_forecast_only", 0))
-        item = self._item(day, grid, public, forecast_only)
+        item = self._item(day, grid, public, forecast_only, file_digest(self.cog_path(day)))
         _write_json(
             self.item_path(day), item.to_dict(include_self_link=True, transform_hrefs=False)
         )
@@ -426,7 +431,12 @@ class Publisher:
 
     # -- STAC documents -------------------------------------------------------------------------
     def _item(
-        self, day: date, grid: Grid, provenance: dict[str, Any], forecast_only: bool
+        self,
+        day: date,
+        grid: Grid,
+        provenance: dict[str, Any],
+        forecast_only: bool,
+        cog_digest: tuple[str, int] | None,
     ) -> pystac.Item:
         path = self.item_path(day)
         geometry, bbox = _geometry(grid)
@@ -454,11 +464,14 @@ class Publisher:
         ProjectionExtension.ext(item, add_if_missing=True).apply(
             epsg=4326, shape=[grid.nrows, grid.ncols], transform=list(grid.transform)
         )
-        self._add_asset(item, day, path)
+        self._add_asset(item, day, path, cog_digest)
         return item
 
-    def _add_asset(self, item: pystac.Item, day: date, item_path: Path) -> None:
-        """Add the COG of ``day`` to its item as asset ``data``, with its raster bands."""
+    def _add_asset(
+        self, item: pystac.Item, day: date, item_path: Path, digest: tuple[str, int] | None
+    ) -> None:
+        """Add the COG of ``day`` to its item as asset ``data``, with its raster bands and its
+        size and checksum (the file extension: what ``smda verify`` checks the COG against)."""
         cog = self.cog_path(day)
         asset = pystac.Asset(
             href=self._url(cog) or _rel(cog, item_path),
@@ -470,6 +483,10 @@ class Publisher:
         asset.extra_fields["bands"] = [
             {"name": b.name, "description": b.description} for b in BANDS
         ]
+        if digest is not None:
+            asset.extra_fields["file:size"] = digest[1]
+            asset.extra_fields["file:checksum"] = multihash(digest[0])
+            item.stac_extensions.append(FILE_EXTENSION)
         item.add_asset("data", asset)
         RasterExtension.ext(asset, add_if_missing=True).apply(
             [

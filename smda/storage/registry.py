@@ -29,8 +29,8 @@ from typing import Any
 from smda.errors import MalformedFile, NoModel
 from smda.science.bundle import ModelBundle, Predict
 from smda.storage.atomic import atomic_write_bytes
-from smda.storage.locks import locked_file
 from smda.storage.bundle_io import META, compiled_predictor, from_files, to_files
+from smda.storage.locks import locked_file
 
 __all__ = ["CURRENT", "ModelRegistry", "NoModel", "models_dir"]
 

@@ -308,7 +308,7 @@ class Store:
         return self.root / "locks" / self.region
 
     @contextmanager
-    def writer(self) -> Iterator[Holder]:
+    def writer(self, *, sweep: bool = True) -> Iterator[Holder]:
         """Hold the writer lock of this store (staged days and ledgers of the region) for the
         block, waiting up to ``lock_timeout`` s for another process; the first hold in this
         process removes temporary files left by interrupted runs (:mod:`smda.storage.orphans`;
@@ -324,7 +324,7 @@ class Store:
             f"the store of region {self.region}",
             timeout=self.lock_timeout,
         )
-        first = not lock.held()
+        first = sweep and not lock.held()
         with lock() as holder:
             if first:
                 mine = sweep_orphans([self.root / "staged" / self.region, self.ledger_dir])
@@ -350,6 +350,12 @@ class Store:
     def ledger_dir(self) -> Path:
         """Where the region's ledgers are."""
         return self.root / "ledger" / self.region
+
+    def reopen_ledger(self, source: str) -> Ledger:
+        """The ledger of ``source`` read again from disk (after it was moved away or rebuilt)."""
+        with self._lock:
+            self._ledgers.pop(source, None)
+        return self.ledger(source)
 
     def ledger(self, source: str) -> Ledger:
         with self._lock:

@@ -7,76 +7,27 @@ the same functions against the twin's replicas).
 
 from __future__ import annotations
 
-import hashlib
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from staged_world import TINY_TRAINING, stage_world, tiny_world
+from ops_runtime import LAST, RUN, digests, runtime_for
+from staged_world import stage_world
 
-from smda.config import Settings
 from smda.errors import MissingInputs, NoModel
 from smda.ops import (
     ChainGap,
     Runtime,
     backfill_days,
     input_spans,
-    open_runtime,
     report_metrics,
     run_day,
     stale_days,
     summary_markdown,
     validate_days,
 )
-from smda.ops.train import train_from_store
 from smda_twin.world import World
-
-TRAIN = (date(2015, 4, 1), date(2015, 6, 10))
-RUN = date(2015, 6, 11)
-LAST = date(2015, 6, 16)
-FAST = TINY_TRAINING
-
-
-@pytest.fixture(scope="module")
-def world() -> World:
-    return tiny_world()
-
-
-@pytest.fixture(scope="module")
-def template(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir with staged inputs up to LAST and a registered model (copied per test)."""
-    root = tmp_path_factory.mktemp("ops") / "data"
-    rt = _runtime(root, world)
-    stage_world(rt.store, world, TRAIN[0], LAST)
-    outcome = train_from_store(rt.store, *TRAIN, config=FAST, min_n=20)
-    rt.registry.register(outcome.bundle)
-    return root
-
-
-def _runtime(data_dir: Path, world: World, **settings: object) -> Runtime:
-    s = Settings(data_dir=data_dir, spinup_days=3, **settings)  # type: ignore[arg-type]
-    return open_runtime(s, region=world.spec.region, today=date(2015, 7, 1))
-
-
-@pytest.fixture
-def rt(template: Path, world: World, tmp_path: Path) -> Runtime:
-    import shutil
-
-    shutil.copytree(template, tmp_path / "data")
-    return _runtime(tmp_path / "data", world)
-
-
-def _digests(rt: Runtime) -> dict[str, str]:
-    """SHA-256 of every state and product file."""
-    roots = [Path(rt.chain.url), rt.publisher.root]
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for root in roots
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
 
 def test_first_day_cold_starts_then_chains_and_publishes(rt: Runtime) -> None:
     first = run_day(rt, RUN)
@@ -95,10 +46,10 @@ def test_first_day_cold_starts_then_chains_and_publishes(rt: Runtime) -> None:
 
 def test_rerun_is_skipped_and_touches_nothing(rt: Runtime) -> None:
     backfill_days(rt, RUN, RUN + timedelta(days=2))
-    before = _digests(rt)
+    before = digests(rt)
     again = backfill_days(rt, RUN, RUN + timedelta(days=2))
     assert [r.status for r in again] == ["skipped"] * 3
-    assert _digests(rt) == before
+    assert digests(rt) == before
 
 
 def test_resumed_backfill_equals_uninterrupted(
@@ -107,32 +58,32 @@ def test_resumed_backfill_equals_uninterrupted(
     import shutil
 
     backfill_days(rt, RUN, LAST)
-    whole = _digests(rt)
+    whole = digests(rt)
     shutil.copytree(template, tmp_path / "other")
-    other = _runtime(tmp_path / "other", world)
+    other = runtime_for(tmp_path / "other", world)
     backfill_days(other, RUN, RUN + timedelta(days=2))  # "killed" after three days
     resumed = backfill_days(other, RUN, LAST)
     assert [r.status for r in resumed][:3] == ["skipped"] * 3
-    assert _digests(other) == whole
+    assert digests(other) == whole
 
 
 def test_forced_rerun_of_a_middle_day_invalidates_and_recomputes_later_days(rt: Runtime) -> None:
     backfill_days(rt, RUN, LAST)
-    whole = _digests(rt)
+    whole = digests(rt)
     middle = RUN + timedelta(days=2)
     rerun = run_day(rt, middle, force=True)
     assert rerun.invalidated == [middle + timedelta(days=i) for i in range(1, 4)]
     assert rt.chain.last() == middle
     assert not rt.publisher.cog_path(LAST).exists()
     backfill_days(rt, RUN, LAST)
-    assert _digests(rt) == whole
+    assert digests(rt) == whole
 
 
 def test_forced_backfill_of_a_range_recomputes_the_days_it_invalidates(rt: Runtime) -> None:
     """As the backfill flow does: the days after the range that a forced re-run invalidated
     are recomputed, so the chain stays whole and published (:func:`days_to_recompute`)."""
     backfill_days(rt, RUN, LAST)
-    whole = _digests(rt)
+    whole = digests(rt)
     first, last = RUN + timedelta(days=1), RUN + timedelta(days=2)
     runs = backfill_days(rt, first, last, force=True)
     assert [r.day for r in runs] == [
@@ -140,7 +91,7 @@ def test_forced_backfill_of_a_range_recomputes_the_days_it_invalidates(rt: Runti
     ]
     assert all(r.status != "skipped" for r in runs)
     assert rt.chain.last() == LAST and rt.publisher.cog_path(LAST).exists()
-    assert _digests(rt) == whole, "the same inputs and model give the same bytes"
+    assert digests(rt) == whole, "the same inputs and model give the same bytes"
 
 
 def test_a_day_after_a_gap_says_how_to_backfill(rt: Runtime) -> None:
@@ -152,13 +103,13 @@ def test_a_day_after_a_gap_says_how_to_backfill(rt: Runtime) -> None:
 def test_missing_inputs_and_missing_model_are_clear(
     template: Path, world: World, tmp_path: Path
 ) -> None:
-    rt = _runtime(tmp_path / "empty", world)
+    rt = runtime_for(tmp_path / "empty", world)
     with pytest.raises(NoModel, match="smda train"):
         run_day(rt, RUN)
     import shutil
 
     shutil.copytree(template, tmp_path / "data")
-    rt = _runtime(tmp_path / "data", world)
+    rt = runtime_for(tmp_path / "data", world)
     with pytest.raises(MissingInputs, match="era5"):
         run_day(rt, LAST + timedelta(days=1))
     assert rt.chain.days() == []
