@@ -29,6 +29,7 @@ from smda.ops import (
 )
 from smda_twin.world import World
 
+
 def test_first_day_cold_starts_then_chains_and_publishes(rt: Runtime) -> None:
     first = run_day(rt, RUN)
     assert first.status in ("analysis", "forecast_only")

@@ -1,0 +1,134 @@
+"""The state chain under corruption: the D−1 digest links days, corrupt days are recomputed
+byte-identical, a forced re-run withdraws nothing it cannot redo, and ``smda verify`` finds and
+repairs every kind of damage."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from ops_runtime import LAST, RUN, digests, runtime_for
+
+from smda.ops import Runtime, backfill_days, run_day
+from smda.ops.verify import verify_region
+from smda.storage.bundle_io import compiled_problem
+from smda.storage.integrity import CorruptFile, repairs
+from smda.storage.registry import COMPILED
+from smda_twin.world import World
+
+
+def _truncate(path: Path, size: int = 3000) -> None:
+    with path.open("r+b") as fh:
+        fh.truncate(size)
+
+
+def _replace_truncated(path: Path, size: int = 100) -> None:
+    """A truncated copy in place of ``path`` (a new file, as a later process would find it: a
+    library this process has loaded must not be truncated under it)."""
+    tmp = path.with_name("truncated.tmp")
+    tmp.write_bytes(path.read_bytes()[:size])
+    tmp.replace(path)
+
+
+def test_each_day_names_the_digest_of_the_state_it_was_stepped_from(rt: Runtime) -> None:
+    backfill_days(rt, RUN, RUN + timedelta(days=2))
+    assert rt.chain.provenance(RUN)["state_before"] is None  # a cold start
+    for day in (RUN + timedelta(days=1), RUN + timedelta(days=2)):
+        prov = rt.chain.provenance(day)
+        assert prov["state_before"] == rt.chain.digest(day - timedelta(days=1))
+
+
+def test_a_corrupt_state_is_recomputed_byte_identical(rt: Runtime) -> None:
+    backfill_days(rt, RUN, LAST)
+    whole = digests(rt)
+    middle = RUN + timedelta(days=2)
+    state = Path(rt.chain.location(middle))
+    _truncate(state)
+    before = repairs().get("state", 0)
+    run_day(rt, middle + timedelta(days=1), force=True)  # steps from the corrupt day
+    assert repairs()["state"] == before + 1
+    assert (
+        digests(rt)[f"{state.parent.name}/{state.name}"]
+        == whole[f"{state.parent.name}/{state.name}"]
+    )
+    backfill_days(rt, RUN, LAST)  # the days the forced re-run invalidated
+    assert digests(rt) == whole
+
+
+def test_a_forced_backfill_with_a_corrupt_input_withdraws_nothing(rt: Runtime) -> None:
+    backfill_days(rt, RUN, LAST)
+    whole = digests(rt)
+    _truncate(rt.store.staged_path("era5", LAST - timedelta(days=1)), 5000)
+    with pytest.raises(CorruptFile, match="smda verify --repair"):
+        backfill_days(rt, RUN, LAST, force=True)
+    assert digests(rt) == whole
+    assert rt.publisher.published_days() == rt.chain.days()
+
+
+def test_verify_is_clean_on_a_fresh_chain(rt: Runtime) -> None:
+    backfill_days(rt, RUN, LAST)
+    report = verify_region(rt)
+    assert report.ok, report.remaining
+    assert report.checked["state"] == 6 and report.checked["published"] == 6
+    assert report.checked["staged"] > 0
+
+
+def test_verify_finds_and_repairs_every_kind_of_damage(rt: Runtime) -> None:
+    backfill_days(rt, RUN, LAST)
+    whole = digests(rt)
+    d2, d4 = RUN + timedelta(days=2), RUN + timedelta(days=4)
+    _truncate(Path(rt.chain.location(d2)))  # a state file
+    _truncate(rt.publisher.cog_path(d4))  # a COG
+    rt.publisher.item_path(RUN).unlink()  # an item
+    orphan = rt.publisher.cog_path(LAST).with_name(".smda_sm_x.tif.abc123.part")
+    orphan.write_bytes(b"half")
+    libs = sorted((rt.registry.root / COMPILED).glob("*.so"))
+    for lib in libs:
+        _replace_truncated(lib)
+    stray = Path(rt.chain.location(LAST + timedelta(days=3)))  # an uncommitted state file
+    stray.write_bytes(b"x")
+
+    found = verify_region(rt)
+    assert not found.ok
+    kinds = {(f.kind, f.day) for f in found.found}
+    assert {("state", d2), ("published", d4), ("published", RUN)} <= kinds
+    assert {"orphan", "model"} <= {f.kind for f in found.found} or not libs
+    assert any(f.target == str(stray) for f in found.found)
+
+    repaired = verify_region(rt, repair=True)
+    assert repaired.ok, repaired.remaining
+    assert verify_region(rt).ok
+    assert not orphan.exists() and not stray.exists()
+    assert digests(rt) == whole
+
+
+def test_verify_reports_a_mixed_chain_and_repair_relinks_it(rt: Runtime) -> None:
+    backfill_days(rt, RUN, LAST)
+    whole = digests(rt)
+    day = RUN + timedelta(days=3)
+    sidecar = Path(rt.chain.location(day)).with_suffix(".json")
+    data = json.loads(sidecar.read_text())
+    data["provenance"]["state_before"] = "0" * 64  # stepped from another writer's D−1
+    sidecar.write_text(json.dumps(data, indent=1, sort_keys=True))
+    found = verify_region(rt)
+    assert [f.day for f in found.found if f.kind == "state"] == [day]
+    assert "state_before" in found.found[0].problem
+    assert verify_region(rt, repair=True).ok
+    assert digests(rt) == whole
+
+
+def test_a_truncated_compiled_predictor_is_rebuilt_before_it_is_loaded(
+    rt: Runtime, template: Path, world: World
+) -> None:
+    run_day(rt, RUN)
+    libs = sorted((rt.registry.root / COMPILED).glob("*.so"))
+    assert libs, "tl2cgen (a dependency) compiled the model"
+    _replace_truncated(libs[0])
+    before = repairs().get("compiled", 0)
+    fresh = runtime_for(rt.settings.data_dir, world)  # as the next process
+    again = run_day(fresh, RUN + timedelta(days=1))  # would die of SIGBUS on the truncated one
+    assert again.status != "skipped"
+    assert repairs()["compiled"] == before + 1
+    assert compiled_problem(libs[0]) is None
