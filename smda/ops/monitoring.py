@@ -45,7 +45,10 @@ Metrics (all gauges; labels in braces, plus ``job`` from the push; names carry t
   the training distribution stored in the bundle (:class:`smda.science.drift.FeatureStats`)
 - ``smda_run_days{region}``: days analysed by the last run
 - ``smda_last_run_status{region,status}``: 1 for the last run's final status
-  (:data:`smda.ops.outcome.RUN_STATUSES`: completed, waiting, failed, crashed, cancelled), 0 otherwise
+  (:data:`smda.ops.outcome.RUN_STATUSES`: completed, waiting, failed, crashed, cancelled,
+  busy), 0 otherwise
+- ``smda_repairs{region,kind}``: corrupt or leftover files the run repaired, by kind
+  (:func:`smda.storage.integrity.repairs`: staged, state, compiled, published, orphan)
 - ``smda_last_run_timestamp_seconds{region}``: when the last run finished (Unix s)
 - ``smda_last_run_duration_seconds{region}``: how long the last run took, from its start
 - ``smda_build_info{version}``: 1, labelled with the smda version
@@ -65,6 +68,7 @@ from smda import __version__
 from smda.ops.health import SourceHealth
 from smda.ops.metrics_export import PUSH_TIMEOUT_SECONDS, push, textfile_name, write_textfile
 from smda.ops.outcome import RUN_STATUSES, RunStatus
+from smda.storage.integrity import repairs
 
 __all__ = [
     "PUSH_TIMEOUT_SECONDS",
@@ -240,6 +244,12 @@ class RunMetrics:
             "smda_last_run_timestamp_seconds", "Unix time at which the last run finished."
         )
         self._run_seconds = gauge("smda_last_run_duration_seconds", "Wall time of the last run.")
+        self._repairs = gauge(
+            "smda_repairs",
+            "Corrupt or leftover files the last run found and repaired, by kind (staged, state, "
+            "compiled, published, orphan...).",
+            "kind",
+        )
         Gauge(
             "smda_build_info",
             "smda version of the run (value 1).",
@@ -376,6 +386,8 @@ class RunMetrics:
             raise ValueError(f"unknown run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
         for name in RUN_STATUSES:
             self._run_status.labels(self.region, name).set(1 if name == status else 0)
+        for kind, count in repairs().items():
+            self._repairs.labels(self.region, kind).set(count)
         self._run_days.labels(self.region).set(self._days)
         self._run_time.labels(self.region).set(self._clock())
         self._run_seconds.labels(self.region).set(max(self._clock() - self._started_at, 0.0))

@@ -240,6 +240,14 @@ class Ledger:
                 if self._dirty and not self._batches:
                     self._save()
 
+    def refresh(self) -> bool:
+        """Take the records other processes saved since this ledger was read (days changed here
+        and not saved yet are kept); True when something changed."""
+        with self._lock:
+            before = dict(self._days)
+            self._merge(self._read())
+            return self._days != before
+
     def drop(self, day: date) -> None:
         """Forget ``day`` (its staged file was found corrupt and removed)."""
         with self._lock:
@@ -370,7 +378,14 @@ class Store:
 
     def problem(self, source: str, day: date) -> str | None:
         """What is wrong with the staged file of ``day`` against its ledger record (None when
-        it is intact; "not staged" when there is no record or no file)."""
+        it is intact; "not staged" when there is no record or no file). A mismatch is checked
+        again against the ledger on disk: another process (or store) may have re-staged it."""
+        found = self._problem(source, day)
+        if found is not None and self.ledger(source).refresh():
+            found = self._problem(source, day)
+        return found
+
+    def _problem(self, source: str, day: date) -> str | None:
         record = self.ledger(source).get(day)
         if record is None:
             return "not staged"
