@@ -49,7 +49,7 @@ from flows.tasks import (
 from smda.errors import ConfigError
 from smda.ingest.fetch import IngestReport
 from smda.ingest.sources import OPERATIONAL
-from smda.ops import DayRun, RunContext, days_to_recompute
+from smda.ops import DayRun, RunContext, broken_link, days_to_recompute, open_runtime
 
 __all__ = ["Chunk", "backfill", "chunks", "fetch_parallel", "task_runner_from_env"]
 
@@ -151,9 +151,15 @@ def _days(start: date, end: date) -> list[date]:
 
 def _step(run: RunContext, days: Sequence[date], *, force: bool) -> list[DayRun]:
     """Run ``days`` in order, then the later days a re-run invalidated
-    (:func:`smda.ops.days_to_recompute`, as the CLI's backfill does)."""
+    (:func:`smda.ops.days_to_recompute`) and the chain after the range when it was not stepped
+    from it (:func:`smda.ops.broken_link`), as the CLI's backfill does."""
     runs = [run_day_task(run, day, force=force) for day in days]
     runs += [run_day_task(run, day) for day in days_to_recompute(runs, days[-1])]
+    after = max(r.day for r in runs) + timedelta(days=1)
+    if broken_link(open_runtime(run), after):
+        relinked = [run_day_task(run, after)]
+        relinked += [run_day_task(run, day) for day in days_to_recompute(relinked, after)]
+        runs += relinked
     return runs
 
 

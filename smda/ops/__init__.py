@@ -10,7 +10,15 @@ steps a range. :func:`validate_days` (:mod:`~smda.ops.validate`) and :func:`repo
 Prometheus metrics.
 """
 
-from smda.ops.days import ChainGap, DayRun, backfill_days, days_to_recompute, provenance, run_day
+from smda.ops.days import (
+    ChainGap,
+    DayRun,
+    backfill_days,
+    broken_link,
+    days_to_recompute,
+    provenance,
+    run_day,
+)
 from smda.ops.fetch import ensure_static, fetch_days, fetch_span, input_spans
 from smda.ops.plan import REQUIRED, DailyPlan, plan_daily, stale_days, stale_from
 from smda.ops.report import report_metrics, summary_markdown
@@ -28,6 +36,7 @@ __all__ = [
     "TrainOutcome",
     "ValidationReport",
     "backfill_days",
+    "broken_link",
     "data_paths",
     "days_to_recompute",
     "ensure_static",

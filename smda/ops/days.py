@@ -18,19 +18,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Literal
-
-import numpy as np
+from typing import Any
 
 from smda import __version__
 from smda.errors import MalformedFile, SmdaError
+from smda.ops.dayrun import DayRun, Status, forecast_smap_r, innovation_stats, round_or_none
 from smda.ops.runtime import Runtime
 from smda.science.bundle import ModelBundle, Predict
-from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND, CycleResult, cold_start, step
+from smda.science.cycle import CycleResult, cold_start, step
 from smda.science.drift import expected_innovation_sd
-from smda.science.metrics import pearson_r
 from smda.science.uncertainty import analysis_uncertainty
 from smda.storage.chain import StateMissing
 from smda.storage.inputs import (
@@ -46,6 +43,7 @@ __all__ = [
     "ChainGap",
     "DayRun",
     "backfill_days",
+    "broken_link",
     "check_inputs",
     "days_to_recompute",
     "provenance",
@@ -64,55 +62,8 @@ DEFAULT_SMAP_SD = 0.04
 """SMAP error SD (m3 m-3) when the bundle has no TC statistics for it."""
 
 
-Status = Literal["analysis", "forecast_only", "skipped"]
-
-
 class ChainGap(SmdaError):
     """The state of the day before is missing while the chain has earlier days."""
-
-
-@dataclass(frozen=True)
-class DayRun:
-    """What :func:`run_day` did for one day."""
-
-    day: date
-    status: Status
-    model_version: str
-    seconds: float = 0.0
-    cog: str | None = None
-    item: str | None = None
-    state: str | None = None
-    innovation_mean: float = float("nan")
-    innovation_sd: float = float("nan")
-    n_obs: int = 0
-    assimilated_fraction: float = 0.0
-    invalidated: list[date] = field(default_factory=list)
-    feature_drift: float = float("nan")
-    """Largest |z| of the day's feature means against the training distribution."""
-    innovation_sd_ratio: float = float("nan")
-    """SD of O−F over the spread the training period expects (:mod:`smda.science.drift`)."""
-    forecast_smap_r: float = float("nan")
-    """Correlation of the forecast (before nudging) with the CDF-matched SMAP over the cells
-    assimilated: with ``innovation_sd`` and ``innovation_mean`` a validation that needs no
-    station."""
-
-    def as_row(self) -> dict[str, Any]:
-        """A flat row for tables (Prefect table artifacts, the CLI)."""
-        return {
-            "day": self.day.isoformat(),
-            "status": self.status,
-            "model": self.model_version,
-            "assimilated %": round(100 * self.assimilated_fraction, 1),
-            "O-F mean": round_or_none(self.innovation_mean),
-            "O-F sd": round_or_none(self.innovation_sd),
-            "seconds": round(self.seconds, 2),
-            "cog": self.cog or "",
-        }
-
-
-def round_or_none(value: float) -> float | None:
-    """``value`` rounded to 4 decimals, None when not finite."""
-    return round(value, 4) if np.isfinite(value) else None
 
 
 def provenance(rt: Runtime, day: date, bundle: ModelBundle) -> dict[str, Any]:
@@ -167,29 +118,6 @@ def _uncertainty(result: CycleResult, bundle: ModelBundle) -> Any:
     forecast_sd = float(held_out.get("median_sigma_f") or forecast_sd)
     smap_sd = float(held_out.get("median_sigma_o") or smap_sd)
     return analysis_uncertainty(result.flags, result.gain, forecast_sd, smap_sd)
-
-
-def _innovation_stats(result: CycleResult) -> tuple[float, float, int, float]:
-    inn = np.asarray(result.innovations.values, dtype=np.float64)
-    flags = np.asarray(result.flags.values)
-    valid = np.isfinite(inn)
-    n = int(valid.sum())
-    land = int(((flags & FLAG_LAND) > 0).sum())
-    assimilated = int(((flags & FLAG_ASSIMILATED) > 0).sum())
-    mean = float(inn[valid].mean()) if n else float("nan")
-    sd = float(inn[valid].std()) if n > 1 else float("nan")
-    return mean, sd, n, assimilated / land if land else 0.0
-
-
-def _forecast_smap_r(result: CycleResult) -> float:
-    """Pearson R of the forecast with SMAP* (forecast + O−F) where assimilated; NaN below 3."""
-    inn = np.asarray(result.innovations.values, dtype=np.float64)
-    forecast = np.asarray(result.forecast.values, dtype=np.float64)
-    valid = np.isfinite(inn) & np.isfinite(forecast)
-    if valid.sum() < 3:
-        return float("nan")
-    r, _ = pearson_r(forecast[valid], forecast[valid] + inn[valid])
-    return float(r)
 
 
 def _published(rt: Runtime, day: date) -> bool:
@@ -286,7 +214,7 @@ def _run_day(
     result = step(state, inputs, bundle, gain=rt.gain, predict=predict)
     path = rt.chain.write(result, uncertainty=_uncertainty(result, bundle), provenance=prov)
     published = rt.publisher.publish(day, rt.chain.read(day), prov)
-    mean, sd, n, frac = _innovation_stats(result)
+    mean, sd, n, frac = innovation_stats(result)
     status: Status = "forecast_only" if result.forecast_only else "analysis"
     LOG.info("%s %s: %d obs, O-F %.4f ± %.4f", day, status, n, mean, sd)
     return DayRun(
@@ -304,7 +232,7 @@ def _run_day(
         invalidated=invalidated,
         feature_drift=result.feature_drift,
         innovation_sd_ratio=sd / _expected_sd(bundle) if n else float("nan"),
-        forecast_smap_r=_forecast_smap_r(result),
+        forecast_smap_r=forecast_smap_r(result),
     )
 
 
@@ -403,7 +331,8 @@ def backfill_days(
     progress: Callable[[DayRun], None] | None = None,
 ) -> list[DayRun]:
     """Step ``start`` … ``end`` in order (inputs must be staged: :func:`smda.ops.fetch.fetch_days`),
-    then the later days a re-run invalidated (:func:`days_to_recompute`).
+    then the later days a re-run invalidated (:func:`days_to_recompute`), and the chain after
+    the range when it was not stepped from it (:func:`broken_link`).
 
     Days already in the chain with the same provenance are skipped, so an interrupted backfill
     resumes where it stopped and gives the same bytes as an uninterrupted one. With ``force`` every
@@ -430,7 +359,31 @@ def backfill_days(
             one(day, forced=force)
         for day in days_to_recompute(runs, end):
             one(day, forced=False)
+        after = max(r.day for r in runs) + timedelta(days=1)
+        if broken_link(rt, after):  # stepped from another state (a cold start, another writer)
+            done = len(runs)
+            one(after, forced=False)
+            for day in days_to_recompute(runs[done:], after):
+                one(day, forced=False)
         return runs
+
+
+def broken_link(rt: Runtime, day: date) -> bool:
+    """Whether the chain holds ``day`` and the day before, but ``day`` was not stepped from
+    that state: a cold start, or a ``state_before`` digest that differs (days written before
+    digests were recorded count as linked). A backfill that fills the days before such a day
+    recomputes it, and what follows; ``smda verify`` reports it.
+    """
+    before = day - timedelta(days=1)
+    if not (rt.chain.has(day) and rt.chain.has(before)):
+        return False
+    try:
+        prov, digest = rt.chain.provenance(day), rt.chain.digest(before)
+    except MalformedFile:  # a corrupt day: repaired when read
+        return False
+    if prov.get("state_origin") != "chain":
+        return True
+    return "state_before" in prov and prov["state_before"] != digest
 
 
 def check_inputs(rt: Runtime, days: Sequence[date], bundle: ModelBundle) -> None:

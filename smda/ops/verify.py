@@ -31,28 +31,21 @@ work of a running backfill, and repairs do not race one.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import xarray as xr
 
 from smda.errors import MalformedFile, SmdaError
-from smda.ops.days import backfill_days, repair_day
-from smda.ops.fetch import fetch_span
+from smda.ops.days import broken_link
 from smda.ops.runtime import Runtime
 from smda.storage.bundle_io import compiled_problem
-from smda.storage.integrity import file_digest, multihash, note_repair
-from smda.storage.iolock import HDF5_IO
+from smda.storage.integrity import file_digest
 from smda.storage.orphans import find_orphans
 from smda.storage.registry import COMPILED
-from smda.storage.store import RAW_ORPHAN_AGE, DayRecord
+from smda.storage.store import RAW_ORPHAN_AGE
 
 __all__ = ["Finding", "VerifyReport", "verify_region"]
 
@@ -204,24 +197,17 @@ def _state(rt: Runtime, checked: dict[str, int]) -> list[Finding]:
                 )
             )
             continue
-        before = day - timedelta(days=1)
-        prov = chain.provenance(day)
-        if prov.get("state_origin") == "chain" and "state_before" in prov:  # linked chains
-            try:
-                link_ok = chain.has(before) and prov.get("state_before") == chain.digest(before)
-            except MalformedFile:
-                continue  # reported as the corrupt day before
-            if not link_ok:
-                found.append(
-                    Finding(
-                        "state",
-                        chain.location(day),
-                        f"it was not stepped from the state of {before} now in the chain "
-                        "(its state_before digest differs: a mixed chain)",
-                        "re-run the chain from this day",
-                        day=day,
-                    )
+        if broken_link(rt, day):
+            found.append(
+                Finding(
+                    "state",
+                    chain.location(day),
+                    f"it was not stepped from the state of {day - timedelta(days=1)} now in the "
+                    "chain (a cold start, or another state_before digest: a mixed chain)",
+                    "re-run the chain from this day",
+                    day=day,
                 )
+            )
     if days:
         have = set(days)
         gaps = [d for d in _span(days[0], days[-1]) if d not in have]
@@ -252,7 +238,7 @@ def _published(rt: Runtime, checked: dict[str, int], bad_days: set[date]) -> lis
     found = []
     for day in sorted(chain_days - bad_days):
         checked["published"] = checked.get("published", 0) + 1
-        problem = _product_problem(rt, day)
+        problem = pub.problem(day)
         if problem is not None:
             found.append(
                 Finding(
@@ -301,33 +287,6 @@ def _published(rt: Runtime, checked: dict[str, int], bad_days: set[date]) -> lis
                 )
             )
     return found
-
-
-def _product_problem(rt: Runtime, day: date) -> str | None:
-    pub = rt.publisher
-    cog, item_path = pub.cog_path(day), pub.item_path(day)
-    if not cog.exists() or not item_path.exists():
-        return "COG or STAC item missing"
-    try:
-        item = json.loads(item_path.read_text())
-        asset: dict[str, Any] = item["assets"]["data"]
-    except (OSError, ValueError, KeyError) as exc:
-        return f"the STAC item is unreadable ({exc})"
-    got = file_digest(cog)
-    if got is None:
-        return "COG missing"
-    if "file:checksum" in asset:
-        if asset.get("file:size") != got[1] or asset["file:checksum"] != multihash(got[0]):
-            return "the COG's size or SHA-256 differs from its STAC item's file:checksum"
-        return None
-    try:  # items published before checksums were recorded: the COG must at least open
-        import rasterio
-
-        with rasterio.open(cog) as src:
-            src.read(1, out_shape=(1, 1))
-    except Exception as exc:  # any GDAL failure means an unreadable COG
-        return f"GDAL cannot read the COG ({exc})"
-    return None
 
 
 def _models(rt: Runtime, checked: dict[str, int]) -> list[Finding]:
@@ -396,123 +355,6 @@ def _check(rt: Runtime, checked: dict[str, int]) -> list[Finding]:
     ]
 
 
-# -- repairs --------------------------------------------------------------------------------------
-def _rebuild_ledger(rt: Runtime, source: str) -> None:
-    """A ledger from the provenance each staged file carries (``smda_provenance``)."""
-    path = rt.store.ledger_dir / f"{source}.json"
-    path.rename(path.with_name(f"{path.name}.corrupt-{int(time.time())}"))
-    ledger = rt.store.reopen_ledger(source)
-    root = Path(rt.store.root)
-    for nc in sorted((root / "staged" / rt.region / source).glob("*/*.nc")):
-        try:
-            with HDF5_IO, xr.open_dataset(nc) as ds:
-                prov = json.loads(ds.attrs["smda_provenance"])
-        except (OSError, ValueError, KeyError):
-            nc.unlink()  # unreadable: staged again by the next fetch
-            continue
-        got = file_digest(nc)
-        assert got is not None
-        mtime = datetime.fromtimestamp(nc.stat().st_mtime, UTC).isoformat(timespec="seconds")
-        ledger.put(
-            DayRecord(
-                day=prov["day"],
-                staged=str(nc.relative_to(root)),
-                sha256=got[0],
-                files=prov.get("files", []),
-                provisional=bool(prov.get("provisional", False)),
-                staged_at=mtime,
-                request=prov.get("request", {}),
-                size=got[1],
-            )
-        )
-
-
-def _repair(rt: Runtime, findings: list[Finding], say: Callable[[str], None]) -> list[Finding]:
-    done: list[Finding] = []
-    for f in (f for f in findings if f.kind == "ledger"):
-        _rebuild_ledger(rt, f.source)
-        note_repair("ledger", f"rebuilt {f.target} from the staged files")
-        done.append(f)
-    refetch: dict[str, list[date]] = {}
-    for f in findings:
-        if f.kind == "orphan":
-            path = Path(f.target)
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-        elif f.kind == "raw" or (f.kind == "model" and f.target.endswith(".so")):
-            Path(f.target).unlink(missing_ok=True)
-        elif f.kind == "staged" and f.day is not None:
-            rt.store.discard(f.source, f.day)
-            Path(f.target).unlink(missing_ok=True)
-            refetch.setdefault(f.source, []).append(f.day)
-        elif f.kind == "state" and f.target.endswith(".nc") and f.problem.startswith("uncommitted"):
-            Path(f.target).unlink(missing_ok=True)
-        else:
-            continue
-        note_repair(f.kind, f"{f.target}: {f.problem}")
-        done.append(f)
-    for source, days in refetch.items():
-        say(f"staging {len(days)} day(s) of {source} again")
-        for day in days:
-            report = fetch_span(rt, source, day, day)
-            if not report.ok:
-                say(f"  {source} {day}: {report.outcomes[0].reason} (the next run fetches it)")
-    done += _repair_chain(rt, findings, say)
-    return done
-
-
-def _repair_chain(
-    rt: Runtime, findings: list[Finding], say: Callable[[str], None]
-) -> list[Finding]:
-    done: list[Finding] = []
-    corrupt = sorted(
-        {
-            f.day
-            for f in findings
-            if f.kind == "state"
-            and f.day
-            and not f.problem.startswith(("gap", "it was not stepped"))
-        }
-    )
-    for day in corrupt:
-        try:
-            repair_day(rt, day, why="found corrupt by smda verify")
-        except SmdaError as exc:  # inputs gone: withdraw it and what follows; backfill redoes it
-            say(f"cannot recompute {day} ({exc}); removing it and the later days")
-            later = rt.chain.invalidate_after(day - timedelta(days=1))
-            rt.publisher.unpublish(later)
-        done += [f for f in findings if f.kind == "state" and f.day == day]
-    relink = sorted(
-        {
-            f.day
-            for f in findings
-            if f.kind == "state" and f.day and f.problem.startswith(("gap", "it was not stepped"))
-        }
-    )
-    last = rt.chain.last()
-    if relink and last is not None:
-        say(f"re-running the chain from {relink[0]} to {last}")
-        backfill_days(rt, relink[0], last)
-        done += [f for f in findings if f.kind == "state" and f.day in relink]
-    withdrawn = [
-        f.day
-        for f in findings
-        if f.kind == "published" and f.repair == "withdraw it" and f.day is not None
-    ]
-    if withdrawn:
-        rt.publisher.unpublish(withdrawn)
-    for f in findings:
-        if f.kind != "published":
-            continue
-        if f.day is not None and f.repair != "withdraw it" and rt.chain.has(f.day):
-            rt.publisher.publish(f.day, rt.chain.read(f.day), rt.chain.provenance(f.day))
-        note_repair("published", f"{f.target}: {f.problem}")
-        done.append(f)
-    return done
-
-
 def verify_region(
     rt: Runtime, *, repair: bool = False, say: Callable[[str], None] = LOG.info
 ) -> VerifyReport:
@@ -528,6 +370,8 @@ def verify_region(
         found = _check(rt, checked)
         if not repair or not found:
             return VerifyReport(rt.region, checked, found, [], found)
-        repaired = _repair(rt, found, say)
+        from smda.ops.repair import repair_findings  # repairs need the day runner
+
+        repaired = repair_findings(rt, found, say)
         remaining = _check(rt, {})
         return VerifyReport(rt.region, checked, found, repaired, remaining)

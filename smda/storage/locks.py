@@ -13,8 +13,8 @@ stale lock to clean up by hand.
     into the lock file by the holder) and whose exit code is :data:`EXIT_BUSY`.
 :func:`locked_file`
     A short exclusive lock around one read-modify-write of a shared JSON file (a ledger, the
-    CDS job map, the STAC collection), held for milliseconds; threads of one process are
-    ordered by a per-file thread lock first. The raw cache is shared by every region, so its
+    CDS job map, the STAC collection), taken on the file's folder and held for milliseconds;
+    threads of one process are ordered by a thread lock first. The raw cache is shared by every region, so its
     bookkeeping needs this even under the writer locks.
 
 What holds where: both kinds work for processes on one machine (and on a POSIX file system
@@ -229,19 +229,36 @@ class WriterLock:
         )
 
 
+_DIR_DEPTH: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def locked_file(path: Path | str) -> Iterator[None]:
-    """Hold an exclusive lock on ``path``'s lock sibling (``.<name>.lock``) for one
-    read-modify-write of ``path`` (module docstring)."""
-    path = Path(path)
-    lock_path = path.parent / f".{path.name}.lock"
-    with _gate(str(lock_path)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold an exclusive lock for one read-modify-write of ``path`` (module docstring).
+
+    The lock is taken on ``path``'s folder (``flock`` works on a directory; no lock file is
+    left beside the data): files of one folder share it, held for milliseconds. Re-entrant
+    within a thread.
+    """
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    key = str(folder.resolve())
+    with _gate(f"dir:{key}"):  # one thread of this process at a time, then other processes
+        depth = _DIR_DEPTH.get(key, 0)
+        if depth:
+            _DIR_DEPTH[key] = depth + 1
+            try:
+                yield
+            finally:
+                _DIR_DEPTH[key] = depth
+            return
+        fd = os.open(folder, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            _DIR_DEPTH[key] = 1
             yield
         finally:
+            _DIR_DEPTH.pop(key, None)
             os.close(fd)
 
 

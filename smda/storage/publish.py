@@ -419,6 +419,29 @@ class Publisher:
             log.info("unpublished %d days from %s", len(removed), self.root)
         return removed
 
+    def problem(self, day: date) -> str | None:
+        """What is wrong with the published ``day``: None when the COG matches its item's
+        ``file:size`` and ``file:checksum`` (older items: when GDAL reads it)."""
+        cog, item_path = self.cog_path(day), self.item_path(day)
+        if not cog.exists() or not item_path.exists():
+            return "COG or STAC item missing"
+        try:
+            asset: dict[str, Any] = json.loads(item_path.read_text())["assets"]["data"]
+        except (OSError, ValueError, KeyError) as exc:
+            return f"the STAC item is unreadable ({exc})"
+        if (got := file_digest(cog)) is None:
+            return "COG missing"
+        if "file:checksum" in asset:
+            if asset.get("file:size") != got[1] or asset["file:checksum"] != multihash(got[0]):
+                return "the COG's size or SHA-256 differs from its STAC item's file:checksum"
+            return None
+        try:
+            with rasterio.open(cog) as src:
+                src.read(1, out_shape=(1, 1))
+        except Exception as exc:  # any GDAL failure means an unreadable COG
+            return f"GDAL cannot read the COG ({exc})"
+        return None
+
     def published_days(self) -> list[date]:
         """The days linked from the collection, ascending."""
         return _linked_days(self._collection())

@@ -365,6 +365,37 @@ class Store:
             self._ledgers.pop(source, None)
         return self.ledger(source)
 
+    def rebuild_ledger(self, source: str) -> Ledger:
+        """Move an unreadable ledger aside (``<name>.corrupt-<time>``) and rebuild it from the
+        provenance each staged file carries (``smda_provenance``); unreadable staged files are
+        removed (the next fetch stages them again)."""
+        path = self.ledger_dir / f"{source}.json"
+        if path.exists():
+            path.rename(path.with_name(f"{path.name}.corrupt-{int(time.time())}"))
+        ledger = self.reopen_ledger(source)
+        for nc in sorted((self.root / "staged" / self.region / source).glob("*/*.nc")):
+            try:
+                with HDF5_IO, xr.open_dataset(nc) as ds:
+                    prov = json.loads(ds.attrs["smda_provenance"])
+            except (OSError, ValueError, KeyError):
+                nc.unlink()
+                continue
+            sha, size = sha256_of(nc)
+            mtime = datetime.fromtimestamp(nc.stat().st_mtime, UTC)
+            ledger.put(
+                DayRecord(
+                    day=prov["day"],
+                    staged=str(nc.relative_to(self.root)),
+                    sha256=sha,
+                    files=prov.get("files", []),
+                    provisional=bool(prov.get("provisional", False)),
+                    staged_at=mtime.isoformat(timespec="seconds"),
+                    request=prov.get("request", {}),
+                    size=size,
+                )
+            )
+        return ledger
+
     def ledger(self, source: str) -> Ledger:
         with self._lock:
             if source not in self._ledgers:

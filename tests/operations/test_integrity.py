@@ -132,3 +132,24 @@ def test_a_truncated_compiled_predictor_is_rebuilt_before_it_is_loaded(
     assert again.status != "skipped"
     assert repairs()["compiled"] == before + 1
     assert compiled_problem(libs[0]) is None
+
+
+def test_a_backfill_before_a_cold_started_day_relinks_the_chain(
+    rt: Runtime, template: Path, world: World, tmp_path: Path
+) -> None:
+    """A daily run cold-started the chain at a later day (the backfill was not done yet);
+    backfilling the days before it recomputes it from them, and what follows."""
+    import shutil
+
+    later = RUN + timedelta(days=3)
+    run_day(rt, later)
+    run_day(rt, later + timedelta(days=1))
+    assert rt.chain.provenance(later)["state_before"] is None
+    found = verify_region(rt)
+    assert found.ok  # a chain that starts cold is whole
+    runs = backfill_days(rt, RUN, later - timedelta(days=1))
+    assert [r.day for r in runs][-2:] == [later, later + timedelta(days=1)]
+    shutil.copytree(template, tmp_path / "clean")
+    clean = runtime_for(tmp_path / "clean", world)
+    backfill_days(clean, RUN, later + timedelta(days=1))
+    assert digests(rt) == digests(clean)
