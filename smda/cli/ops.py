@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from smda.cli.common import console, parse_date, settings
+from smda.cli.common import console, parse_date, parse_region, settings
 from smda.errors import MissingInputs, SmdaError
 from smda.ingest.fetch import DayOutcome, IngestReport
 
@@ -92,9 +92,11 @@ def run_daily(region: RegionArg = None) -> None:
     from smda.ops import open_runtime, plan_daily, report_metrics
     from smda.ops.outcome import RunOutcome, daily_outcome
 
+    cfg = settings()  # a bad setting or --region: one line (smda.cli.run), before anything runs
+    bbox = parse_region(region) if region else None
     started, rt = time.time(), None
     try:
-        rt = open_runtime(settings(), region=region)
+        rt = open_runtime(cfg, region=bbox)
         plan = plan_daily(rt)
         console.print(plan.describe())
         outcome = daily_outcome(plan)
@@ -151,10 +153,12 @@ def backfill(
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
+    cfg = settings()
+    bbox = parse_region(region) if region else None
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     started, rt = time.time(), None
     try:
-        rt = open_runtime(settings(), region=region)
+        rt = open_runtime(cfg, region=bbox)
         if fetch:
             _fetch(rt, days, f"{len(days)} day(s)")
         with _progress() as bar:
