@@ -89,7 +89,7 @@ def run_daily(region: RegionArg = None) -> None:
     yet (the next run picks them up), 1 when it failed (a provider refused smda, inputs could
     not be fetched, an error).
     """
-    from smda.ops import open_runtime, plan_daily, report_metrics
+    from smda.ops import first_day_to_run, open_runtime, plan_daily, report_metrics
     from smda.ops.outcome import RunOutcome, daily_outcome
 
     cfg = settings()  # a bad setting or --region: one line (smda.cli.run), before anything runs
@@ -105,7 +105,7 @@ def run_daily(region: RegionArg = None) -> None:
             _finish(None, "smda_daily", outcome, started)
             return
         report = _fetch(rt, plan.ready, f"{len(plan.ready)} day(s)")
-        first = min(plan.ready[0], plan.reprocess_from or plan.ready[0])
+        first = first_day_to_run(rt, plan)  # after the fetch: it may have revised inputs
         if first < plan.ready[0]:
             console.print(f"inputs changed since {first} was computed: reprocessing from it")
         runs, missing = _cycle(rt, first, plan.ready[-1])
