@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smda.errors import ConfigError
@@ -97,10 +97,20 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Load settings from the environment (and ``overrides``), with errors that name the variable."""
+    """Load settings from the environment (and ``overrides``).
+
+    Raises
+    ------
+    ConfigError
+        One line naming each invalid variable and what is wrong with it (never its value,
+        which may hold a credential).
+    """
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise ConfigError(
-            f"invalid smda configuration (check the SMDA_* variables): {exc}"
-        ) from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SMDA_{'_'.join(str(part) for part in error['loc']).upper()}: "
+            + error["msg"].removeprefix("Value error, ")
+            for error in exc.errors()
+        )
+        raise ConfigError(f"invalid smda configuration: {problems}") from exc

@@ -13,7 +13,32 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
+from smda.cli.demo import DemoConfig, run_demo
+from smda.config import Settings
+from smda.geo.grid import BBox
+from smda.ops import open_runtime, stale_days
+from smda.science.bundle import HyperParams
+from smda.science.model import CVConfig, TrainConfig
+
 REGION = "r0.25_200_300_40x40"  # the demo region, 30–40° N, 105–95° W
+
+SMALL = DemoConfig(
+    region=BBox(-101.0, 34.0, -99.0, 36.0),  # 8 × 8 cells
+    train_days=30,
+    daily_runs=2,
+    spinup_days=5,
+    min_n=15,
+    cdf_min_samples=8,
+    train=TrainConfig(
+        hyper=HyperParams(
+            learning_rate=0.2, num_leaves=15, max_rounds=40, early_stopping_rounds=10
+        ),
+        cv=CVConfig(n_folds=4, block_deg=0.5),
+        compare=(),
+    ),
+)
+"""A small demo: the backfill keeps its 40 days (the training period must end before GLDAS's
+45-day latency), the rest is shrunk."""
 
 
 def _demo(tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -71,3 +96,34 @@ def test_smda_demo_trains_backfills_runs_daily_publishes_and_reruns(
     assert "(reused)" in said, again.stdout[-2500:]
     assert len(sorted((products / "cog").rglob("*.tif"))) == len(cogs)
     assert not list(data.rglob("*.part")), "no temporary files may be left behind"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_second_demo_on_the_same_data_computes_no_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's daily runs re-fetch the MSWEP NRT files the twin revised since the backfill
+    (its antecedent window) and recompute the days made of them; so the first demo leaves no
+    stale day behind and a second one, nothing having changed, computes none."""
+    for name in [k for k in os.environ if k.startswith("SMDA_")]:
+        monkeypatch.delenv(name)
+    settings = Settings(data_dir=tmp_path / "data")
+
+    first = run_demo(settings, tmp_path / "twin", SMALL)
+
+    backfilled = first.runs[: SMALL.backfill_days]
+    daily = first.runs[SMALL.backfill_days :]
+    assert all(r.status != "skipped" for r in first.runs)
+    # each daily run also recomputed analysed days whose inputs the twin had revised
+    assert len(daily) > SMALL.daily_runs and min(r.day for r in daily) <= backfilled[-1].day
+    rt = open_runtime(settings, region=SMALL.region, today=SMALL.today)
+    assert stale_days(rt) == []
+
+    again = run_demo(settings, tmp_path / "twin", SMALL)
+
+    assert not again.trained and again.model_version == first.model_version
+    assert [(r.day, r.status) for r in again.runs if r.status != "skipped"] == []
+    assert len(again.runs) == SMALL.backfill_days
+    assert all("waiting" in line for line in again.daily), again.daily
+    assert stale_days(rt) == []

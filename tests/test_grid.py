@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smda.geo.grid import GLOBAL_025, BBox, Grid
+from smda.geo.grid import GLOBAL_025, REGION_FORM, BBox, Grid, region_grid
 
 
 def test_global_grid_geometry() -> None:
@@ -55,12 +55,68 @@ def test_locate_points_in_region() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["1,2,3", "a,b,c,d", "0,50,10,40"],
+    ("text", "problem"),
+    [
+        ("1,2,3", "is not four numbers"),
+        ("1,2,3,4,5", "is not four numbers"),
+        ("a,b,c,d", "is not four numbers"),
+        ("-105,30,200,35", "east=200 is outside [-180, 180]"),
+        ("-190,30,-95,35", "west=-190 is outside [-180, 180]"),
+        ("-105,-95,-95,35", "south=-95 is outside [-90, 90]"),
+        ("-105,30,-95,91", "north=91 is outside [-90, 90]"),
+        ("0,50,10,40", "south=50 is not below north=40"),
+        ("-105,30,-95,30", "south=30 is not below north=30"),
+        ("-105,30,-105,35", "west and east are both -105"),
+        ("nan,30,-95,35", "west=nan is not a finite number"),
+        ("-105,30.01,-95,30.02", "contains no 0.25° grid cell centre"),
+        ("-100.02,30,-100.01,35", "contains no 0.25° grid cell centre"),
+    ],
 )
-def test_bad_regions_say_what_is_wrong(text: str) -> None:
-    with pytest.raises(ValueError, match=r"region|bounding box"):
+def test_bad_regions_say_what_is_wrong_in_one_line(text: str, problem: str) -> None:
+    with pytest.raises(ValueError) as info:
         BBox.parse(text)
+    message = str(info.value)
+    assert problem in message
+    assert REGION_FORM in message and "\n" not in message
+
+
+def test_a_box_names_every_problem() -> None:
+    with pytest.raises(ValueError) as info:
+        BBox(200, 40, 200, 30)
+    assert "west=200 is outside" in str(info.value) and "east=200 is outside" in str(info.value)
+    assert "south=40 is not below north=30" in str(info.value)
+    assert "west and east are both 200" in str(info.value)
+
+
+def test_region_grid_rejects_a_box_without_cells() -> None:
+    with pytest.raises(ValueError, match=r"contains no 0\.25° grid cell centre"):
+        region_grid(BBox(-100.02, 30.01, -100.01, 30.02))
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [
+        ("170,-20,-170,0", (80, 80)),  # crosses the antimeridian
+        ("179.8,-0.2,-179.8,0.2", (2, 2)),  # a narrow box across it: a cell either side
+        ("-180,-90,180,90", (720, 1440)),
+        ("-99.9,35.1,-99.8,35.2", (1, 1)),  # narrower than a cell but holds a centre
+    ],
+)
+def test_valid_regions_parse(text: str, shape: tuple[int, int]) -> None:
+    assert region_grid(BBox.parse(text)).shape == shape
+
+
+def test_antimeridian_region_still_parses() -> None:
+    box = BBox.parse("170,-20,-170,0")
+    assert box.crosses_antimeridian and box.width == 20
+    sub = region_grid(box)
+    assert sub.lons[0] == 170.125 and sub.lons[-1] == -170.125
+
+
+def test_bounds_of_a_band_of_every_longitude_are_a_valid_box() -> None:
+    band = Grid(0.25, 200, 0, 40, 1440)
+    assert str(band.bounds) == "-180,30,180,40"
+    assert GLOBAL_025.subset(band.bounds) == band
 
 
 @given(

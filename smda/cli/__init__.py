@@ -13,6 +13,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from smda import __version__
 from smda.cli import demo as cli_demo
@@ -67,11 +68,31 @@ app.command("verify")(cli_verify.verify)
 app.command("demo")(cli_demo.demo)
 
 
+def _error(message: str) -> None:
+    """``error: <message>`` on stderr as one line, however long (rich would wrap it)."""
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+
+
 def run() -> None:
-    """Entry point that turns smda errors into a one-line message and exit code 1 (73 when
-    another process writes the region: :data:`smda.storage.locks.EXIT_BUSY`)."""
+    """Entry point of the ``smda`` command: an error ends in one line ``error: …`` on stderr,
+    without a traceback — exit code 1 for smda errors (:class:`~smda.errors.SmdaError`, e.g. a
+    bad ``SMDA_*`` setting), 73 when another process writes the region
+    (:data:`smda.storage.locks.EXIT_BUSY`), 2 for a bad option or argument (a ``--region`` or
+    date that is not valid), as click's usage errors; a command's own exit code (``typer.Exit``)
+    is kept."""
     try:
-        app()
+        code = app(standalone_mode=False)  # click's errors come here instead of a usage panel
     except SmdaError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise SystemExit(getattr(exc, "exit_code", 1)) from None
+    except typer.Abort:
+        _error("aborted")
+        raise SystemExit(1) from None
+    except typer.TyperException as exc:  # click's usage errors: typer.BadParameter, missing …
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message:  # empty when the command printed its help (no arguments given)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            _error(f"{message}{hint}")
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

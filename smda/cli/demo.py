@@ -46,6 +46,7 @@ from smda.ops import (
     ensure_static,
     fetch_days,
     fetch_span,
+    first_day_to_run,
     open_runtime,
     plan_daily,
     train_model,
@@ -184,7 +185,9 @@ def _daily(
         runs: list[DayRun] = []
         if plan.ready:
             fetch_days(rt, plan.ready)
-            runs = backfill_days(rt, plan.ready[0], plan.ready[-1])
+            # from the first day whose inputs changed, e.g. MSWEP NRT files the fetch re-fetched
+            # because they were revised: the chain never keeps a day made of replaced inputs
+            runs = backfill_days(rt, first_day_to_run(rt, plan), plan.ready[-1])
         line = f"daily run on {today}: " + (
             ", ".join(f"{r.day} {r.status}" for r in runs) or f"waiting ({plan.describe()})"
         )

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from smda.cli.common import console, parse_date, settings
+from smda.cli.common import console, parse_date, parse_region, settings
 from smda.errors import MissingInputs, SmdaError
 from smda.ingest.fetch import DayOutcome, IngestReport
 
@@ -97,12 +97,14 @@ def run_daily(region: RegionArg = None) -> None:
     yet (the next run picks them up), 1 when it failed (a provider refused smda, inputs could
     not be fetched, an error).
     """
-    from smda.ops import open_runtime, plan_daily, report_metrics
+    from smda.ops import first_day_to_run, open_runtime, plan_daily, report_metrics
     from smda.ops.outcome import daily_outcome
 
+    cfg = settings()  # a bad setting or --region: one line (smda.cli.run), before anything runs
+    bbox = parse_region(region) if region else None
     started, rt = time.time(), None
     try:
-        rt = open_runtime(settings(), region=region)
+        rt = open_runtime(cfg, region=bbox)
         plan = plan_daily(rt)
         console.print(plan.describe())
         outcome = daily_outcome(plan)
@@ -111,7 +113,7 @@ def run_daily(region: RegionArg = None) -> None:
             _finish(None, "smda_daily", outcome, started)
             return
         report = _fetch(rt, plan.ready, f"{len(plan.ready)} day(s)")
-        first = min(plan.ready[0], plan.reprocess_from or plan.ready[0])
+        first = first_day_to_run(rt, plan)  # after the fetch: it may have revised inputs
         if first < plan.ready[0]:
             console.print(f"inputs changed since {first} was computed: reprocessing from it")
         runs, missing = _cycle(rt, first, plan.ready[-1])
@@ -158,10 +160,12 @@ def backfill(
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
+    cfg = settings()
+    bbox = parse_region(region) if region else None
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     started, rt = time.time(), None
     try:
-        rt = open_runtime(settings(), region=region)
+        rt = open_runtime(cfg, region=bbox)
         if fetch:
             _fetch(rt, days, f"{len(days)} day(s)")
         with _progress() as bar:

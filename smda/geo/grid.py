@@ -17,7 +17,7 @@ from typing import Self
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GLOBAL_025", "BBox", "Grid", "region_grid"]
+__all__ = ["GLOBAL_025", "REGION_FORM", "BBox", "Grid", "region_grid"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -30,12 +30,24 @@ def _wrap_lon(lon: FloatArray | float) -> FloatArray:
     return np.asarray((np.asarray(lon, dtype=np.float64) + 180.0) % 360.0 - 180.0)
 
 
+REGION_FORM = (
+    "expected 'west,south,east,north' in degrees: west, east in [-180, 180], south < north in "
+    "[-90, 90] (west > east crosses the antimeridian, e.g. 170,-20,-170,0)"
+)
+"""How a region is written (``--region``, ``SMDA_REGION``): the end of every region error."""
+
+
 @dataclass(frozen=True)
 class BBox:
     """A geographic bounding box in degrees.
 
     ``west > east`` means the box crosses the antimeridian (e.g. west=170, east=−170 is a
-    20°-wide box centred on 180°). Longitudes are accepted in [−180, 360] and wrapped.
+    20°-wide box centred on 180°); west=−180, east=180 is the whole circle of longitudes.
+
+    Raises
+    ------
+    ValueError
+        One line naming every problem (:meth:`problems`) and the expected form.
     """
 
     west: float
@@ -44,31 +56,49 @@ class BBox:
     north: float
 
     def __post_init__(self) -> None:
-        problems = []
-        if not -90.0 <= self.south < self.north <= 90.0:
-            problems.append(
-                f"need −90 ≤ south < north ≤ 90, got south={self.south} north={self.north}"
-            )
-        for name in ("west", "east"):
-            value = getattr(self, name)
-            if not -180.0 <= value <= 360.0:
-                problems.append(f"{name}={value} is outside [−180, 360]")
+        problems = self.problems()
         if problems:
-            raise ValueError("invalid bounding box: " + "; ".join(problems))
+            raise ValueError(f"invalid region {self}: {'; '.join(problems)}; {REGION_FORM}")
+
+    def problems(self) -> list[str]:
+        """What is wrong with the box (empty when it is valid): a coordinate that is not a
+        finite number or is out of range, south not below north, west equal to east."""
+        out = []
+        limits = {"west": 180.0, "south": 90.0, "east": 180.0, "north": 90.0}
+        for name, limit in limits.items():
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                out.append(f"{name}={value} is not a finite number")
+            elif not -limit <= value <= limit:
+                out.append(f"{name}={value:g} is outside [-{limit:g}, {limit:g}]")
+        if self.south >= self.north:
+            out.append(f"south={self.south:g} is not below north={self.north:g}")
+        if self.west == self.east:
+            out.append(f"west and east are both {self.west:g} (a box of zero width)")
+        return out
 
     @classmethod
     def parse(cls, text: str) -> BBox:
-        """Parse ``"W,S,E,N"`` (degrees), the order used by ``--region`` options."""
+        """Parse a region ``"west,south,east,north"`` (degrees), the form of ``--region``
+        options and ``SMDA_REGION``.
+
+        Raises
+        ------
+        ValueError
+            One line saying what is wrong and the expected form (:data:`REGION_FORM`): not
+            four numbers, an invalid box (:meth:`problems`), or a box that contains no cell of
+            the 0.25° analysis grid (:func:`region_grid`).
+        """
         parts = [p.strip() for p in text.split(",")]
-        if len(parts) != 4:
-            raise ValueError(f"region {text!r} must be 'west,south,east,north' in degrees")
         try:
+            if len(parts) != 4:
+                raise ValueError(f"{len(parts)} value(s)")
             west, south, east, north = (float(p) for p in parts)
-        except ValueError as exc:
-            raise ValueError(
-                f"region {text!r} must be four numbers 'west,south,east,north'"
-            ) from exc
-        return cls(west, south, east, north)
+        except ValueError:
+            raise ValueError(f"region {text!r} is not four numbers; {REGION_FORM}") from None
+        box = cls(west, south, east, north)
+        region_grid(box)  # a region must hold at least one analysis cell
+        return box
 
     @property
     def width(self) -> float:
@@ -134,7 +164,10 @@ class Grid:
         c_stop = math.floor((west + bbox.width + 180.0) / self.res - 0.5 + _EPS) + 1
         nrows, ncols = r_stop - r_start, min(c_stop - c_start, n_lon)
         if nrows <= 0 or ncols <= 0:
-            raise ValueError(f"region {bbox} contains no {self.res}° cell centre")
+            raise ValueError(
+                f"region {bbox} contains no {self.res:g}° grid cell centre (the centres are at "
+                f"odd multiples of {self.res / 2:g}°; a box {self.res:g}° wide and tall holds one)"
+            )
         sub = Grid(self.res, max(r_start, 0), c_start % n_lon, nrows, ncols)
         if not self.contains(sub):
             raise ValueError(f"region {bbox} is not inside grid {self}")
@@ -185,8 +218,10 @@ class Grid:
         """Outer edges of the window (west may exceed east across the antimeridian)."""
         north = 90.0 - self.row0 * self.res
         west = -180.0 + self.col0 * self.res
-        east = float(_wrap_lon(west + self.ncols * self.res)) if not self.is_global else 180.0
-        return BBox(west, north - self.nrows * self.res, east, north)
+        south = north - self.nrows * self.res
+        if self.ncols == self.global_shape[1]:  # every longitude: −180 … 180, not west == east
+            return BBox(-180.0, south, 180.0, north)
+        return BBox(west, south, float(_wrap_lon(west + self.ncols * self.res)), north)
 
     @property
     def transform(self) -> tuple[float, float, float, float, float, float]:
@@ -256,6 +291,17 @@ GLOBAL_025 = Grid.global_grid(0.25)
 
 def region_grid(region: str | BBox | None) -> Grid:
     """The analysis grid of a region: the window of :data:`GLOBAL_025` covering it (a
-    ``west,south,east,north`` string or a box), or the whole globe for None."""
+    ``west,south,east,north`` string or a box), or the whole globe for None.
+
+    Raises
+    ------
+    ValueError
+        One line: the region is invalid (:meth:`BBox.parse`) or contains no 0.25° cell centre.
+    """
+    if region is None:
+        return GLOBAL_025
     bbox = BBox.parse(region) if isinstance(region, str) else region
-    return GLOBAL_025.subset(bbox) if bbox is not None else GLOBAL_025
+    try:
+        return GLOBAL_025.subset(bbox)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {REGION_FORM}") from None

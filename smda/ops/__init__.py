@@ -20,7 +20,14 @@ from smda.ops.days import (
     run_day,
 )
 from smda.ops.fetch import ensure_static, fetch_days, fetch_span, input_spans
-from smda.ops.plan import REQUIRED, DailyPlan, plan_daily, stale_days, stale_from
+from smda.ops.plan import (
+    REQUIRED,
+    DailyPlan,
+    first_day_to_run,
+    plan_daily,
+    stale_days,
+    stale_from,
+)
 from smda.ops.report import report_metrics, summary_markdown
 from smda.ops.runtime import RunContext, Runtime, data_paths, open_runtime
 from smda.ops.train import TrainOutcome, train_model
@@ -42,6 +49,7 @@ __all__ = [
     "ensure_static",
     "fetch_days",
     "fetch_span",
+    "first_day_to_run",
     "input_spans",
     "open_runtime",
     "plan_daily",

@@ -3,8 +3,10 @@
 :func:`plan_daily` polls each operational source and picks every day after the last completed
 analysis whose *required* inputs (ERA5 and MSWEP of the day) are available at the providers.
 SMAP is optional: a day without it is a forecast-only day, not a failure. A day whose inputs
-changed since it was computed (a provisional input became final) is *stale*
-(:func:`stale_days`): the daily run reprocesses from the first one.
+changed since it was computed (a provisional input became final, an MSWEP NRT file was revised)
+is *stale* (:func:`stale_days`): once its fetch is done, the daily run steps from the first
+stale day (:func:`first_day_to_run`), so the chain never keeps a day computed from inputs that
+have since been replaced — including those the run's own fetch replaced.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "REQUIRED",
     "DailyPlan",
     "PollError",
+    "first_day_to_run",
     "history_days",
     "plan_daily",
     "stale_days",
@@ -142,6 +145,26 @@ def stale_from(rt: Runtime) -> date | None:
     except SmdaError:
         return None
     return stale[0] if stale else None
+
+
+def first_day_to_run(rt: Runtime, plan: DailyPlan) -> date:
+    """The first day the daily run steps, asked *after* fetching the ready days' inputs.
+
+    The first ready day, or an earlier chain day whose inputs changed since it was computed:
+    already at planning (``plan.reprocess_from``), or by this run's fetch — which re-fetches
+    the provisional days of the ready days' inputs (MSWEP NRT revisions of the antecedent
+    window, ERA5T → ERA5), so the plan cannot know them yet. Stepping from it recomputes the
+    stale days and the days after them in order; days whose inputs did not change are skipped.
+
+    Raises
+    ------
+    ValueError
+        If the plan has no ready day (there is nothing to run).
+    """
+    if not plan.ready:
+        raise ValueError("the plan has no ready day: nothing to run")
+    stale = [d for d in (plan.reprocess_from, stale_from(rt)) if d is not None]
+    return min([plan.ready[0], *stale])
 
 
 def history_days(rt: Runtime) -> int:

@@ -7,19 +7,22 @@ the same functions against the twin's replicas).
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hashlib
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ops_runtime import LAST, RUN, digests, runtime_for
-from staged_world import stage_world
+from staged_world import stage_world, twin_precip
 
 from smda.errors import MissingInputs, NoModel
 from smda.ops import (
     ChainGap,
+    DailyPlan,
     Runtime,
     backfill_days,
+    first_day_to_run,
     input_spans,
     report_metrics,
     run_day,
@@ -27,6 +30,7 @@ from smda.ops import (
     summary_markdown,
     validate_days,
 )
+from smda.storage.store import RawFile
 from smda_twin.world import World
 
 
@@ -131,6 +135,46 @@ def test_changed_inputs_make_days_stale(rt: Runtime, world: World) -> None:
     stage_world(rt.store, world, day, day, sources=("era5",), today=day, static=False)
     stale = stale_days(rt)
     assert stale and stale[0] == RUN + timedelta(days=1)
+
+
+def _revise_mswep(rt: Runtime, world: World, day: date) -> None:
+    """Stage ``day``'s MSWEP again as an NRT revision would arrive: other rain, another file
+    version (what a daily run's fetch does to the provisional days of its antecedent window)."""
+    rain = twin_precip(world, day, day).isel(time=0, drop=True) * 1.5
+    name = f"{day:%Y%j}.nc"
+    raw = RawFile(
+        path=rt.store.root / "raw" / "mswep" / name,
+        name=name,
+        size=rain.nbytes,
+        sha256=hashlib.sha256(np.ascontiguousarray(rain.values).tobytes()).hexdigest(),
+        version='ETag="revision-2"',
+        provisional=True,
+    )
+    rt.store.write_staged("mswep", day, rain.to_dataset(), [raw], request={"test": "revision"})
+
+
+def test_the_daily_run_steps_from_a_day_its_own_fetch_made_stale(rt: Runtime, world: World) -> None:
+    """Once the ready day's inputs are fetched, the daily run steps from the first analysed day
+    whose inputs that fetch replaced — which its plan, made before the fetch, cannot know."""
+    backfill_days(rt, RUN, RUN + timedelta(days=2))
+    ready = RUN + timedelta(days=3)
+    plan = DailyPlan(RUN + timedelta(days=2), [ready], {}, {})
+    assert plan.reprocess_from is None
+    assert first_day_to_run(rt, plan) == ready  # nothing changed: only the ready day
+
+    revised = RUN + timedelta(days=1)
+    _revise_mswep(rt, world, revised)
+
+    assert first_day_to_run(rt, plan) == revised
+    runs = backfill_days(rt, first_day_to_run(rt, plan), ready)
+    assert [(r.day, r.status) for r in runs if r.status != "skipped"] == [
+        (revised, "analysis"),
+        (revised + timedelta(days=1), "analysis"),
+        (ready, "analysis"),
+    ]
+    assert stale_days(rt) == []  # the chain holds no day made of replaced inputs
+    after = DailyPlan(ready, [ready + timedelta(days=1)], {}, {})
+    assert first_day_to_run(rt, after) == ready + timedelta(days=1)
 
 
 def test_input_spans_cover_history_and_spin_up(rt: Runtime) -> None:
