@@ -38,6 +38,7 @@ from flows.outcomes import (
 )
 from flows.tasks import (
     fetch_task,
+    first_day_task,
     metrics_task,
     plan_task,
     provider_of,
@@ -88,13 +89,12 @@ def _step(run: RunContext, days: Sequence[date]) -> tuple[list[DayRun], MissingI
     return runs, None
 
 
-def days_to_run(plan: DailyPlan) -> list[date]:
-    """The ready days, preceded by the days since ``plan.reprocess_from`` when inputs of
-    analysed days changed (e.g. ERA5T replaced by final ERA5): those are recomputed in order."""
-    first = plan.ready[0]
-    if plan.reprocess_from is not None and plan.reprocess_from < first:
-        first = plan.reprocess_from
-    return [first + timedelta(days=i) for i in range((plan.ready[-1] - first).days + 1)]
+def days_to_run(plan: DailyPlan, first: date | None = None) -> list[date]:
+    """The ready days, preceded by the analysed days from ``first`` (default
+    ``plan.reprocess_from``) when their inputs changed (ERA5T replaced by final ERA5, an MSWEP
+    revision the run's fetch brought: :func:`smda.ops.first_day_to_run`), recomputed in order."""
+    start = min(d for d in (plan.ready[0], plan.reprocess_from, first) if d is not None)
+    return [start + timedelta(days=i) for i in range((plan.ready[-1] - start).days + 1)]
 
 
 @flow(
@@ -118,7 +118,9 @@ def daily(region: str | None = None) -> list[DayRun] | State:
     log.info("plan: %s", plan.describe())
     rename_run(f"daily {days_label(plan.ready)} {run.region or 'globe'}")
     report = fetch_sources(run, plan.ready) if plan.ready else None
-    runs, missing = _step(run, days_to_run(plan)) if plan.ready else ([], None)
+    runs, missing = (
+        _step(run, days_to_run(plan, first_day_task(run, plan))) if plan.ready else ([], None)
+    )
     validation = validate_task(run, [r.day for r in runs]) if runs else None
     outcome = daily_outcome(plan, report, missing)
     metrics_task(run, "smda_daily", runs, plan, validation, outcome, started)

@@ -46,6 +46,7 @@ from smda.ops import (
     RunContext,
     ValidationReport,
     fetch_days,
+    first_day_to_run,
     open_runtime,
     plan_daily,
     report_metrics,
@@ -60,6 +61,7 @@ from smda.ops.train import TrainOutcome
 __all__ = [
     "fetch_task",
     "fetch_training_task",
+    "first_day_task",
     "plan_task",
     "provider_of",
     "provider_tag",
@@ -148,6 +150,13 @@ errors only."""
 def plan_task(run: RunContext) -> DailyPlan:
     """Poll every operational source and pick the days to run (:func:`plan_daily`)."""
     return plan_daily(open_runtime(run))
+
+
+@task(name="first-day", timeout_seconds=600, cache_policy=NO_CACHE)
+def first_day_task(run: RunContext, plan: DailyPlan) -> date:
+    """The first day to step, asked after the fetch (:func:`first_day_to_run`: a revision the
+    fetch brought makes an analysed day stale)."""
+    return first_day_to_run(open_runtime(run), plan)
 
 
 @task(

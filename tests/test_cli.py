@@ -226,3 +226,9 @@ def test_settings_errors_name_the_variable_in_one_line(monkeypatch: pytest.Monke
     assert "\n" not in message
     assert "SMDA_REGION: invalid region -105,30,-105,35: west and east are both -105" in message
     assert "SMDA_GAIN: " in message
+
+
+def test_version_prints_the_version_and_exits_0() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == smda.__version__

@@ -37,14 +37,22 @@ app = typer.Typer(
 app.add_typer(cli_twin.app, name="twin")
 
 
-@app.callback()
-def main(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    """smda command-line interface. Settings come from SMDA_* environment variables (see README)."""
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(__version__)
         raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """smda command-line interface. Settings come from SMDA_* environment variables (see README)."""
 
 
 @app.command()
