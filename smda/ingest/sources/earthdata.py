@@ -34,6 +34,7 @@ from smda.errors import (
     TransientError,
 )
 from smda.ingest.clients import TIMEOUT, earthdata_login
+from smda.ingest.endpoints import redact_url
 from smda.ingest.retry import classify, retry_call
 from smda.ingest.sources.base import FetchTask, IngestContext
 from smda.storage.atomic import atomic_path
@@ -293,7 +294,8 @@ def _fetch(
         if response.status_code >= 400:
             # read the body now: it says why (e.g. an EULA to accept)
             raise requests.HTTPError(
-                f"{response.status_code} {response.reason} for {url}\n{response.text[:500]}",
+                f"{response.status_code} {response.reason} for {redact_url(url)}\n"
+                f"{response.text[:500]}",
                 response=response,
             )
         digests = _Digests(checksum)
@@ -321,7 +323,7 @@ def _raw(path: Path, url: str, provisional: bool, sha256: str) -> RawFile:
         size=path.stat().st_size,
         sha256=sha256,
         version=path.stem.rsplit("_", 1)[-1] if path.suffix == ".h5" else "",
-        url=url,
+        url=redact_url(url),
         provisional=provisional,
     )
 
