@@ -33,7 +33,7 @@ from smda.errors import (
     SmdaError,
     TransientError,
 )
-from smda.ingest.clients import TIMEOUT, earthdata_login
+from smda.ingest.clients import TIMEOUT, earthdata_login, single_attempt
 from smda.ingest.endpoints import redact_url
 from smda.ingest.retry import classify, retry_call
 from smda.ingest.sources.base import FetchTask, IngestContext
@@ -287,7 +287,7 @@ def _fetch(
     import earthaccess
 
     name = target.name
-    session: requests.Session = earthaccess.get_requests_https_session()
+    session: requests.Session = single_attempt(earthaccess.get_requests_https_session())
     with session.get(url, stream=True, timeout=TIMEOUT, allow_redirects=True) as response:
         if response.status_code == 404:
             raise NotYetAvailable(f"{name} is not published yet (404)")
