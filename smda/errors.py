@@ -25,6 +25,7 @@ __all__ = [
     "NoModel",
     "NotYetAvailable",
     "PermanentError",
+    "ProviderFault",
     "SmdaError",
     "TransientError",
 ]
@@ -86,6 +87,15 @@ class LicenceNotAccepted(PermanentError):
 
 class InvalidRequest(PermanentError):
     """The provider rejected the request as invalid (unknown variable, bad date, bad area)."""
+
+
+class ProviderFault(PermanentError):
+    """The provider delivers broken data for a request again and again (a CDS result still
+    corrupt after every download of a job and of the job submitted again): retrying now cannot
+    help. The message names the request, what was tried, and what to report.
+
+    Not for a transfer that went wrong once or twice (a :class:`TransientError`, retried).
+    """
 
 
 class MalformedFile(PermanentError):

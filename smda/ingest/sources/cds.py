@@ -12,7 +12,10 @@ attempt or run resumes that job instead of queueing a duplicate. A job that fail
 The result is downloaded to a temporary sibling (an HTTP error keeps its status and
 ``Retry-After`` for the retry), and moved into the raw cache only when its size is the job's
 and it passes ``check``. A result that fails the check is downloaded again, per the retry
-policy (a transfer can go wrong).
+policy (a transfer can go wrong). If it is still corrupt then, the job's result itself is: the
+job id is dropped and the request submitted once more (a new job). If that job's result is
+corrupt too, the provider is at fault (:class:`~smda.errors.ProviderFault`, naming the request
+and what to report): nothing is kept, and the next run starts with a new job.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from smda.errors import (
     InvalidRequest,
     MalformedFile,
     NotYetAvailable,
+    ProviderFault,
     SmdaError,
     TransientError,
 )
@@ -41,6 +45,9 @@ from smda.storage.store import JsonMap
 __all__ = ["cds", "classify_cds", "request_hash", "retrieve"]
 
 LOG = logging.getLogger(__name__)
+
+#: jobs submitted per request and run when their results keep arriving corrupt
+SUBMISSIONS = 2
 
 
 class _CorruptResult(TransientError):
@@ -102,14 +109,36 @@ def retrieve(
 
     ``what`` names the request in messages (source, days, dataset). ``deadline`` (seconds)
     bounds the wait for one job; ``check`` proves a downloaded result intact (raises
-    :class:`~smda.errors.MalformedFile`).
+    :class:`~smda.errors.MalformedFile`). Raises :class:`~smda.errors.ProviderFault` when the
+    results of :data:`SUBMISSIONS` jobs all stay corrupt (module docstring).
     """
     job = _Job(cds(ctx), JsonMap(target.parent / ".cds-jobs.json"), dataset, request, what)
-    return retry_call(
-        lambda: job.fetch(target, deadline=deadline, poll_max=poll_max, check=check),
-        what=what,
-        policy=ctx.policy,
-        classify_error=classify_cds,
+    corrupt: list[_CorruptResult] = []
+    for submission in range(1, SUBMISSIONS + 1):
+        try:
+            return retry_call(
+                lambda: job.fetch(target, deadline=deadline, poll_max=poll_max, check=check),
+                what=what,
+                policy=ctx.policy,
+                classify_error=classify_cds,
+            )
+        except TransientError as exc:
+            if not isinstance(exc.__cause__, _CorruptResult):
+                raise
+            corrupt.append(exc.__cause__)
+            job.forget()
+            if submission < SUBMISSIONS:
+                LOG.warning(
+                    "%s, on every download: dropping the job, submitting the request again",
+                    exc.__cause__,
+                )
+    jobs = ", ".join(c.job_id for c in corrupt)
+    raise ProviderFault(
+        f"{what}: the CDS's result for this request is corrupt (the provider's file, not the "
+        f"transfer) — jobs {jobs} (submitted {len(corrupt)} times, each result downloaded up to "
+        f"{ctx.policy.attempts} times; last problem: {corrupt[-1].problem}). Nothing was kept; "
+        "the next run submits the request again. If it persists, report the request and the "
+        "job ids to the CDS (https://support.ecmwf.int)"
     )
 
 
