@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar, Final
 
 import fsspec
 import xarray as xr
@@ -41,10 +41,12 @@ from smda.ingest.staging.precipitation import mswep_to_grid
 from smda.storage.atomic import atomic_path
 from smda.storage.store import DayRecord, RawFile
 
-__all__ = ["REVISION_WINDOW_DAYS", "MswepSource"]
+__all__ = ["MSWEP_FIRST_DAY", "REVISION_WINDOW_DAYS", "MswepSource"]
 
 LOG = logging.getLogger(__name__)
 
+#: first day of MSWEP V2.8 (the ``Past`` record; NRT continues it)
+MSWEP_FIRST_DAY: Final[date] = date(1979, 1, 1)
 #: NRT files younger than this are revised in place
 REVISION_WINDOW_DAYS = 10
 _TIMEOUT = 120
@@ -164,6 +166,7 @@ class MswepSource(Source):
     description: ClassVar[str] = (
         "MSWEP V2.8 NRT daily precipitation (0.1°), conservatively regridded"
     )
+    first_day: ClassVar[date | None] = MSWEP_FIRST_DAY
 
     def _fs(self, ctx: IngestContext, url: str) -> tuple[Any, str]:
         import aiohttp
