@@ -99,3 +99,23 @@ def test_the_cds_client_does_not_retry(ctx: IngestContext) -> None:
     assert client.retry_max == 1 and client.client.maximum_tries == 1
     for adapter in client.session.adapters.values():
         assert adapter.max_retries.total == 0
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("status", path="/jobs/", method="GET", status=503),
+        Fault("reset", path="/jobs/", method="GET"),
+    ],
+    ids=["503", "reset"],
+)
+def test_a_failed_poll_resumes_the_job_instead_of_submitting_another(
+    twin: Twin, ctx: IngestContext, fault: Fault
+) -> None:
+    twin.add_fault("cds", fault)
+
+    report = fetch_range(["era5"], DAY, DAY, ctx)
+
+    assert [o.status for o in report.outcomes] == ["fetched"], report.outcomes
+    assert fault.fired == 1
+    assert twin.log.count("cds", method="POST", path="execution") == 1
