@@ -24,7 +24,9 @@ __all__ = [
     "MissingVariable",
     "NoModel",
     "NotYetAvailable",
+    "OutsideArchive",
     "PermanentError",
+    "ProviderFault",
     "SmdaError",
     "TransientError",
 ]
@@ -86,6 +88,42 @@ class LicenceNotAccepted(PermanentError):
 
 class InvalidRequest(PermanentError):
     """The provider rejected the request as invalid (unknown variable, bad date, bad area)."""
+
+
+class OutsideArchive(InvalidRequest, ValueError):
+    """Days before the first day a source's archive holds: they will never exist.
+
+    Raised before any request is made (the provider is not asked); also a ``ValueError``, like
+    any bad argument. Not for days after the newest one (those are :class:`NotYetAvailable`).
+
+    Attributes
+    ----------
+    source:
+        The source's name (``smap``, ``era5`` …).
+    first_day:
+        The first day of its archive.
+    start, end:
+        The requested range.
+    """
+
+    def __init__(self, source: str, first_day: date, start: date, end: date) -> None:
+        super().__init__(
+            f"{source}: the archive starts on {first_day}, but {start} … {end} was requested; "
+            f"ask for days from {first_day} on"
+        )
+        self.source = source
+        self.first_day = first_day
+        self.start = start
+        self.end = end
+
+
+class ProviderFault(PermanentError):
+    """The provider delivers broken data for a request again and again (a CDS result still
+    corrupt after every download of a job and of the job submitted again): retrying now cannot
+    help. The message names the request, what was tried, and what to report.
+
+    Not for a transfer that went wrong once or twice (a :class:`TransientError`, retried).
+    """
 
 
 class MalformedFile(PermanentError):

@@ -102,6 +102,19 @@ def test_retry_after_is_used_and_capped() -> None:
     assert clock.sleeps == [7.0]
 
 
+def test_the_policy_sleeps_unless_told_otherwise() -> None:
+    waits: list[float] = []
+    errors = iter([_http_error(503, headers={"Retry-After": "4"}), None])
+
+    def fn() -> str:
+        if (error := next(errors)) is not None:
+            raise error
+        return "ok"
+
+    assert retry_call(fn, what="x", policy=RetryPolicy(sleep=waits.append)) == "ok"
+    assert waits == [4.0]
+
+
 def test_permanent_errors_are_not_retried() -> None:
     clock = FakeClock()
     calls = []

@@ -3,8 +3,17 @@
 smda always talks to providers through their own clients — ``cdsapi`` for the CDS,
 ``earthaccess`` for NASA Earthdata, ``requests`` for plain file servers — so that what is
 tested against the twin is what runs in production. This module only *configures* them:
-explicit timeouts and bounded retries (cdsapi's defaults retry for ~16 h), and, when an
-:class:`~smda.ingest.endpoints.Endpoints` is given, the twin's URLs and credentials.
+explicit timeouts, and, when an :class:`~smda.ingest.endpoints.Endpoints` is given, the twin's
+URLs and credentials.
+
+**One retry layer.** Each client tries each request once; :func:`smda.ingest.retry.retry_call`
+around the provider call is the only layer that retries. Nested layers multiply (cdsapi's
+``retry_max=3`` inside five smda attempts is fifteen POSTs against a failing CDS) and the inner
+one ignores ``Retry-After`` (cdsapi sleeps a fixed ``sleep_max``). So: cdsapi/ecmwf-datastores
+with ``retry_max=1`` (multiurl's ``maximum_tries``: the first try is the last), ``requests``
+sessions with adapters that never retry (:func:`single_attempt`), earthaccess only for login
+and search (its ``download`` retries three times on any exception; smda downloads with the
+session). fsspec's HTTP filesystem (aiohttp) has no retries of its own.
 """
 
 from __future__ import annotations
@@ -17,11 +26,20 @@ from typing import Any
 from unittest import mock
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from smda.errors import CredentialsError
 from smda.ingest.endpoints import Endpoints, client_environment
 
-__all__ = ["cds_client", "client_env", "earthdata_login", "http_session"]
+__all__ = [
+    "CLIENT_ATTEMPTS",
+    "cds_client",
+    "client_env",
+    "earthdata_login",
+    "http_session",
+    "single_attempt",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -48,9 +66,26 @@ def client_env(endpoints: Endpoints | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+#: What a client's ``retry_max`` must be for one attempt per call (see the module docstring).
+CLIENT_ATTEMPTS = 1
+
+
+def single_attempt(session: requests.Session) -> requests.Session:
+    """Mount adapters on ``session`` that send each request once (urllib3 ``Retry(total=0,
+    read=False)``: no retry on connection, read or status errors); returns ``session``.
+
+    requests' default adapter does the same today; mounting it says so, and holds if a library
+    handing out the session (earthaccess) ever mounts a retrying one.
+    """
+    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 def http_session(endpoints: Endpoints | None = None) -> requests.Session:
-    """A ``requests`` session for plain HTTP file servers (MSWEP mirrors)."""
-    session = requests.Session()
+    """A ``requests`` session for plain HTTP file servers (one attempt per request)."""
+    session = single_attempt(requests.Session())
     session.headers["User-Agent"] = "smda"
     if endpoints is not None and endpoints.earthdata.ca_bundle:
         session.verify = endpoints.earthdata.ca_bundle
@@ -60,15 +95,16 @@ def http_session(endpoints: Endpoints | None = None) -> requests.Session:
 def cds_client(
     endpoints: Endpoints | None = None,
     *,
-    retry_max: int = 3,
-    sleep_max: float = 10.0,
     timeout: float = 120.0,
+    sleep_max: float = 30.0,
     quiet: bool = True,
 ) -> Any:
-    """A ``cdsapi.Client`` with bounded retries and timeouts.
+    """A ``cdsapi.Client`` that tries each request once (``retry_max=1``), with a timeout.
 
-    Credentials come from ``endpoints`` (twin) or from cdsapi's own lookup: ``CDSAPI_URL``/
-    ``CDSAPI_KEY`` or ``~/.cdsapirc``. The key is never logged.
+    Retries are smda's (module docstring). ``sleep_max`` (seconds) only caps the client's own
+    job polling, which smda does not use (it polls with a deadline). Credentials come from
+    ``endpoints`` (twin) or from cdsapi's own lookup: ``CDSAPI_URL``/``CDSAPI_KEY`` or
+    ``~/.cdsapirc``. The key is never logged.
     """
     import cdsapi
 
@@ -81,9 +117,10 @@ def cds_client(
             key=key,
             quiet=quiet,
             progress=False,
-            retry_max=retry_max,
+            retry_max=CLIENT_ATTEMPTS,
             sleep_max=sleep_max,
             timeout=timeout,
+            session=single_attempt(requests.Session()),
         )
     except Exception as exc:  # cdsapi raises bare Exception when nothing is configured
         raise CredentialsError(

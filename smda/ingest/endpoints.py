@@ -9,6 +9,7 @@ The file holds loopback URLs and throw-away twin credentials only.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from smda.errors import ConfigError
 from smda.storage.atomic import atomic_write_bytes
 
-__all__ = ["CdsEndpoint", "EarthdataEndpoint", "Endpoints", "MswepEndpoint", "redact_url"]
+__all__ = [
+    "CdsEndpoint",
+    "EarthdataEndpoint",
+    "Endpoints",
+    "MswepEndpoint",
+    "redact_text",
+    "redact_url",
+]
 
 
 @dataclass(frozen=True)
@@ -121,3 +129,30 @@ def redact_url(url: str) -> str:
         netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else f"***@{host}"
     query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` (an error message, a log line) with the secrets of ``url`` replaced by ``***``
+    wherever it quotes them: the value of each of its query keys (``?key=…``, ``&key=…``, also
+    when re-encoded by a client) and the password or token of its user info.
+
+    For messages built by clients that quote the URL they were given (``FileNotFoundError(url)``,
+    ``InvalidURL``); text that does not quote ``url`` comes back unchanged.
+
+    >>> url = "https://ana:pw@h/a.nc?token=abc&v=2"
+    >>> redact_text(f"HTTP 404 for {url}", url)
+    'HTTP 404 for https://ana:***@h/a.nc?token=***&v=***'
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return text
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        if ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            text = text.replace(f"{userinfo}@", f"{user}:***@")
+        elif userinfo:
+            text = text.replace(f"{userinfo}@", "***@")
+    for key in {k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}:
+        text = re.sub(rf"([?&]{re.escape(key)}=)[^&#\s'\"]*", r"\1***", text)
+    return text

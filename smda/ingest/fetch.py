@@ -6,7 +6,9 @@ upstream; the rest are grouped into provider requests, fetched with bounded conc
 provider, staged onto the grid and recorded with provenance (the ledger is saved in batches
 during the run and once at its end: :meth:`smda.storage.store.Ledger.batch`). A failing request fails only its
 days (with the reason); a permanent refusal (credentials, licence) stops that source at once.
-Re-running is idempotent: nothing is fetched or rewritten when nothing changed.
+Re-running is idempotent: nothing is fetched or rewritten when nothing changed. Days before a
+source's archive begins are refused before any provider is asked
+(:class:`~smda.errors.OutsideArchive`).
 """
 
 from __future__ import annotations
@@ -86,18 +88,25 @@ def fetch_range(
     progress: Callable[[DayOutcome], None] | None = None,
     concurrency: dict[str, int] | None = None,
 ) -> IngestReport:
-    """Fetch and stage ``sources`` for every day in [start, end] (see the module docstring)."""
+    """Fetch and stage ``sources`` for every day in [start, end] (see the module docstring).
+
+    Raises :class:`~smda.errors.OutsideArchive`, before any request, if [start, end] reaches
+    before the first day of one of the sources' archives.
+    """
     report = IngestReport()
     limits = {**CONCURRENCY, **(concurrency or {})}
+    days = _days(start, end)
+    chosen = [get_source(name) for name in sources]
+    for source in chosen:
+        source.check_archive(start, end)
 
     def emit(outcome: DayOutcome) -> None:
         report.add(outcome)
         if progress is not None:
             progress(outcome)
 
-    for name in sources:
-        source = get_source(name)
-        _ingest_source(source, _days(start, end), ctx, emit, limits.get(source.provider, 2))
+    for source in chosen:
+        _ingest_source(source, days, ctx, emit, limits.get(source.provider, 2))
     return report
 
 

@@ -6,6 +6,10 @@ only :class:`~smda.errors.TransientError`, waits with exponential backoff (or th
 ``Retry-After`` when it gives one, capped), and gives up at an overall deadline — unlike
 ``cdsapi``'s defaults, which retry for about 16 hours. :func:`classify` turns the exceptions the
 clients raise (requests, earthaccess, ecmwf-datastores) into smda's error kinds.
+
+It is the *only* retry layer of a provider call: the clients are configured to try each request
+once (:mod:`smda.ingest.clients`), so attempts do not multiply and every wait honours the
+server's ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import requests
@@ -41,13 +45,18 @@ TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try: attempts, backoff (seconds) and an overall deadline (seconds)."""
+    """How hard to try: attempts, backoff (seconds) and an overall deadline (seconds).
+
+    ``sleep`` waits between attempts (``time.sleep``; a test passes a recorder to see the
+    waits :meth:`delay` chose without waiting them).
+    """
 
     attempts: int = 5
     base_delay: float = 1.0
     max_delay: float = 60.0
     deadline: float = 900.0
     max_retry_after: float = 300.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
@@ -144,14 +153,16 @@ def retry_call[T](
     what: str,
     policy: RetryPolicy = RetryPolicy(),
     classify_error: Callable[[BaseException, str], SmdaError] = classify,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """Call ``fn`` until it succeeds, retrying only transient errors.
 
-    Raises the classified error (``NotYetAvailable``, ``PermanentError`` immediately;
-    ``TransientError`` once attempts or the deadline are exhausted).
+    Waits with ``sleep`` (default: the policy's). Raises the classified error
+    (``NotYetAvailable``, ``PermanentError`` immediately; ``TransientError`` once attempts or the
+    deadline are exhausted, caused by the last error ``fn`` raised).
     """
+    sleep = policy.sleep if sleep is None else sleep
     started = clock()
     attempt = 0
     while True:

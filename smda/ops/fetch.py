@@ -2,9 +2,11 @@
 
 :func:`fetch_days` fetches and stages the inputs of the days to run — plus MSWEP's antecedent
 window and, for a cold start, the spin-up days (:func:`input_spans`) — through
-:mod:`smda.ingest.fetch`; every call is idempotent (a staged day is not fetched again, a staged day that no longer
-matches its ledger record is staged again). Fetching holds the writer lock of the region's store
-(:meth:`smda.ops.runtime.Runtime.store_writer`): one fetch per region at a time.
+:mod:`smda.ingest.fetch`; every call is idempotent (a staged day is not fetched again, a staged
+day that no longer matches its ledger record is staged again). Spans that reach before a source's
+archive are refused before anything is fetched (:class:`~smda.errors.OutsideArchive`). Fetching
+holds the writer lock of the region's store (:meth:`smda.ops.runtime.Runtime.store_writer`): one
+fetch per region at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from smda.ingest.fetch import DayOutcome, IngestReport, fetch_range
-from smda.ingest.sources import OPERATIONAL
+from smda.ingest.sources import OPERATIONAL, get_source
 from smda.ops.plan import history_days
 from smda.ops.runtime import Runtime
 from smda.ops.train_data import LABEL_PRODUCTS, training_spans
@@ -108,7 +110,13 @@ def fetch_spans(
     *,
     progress: Callable[[DayOutcome], None] | None = None,
 ) -> IngestReport:
-    """The static fields once, then each source's ``first`` … ``last`` (idempotent)."""
+    """The static fields once, then each source's ``first`` … ``last`` (idempotent).
+
+    Raises :class:`~smda.errors.OutsideArchive` before any request if a span reaches before its
+    source's archive.
+    """
+    for name, (first, last) in spans.items():
+        get_source(name).check_archive(first, last)
     with rt.store_writer():
         ensure_static(rt)
         report = IngestReport()

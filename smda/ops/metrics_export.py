@@ -2,19 +2,27 @@
 
 Both follow one rule, *a run replaces the metrics it set and keeps the others*
 (:mod:`smda.ops.monitoring`); neither ever fails the run.
+
+A gateway URL may carry credentials (``https://user:password@gateway:9091``): they are sent as
+HTTP Basic auth, and every message shows the URL redacted
+(:func:`~smda.ingest.endpoints.redact_url`).
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, generate_latest, pushadd_to_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from smda.ingest.endpoints import redact_text, redact_url
 from smda.storage.atomic import atomic_write_bytes
 
 __all__ = ["PUSH_TIMEOUT_SECONDS", "push", "textfile_name", "write_textfile"]
@@ -38,6 +46,26 @@ def textfile_name(job: str, region: str) -> str:
     return f"{safe(job)}-{safe(region)}.prom"
 
 
+Handler = Callable[[str, str, float | None, list[tuple[str, str]], bytes], Callable[[], None]]
+
+
+def _gateway(url: str) -> tuple[str, Handler]:
+    """The gateway URL without its user info, and the handler that sends that user info as
+    Basic auth (urllib would take ``user:password@host`` for a host name)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, default_handler
+    username, password = unquote(parts.username), unquote(parts.password or "")
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+    def handler(
+        url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+    ) -> Callable[[], None]:
+        return basic_auth_handler(url, method, timeout, headers, data, username, password)
+
+    return bare, handler
+
+
 def push(
     registry: CollectorRegistry,
     region: str,
@@ -51,9 +79,9 @@ def push(
     Parameters
     ----------
     gateway_url:
-        Pushgateway base URL (``http://pushgateway:9091``). The metrics are added to the
-        group ``job=<job>, region=<region>`` (HTTP POST: metrics of the same name are
-        replaced, the others kept).
+        Pushgateway base URL (``http://pushgateway:9091``; ``https://user:password@...`` sends
+        Basic auth). The metrics are added to the group ``job=<job>, region=<region>`` (HTTP
+        POST: metrics of the same name are replaced, the others kept).
     job:
         Job label, e.g. ``"smda_daily"`` or ``"smda_backfill"``.
     textfile_dir:
@@ -66,25 +94,29 @@ def push(
         True when the metrics were delivered; False (with a warning logged) otherwise.
     """
     if gateway_url:
+        shown = redact_url(gateway_url)
+        url, handler = _gateway(gateway_url)
         try:
             pushadd_to_gateway(
-                gateway_url,
+                url,
                 job=job,
                 registry=registry,
                 grouping_key={"region": region},
                 timeout=PUSH_TIMEOUT_SECONDS,
+                handler=handler,
             )
-        except OSError as exc:  # URLError, HTTPError, timeouts, refused connections
+        # URLError, HTTPError, timeouts, refused connections; a malformed URL (InvalidURL...)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             logger.warning(
                 "could not push metrics to the pushgateway %s (job=%s, region=%s): %s; "
-                "the run goes on — check that the gateway is up",
-                gateway_url,
+                "the run goes on — check that the gateway is up and SMDA_PUSHGATEWAY is right",
+                shown,
                 job,
                 region,
-                exc,
+                redact_text(str(exc), gateway_url),
             )
             return False
-        logger.debug("pushed metrics to %s (job=%s, region=%s)", gateway_url, job, region)
+        logger.debug("pushed metrics to %s (job=%s, region=%s)", shown, job, region)
         return True
     if textfile_dir is not None:
         path = Path(textfile_dir) / textfile_name(job, region)

@@ -23,6 +23,7 @@ from pathlib import Path
 from smda.config import Settings
 from smda.geo.grid import BBox, Grid, region_grid
 from smda.ingest.context import make_context
+from smda.ingest.endpoints import redact_url
 from smda.ingest.retry import RetryPolicy
 from smda.ingest.sources.base import IngestContext
 from smda.storage.chain import StateChain
@@ -173,9 +174,10 @@ def open_runtime(
 
 
 def data_paths(rt: Runtime) -> dict[str, str]:
-    """Where this region's state, models and products live (for messages and artifacts)."""
+    """Where this region's state, models and products live (for messages and artifacts; a
+    location's credentials redacted)."""
     return {
-        "state": rt.chain.url,
+        "state": redact_url(rt.chain.url),
         "models": str(rt.registry.root),
         "products": str(rt.publisher.root),
         "catalog": str(rt.publisher.catalog_path),

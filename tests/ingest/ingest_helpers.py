@@ -17,12 +17,14 @@ TODAY = date(2024, 7, 20)
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, deadline=60, max_retry_after=2)
 
 
-def context(twin: Twin, data_dir: Path, region: BBox = REGION, **kw: object) -> IngestContext:
+def context(
+    twin: Twin, data_dir: Path, region: BBox = REGION, policy: RetryPolicy = FAST, **kw: object
+) -> IngestContext:
     """A fresh ingest context (as a new process would build) pointed at the twin."""
     return make_context(
         Settings(data_dir=data_dir),
         region=region,
         endpoints=twin.endpoints(),
-        policy=FAST,
+        policy=policy,
         **kw,  # type: ignore[arg-type]
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date
 from pathlib import Path
 
 import pytest
-from ingest_helpers import context
+from ingest_helpers import FAST, context
 
 from smda.ingest.fetch import fetch_range
 from smda.ingest.sources.base import IngestContext
@@ -195,3 +196,51 @@ def test_crash_while_staging_leaves_nothing_half_written(
     again = fetch_range(["era5"], date(2024, 7, 1), date(2024, 7, 3), context(twin, ctx.store.root))
     assert sorted(o.status for o in again.outcomes) == ["fetched", "skipped", "skipped"]
     assert twin.log.count("cds", method="POST") == posts  # resumed from the raw cache
+
+
+def _job_map(ctx: IngestContext) -> dict[str, str]:
+    path = ctx.store.raw_dir("era5") / ".cds-jobs.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def test_a_result_corrupt_on_every_download_is_a_provider_fault(
+    twin: Twin, ctx: IngestContext, staged_before: dict[Path, bytes]
+) -> None:
+    posts = twin.log.count("cds", method="POST", path="execution")
+    downloads = twin.log.count("cds", method="GET", path="/download/")
+    raw_before = sorted(p.name for p in ctx.store.raw_dir("era5").iterdir())
+    twin.add_fault("cds", Fault("corrupt", path="/download/", times=-1))
+
+    [outcome] = fetch_range(["era5"], DAY, DAY, context(twin, ctx.store.root)).outcomes
+
+    assert outcome.status == "failed"
+    assert (
+        "era5:2024-07-10" in outcome.reason
+        and "result for this request is corrupt" in outcome.reason
+    )
+    assert "report" in outcome.reason and "support.ecmwf.int" in outcome.reason
+    # each job's result downloaded per the policy, then the request submitted once more
+    assert twin.log.count("cds", method="POST", path="execution") == posts + 2
+    assert twin.log.count("cds", method="GET", path="/download/") == downloads + 2 * FAST.attempts
+    # nothing partial kept: no raw file, no job to resume, nothing staged for the day
+    assert sorted(p.name for p in ctx.store.raw_dir("era5").iterdir()) == raw_before
+    assert _job_map(ctx) == {}
+    assert ctx.store.ledger("era5").get(DAY) is None
+    _assert_intact(ctx, staged_before)
+
+    twin.faults["cds"].clear()  # the provider repaired: the next run starts with a new job
+    report = fetch_range(["era5"], DAY, DAY, context(twin, ctx.store.root))
+    assert [o.status for o in report.outcomes] == ["fetched"]
+    assert twin.log.count("cds", method="POST", path="execution") == posts + 3
+
+
+def test_a_job_whose_result_stays_corrupt_is_replaced_by_a_new_job(
+    twin: Twin, ctx: IngestContext
+) -> None:
+    twin.add_fault("cds", Fault("corrupt", path="/download/", times=FAST.attempts))
+
+    report = fetch_range(["era5"], DAY, DAY, ctx)
+
+    assert [o.status for o in report.outcomes] == ["fetched"], report.outcomes
+    assert twin.log.count("cds", method="POST", path="execution") == 2
+    assert _job_map(ctx) == {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smda.ingest.endpoints import redact_url
+from smda.ingest.endpoints import redact_text, redact_url
 
 
 @pytest.mark.parametrize(
@@ -20,3 +20,32 @@ from smda.ingest.endpoints import redact_url
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "text", "shown"),
+    [
+        (
+            "https://ana:pw@host/a.nc?token=abc&v=2",
+            "HTTP 404 for https://ana:pw@host/a.nc?token=abc&v=2 (v=2 is fine)",
+            "HTTP 404 for https://ana:***@host/a.nc?token=***&v=*** (v=2 is fine)",
+        ),
+        (
+            "https://TOKEN@host/a.nc",
+            "cannot reach https://TOKEN@host/a.nc",
+            "cannot reach https://***@host/a.nc",
+        ),
+        (
+            "https://host/a.nc?token=abc",
+            "url='https://host/a.nc?token=a%2Fbc'",
+            "url='https://host/a.nc?token=***'",
+        ),
+        (
+            "/mnt/mswep/2024001.nc",
+            "no such file /mnt/mswep/2024001.nc",
+            "no such file /mnt/mswep/2024001.nc",
+        ),
+    ],
+)
+def test_redact_text(url: str, text: str, shown: str) -> None:
+    assert redact_text(text, url) == shown

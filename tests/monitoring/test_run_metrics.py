@@ -326,6 +326,7 @@ def test_textfile_name_is_safe() -> None:
 class Received:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, bytes]] = []
+        self.authorization: list[str | None] = []
         self.status = 200
 
 
@@ -338,6 +339,7 @@ def gateway() -> Iterator[tuple[str, Received]]:
         def _record(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             received.requests.append((self.command, self.path, self.rfile.read(length)))
+            received.authorization.append(self.headers.get("Authorization"))
             self.send_response(received.status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -410,6 +412,34 @@ def test_down_gateway_only_warns(caplog: pytest.LogCaptureFixture) -> None:
     [record] = [r for r in caplog.records if r.name == "smda.ops.metrics_export"]
     assert record.levelno == logging.WARNING
     assert url in record.getMessage() and "run goes on" in record.getMessage()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # a loopback port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_gateway_credentials_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    port = _closed_port()
+    with caplog.at_level(logging.DEBUG, logger="smda"):
+        assert finished_run().push(f"http://ops:s3cret@127.0.0.1:{port}", "smda_daily") is False
+        # a malformed URL warns too (never raises), and never shows the password either
+        assert finished_run().push("http://ops:s3cret@127.0.0.1:notaport", "smda_daily") is False
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert f"http://ops:***@127.0.0.1:{port}" in warnings[0] and "run goes on" in warnings[0]
+    assert "s3cret" not in caplog.text
+
+
+def test_gateway_credentials_are_sent_as_basic_auth(gateway: tuple[str, Received]) -> None:
+    import base64
+
+    url, received = gateway
+    with_credentials = url.replace("http://", "http://ops:s3cret@")
+    assert finished_run().push(with_credentials, "smda_daily") is True
+    assert received.requests[0][1] == "/metrics/job/smda_daily/region/demo"
+    assert received.authorization == ["Basic " + base64.b64encode(b"ops:s3cret").decode()]
 
 
 def test_day_done_records_feature_drift_and_the_innovation_spread_ratio() -> None:

@@ -8,6 +8,11 @@ that one provider request can serve them all (a month's CMR granule search inste
 day). :meth:`newest_available` asks the provider what it can deliver, and
 :meth:`needs_refresh` says whether an already-staged day may have changed upstream (an MSWEP
 NRT revision, ERA5T to be replaced by final ERA5).
+
+A source's archive has a first day (:attr:`Source.first_day`: SMAP starts on 2015-03-31, ERA5 on
+1940-01-01 …). Days before it will never exist: :meth:`Source.check_archive` refuses them before
+anything is asked of the provider (:class:`~smda.errors.OutsideArchive`), instead of letting
+them fail like an unreachable provider.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, ClassVar
 
 import xarray as xr
 
+from smda.errors import OutsideArchive
 from smda.geo.grid import Grid
 from smda.ingest.endpoints import Endpoints
 from smda.ingest.retry import RetryPolicy
@@ -134,6 +140,14 @@ class Source(ABC):
     max_days_per_task: ClassVar[int] = 1
     #: whether ``newest_available`` and ``fetch`` need the network
     remote: ClassVar[bool] = True
+    #: first day of the provider's archive (None: no known first day, e.g. a local download)
+    first_day: ClassVar[date | None] = None
+
+    def check_archive(self, start: date, end: date) -> None:
+        """Raise :class:`~smda.errors.OutsideArchive` if ``start`` … ``end`` reaches before
+        :attr:`first_day` (pure: the provider is not asked)."""
+        if self.first_day is not None and start < self.first_day:
+            raise OutsideArchive(self.name, self.first_day, start, end)
 
     @abstractmethod
     def newest_available(self, ctx: IngestContext) -> date | None:

@@ -33,7 +33,8 @@ from smda.errors import (
     SmdaError,
     TransientError,
 )
-from smda.ingest.clients import TIMEOUT, earthdata_login
+from smda.ingest.clients import TIMEOUT, earthdata_login, single_attempt
+from smda.ingest.endpoints import redact_url
 from smda.ingest.retry import classify, retry_call
 from smda.ingest.sources.base import FetchTask, IngestContext
 from smda.storage.atomic import atomic_path
@@ -286,14 +287,15 @@ def _fetch(
     import earthaccess
 
     name = target.name
-    session: requests.Session = earthaccess.get_requests_https_session()
+    session: requests.Session = single_attempt(earthaccess.get_requests_https_session())
     with session.get(url, stream=True, timeout=TIMEOUT, allow_redirects=True) as response:
         if response.status_code == 404:
             raise NotYetAvailable(f"{name} is not published yet (404)")
         if response.status_code >= 400:
             # read the body now: it says why (e.g. an EULA to accept)
             raise requests.HTTPError(
-                f"{response.status_code} {response.reason} for {url}\n{response.text[:500]}",
+                f"{response.status_code} {response.reason} for {redact_url(url)}\n"
+                f"{response.text[:500]}",
                 response=response,
             )
         digests = _Digests(checksum)
@@ -321,7 +323,7 @@ def _raw(path: Path, url: str, provisional: bool, sha256: str) -> RawFile:
         size=path.stat().st_size,
         sha256=sha256,
         version=path.stem.rsplit("_", 1)[-1] if path.suffix == ".h5" else "",
-        url=url,
+        url=redact_url(url),
         provisional=provisional,
     )
 

@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import xarray as xr
@@ -31,10 +31,14 @@ from smda.storage.atomic import atomic_path
 from smda.storage.iolock import HDF5_IO
 from smda.storage.store import DayRecord, JsonMap, RawFile, sha256_file
 
-__all__ = ["Era5LandSource", "Era5Source", "stage_static"]
+__all__ = ["ERA5_FIRST_DAY", "ERA5_LAND_FIRST_DAY", "Era5LandSource", "Era5Source", "stage_static"]
 
 LOG = logging.getLogger(__name__)
 
+#: first day of the ERA5 hourly single-levels archive (the back extension to 1940)
+ERA5_FIRST_DAY: Final[date] = date(1940, 1, 1)
+#: first day of the ERA5-Land hourly archive
+ERA5_LAND_FIRST_DAY: Final[date] = date(1950, 1, 1)
 #: ERA5T is replaced by final ERA5 two to three months later: re-check provisional days this old
 FINAL_AFTER_DAYS = 60
 #: ERA5 accumulations of day D: the 24 hourly values with valid times 00:00–23:00 of D (the
@@ -228,6 +232,7 @@ class Era5Source(_CdsSource):
     )
     dataset: ClassVar[str] = "reanalysis-era5-single-levels"
     variables: ClassVar[list[str]] = FORCING_VARIABLES
+    first_day: ClassVar[date | None] = ERA5_FIRST_DAY
 
     def stage(self, day: date, files: list[RawFile], ctx: IngestContext) -> xr.Dataset:
         ds = _open_cached(files[0].path, ctx)
@@ -243,6 +248,7 @@ class Era5LandSource(_CdsSource):
     )
     dataset: ClassVar[str] = "reanalysis-era5-land"
     variables: ClassVar[list[str]] = ["volumetric_soil_water_layer_1"]
+    first_day: ClassVar[date | None] = ERA5_LAND_FIRST_DAY
 
     def stage(self, day: date, files: list[RawFile], ctx: IngestContext) -> xr.Dataset:
         ds = _open_cached(files[0].path, ctx)

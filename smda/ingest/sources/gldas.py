@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Final
 
 import xarray as xr
 
@@ -26,7 +26,10 @@ from smda.ingest.sources.earthdata import (
 from smda.ingest.staging.labels import gldas_daily
 from smda.storage.store import RawFile
 
-__all__ = ["GldasSource"]
+__all__ = ["GLDAS_FIRST_DAY", "GldasSource"]
+
+#: first day of GLDAS Noah 2.1 (``GLDAS_NOAH025_3H`` v2.1)
+GLDAS_FIRST_DAY: Final[date] = date(2000, 1, 1)
 
 
 def _check(path: Path) -> None:
@@ -41,6 +44,7 @@ class GldasSource(Source):
     )
     short_name = "GLDAS_NOAH025_3H"
     version = "2.1"
+    first_day: ClassVar[date | None] = GLDAS_FIRST_DAY
 
     def newest_available(self, ctx: IngestContext) -> date | None:
         return newest_granule_day(ctx, self.short_name, self.version, lookback=120)

@@ -2,38 +2,51 @@
 
 Files ``YYYYDDD.nc`` at 0.1° are found through a URL template (``SMDA_MSWEP_URL`` or the twin's
 endpoint) with ``{yyyy}`` and ``{ddd}`` placeholders, read through fsspec, and conservatively
-regridded to the 0.25° grid. A downloaded file is proved intact by decoding it, and that decode
-is the staging itself: the staged field is kept (per run, the last few days) for :meth:`stage`,
-so a global 0.1° file is decompressed once, not twice. NRT files younger than ten days are revised in place: a staged day
-younger than that is re-checked (a metadata request: ETag/Last-Modified/size) on each run and
-re-fetched only when its version changed.
+regridded to the 0.25° grid. A file is transferred once: one metadata request (size and version)
+and one ``get_file`` straight into the raw cache, hashed while it arrives — never fsspec's
+``get``, whose globbing and directory probes read an HTTP file a second time and take the ``?``
+of a query string (``...nc?token=...``) for a wildcard. A downloaded file is proved intact by
+decoding it, and that decode is the staging itself: the staged field is kept (per run, the last
+few days) for :meth:`stage`, so a global 0.1° file is decompressed once, not twice. NRT files
+younger than ten days are revised in place: a staged day younger than that is re-checked (a
+metadata request: ETag/Last-Modified/size) on each run and re-fetched only when its version
+changed.
+
+The location may carry credentials (user info, query values such as a token): they are used for
+the requests and redacted (:func:`~smda.ingest.endpoints.redact_url`) in everything stored,
+logged or raised.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar, Final
 
 import fsspec
 import xarray as xr
 
-from smda.errors import ConfigError, MalformedFile, NotYetAvailable, TransientError
-from smda.ingest.endpoints import redact_url
+from smda.errors import ConfigError, MalformedFile, NotYetAvailable, SmdaError, TransientError
+from smda.ingest.endpoints import redact_text, redact_url
 from smda.ingest.readers.mswep import open_mswep
-from smda.ingest.retry import retry_call
+from smda.ingest.retry import classify, retry_call
 from smda.ingest.sources.base import FetchTask, IngestContext, Source
 from smda.ingest.staging.precipitation import mswep_to_grid
 from smda.storage.atomic import atomic_path
-from smda.storage.store import DayRecord, RawFile, sha256_file
+from smda.storage.store import DayRecord, RawFile
 
-__all__ = ["REVISION_WINDOW_DAYS", "MswepSource"]
+__all__ = ["MSWEP_FIRST_DAY", "REVISION_WINDOW_DAYS", "MswepSource"]
 
 LOG = logging.getLogger(__name__)
 
+#: first day of MSWEP V2.8 (the ``Past`` record; NRT continues it)
+MSWEP_FIRST_DAY: Final[date] = date(1979, 1, 1)
 #: NRT files younger than this are revised in place
 REVISION_WINDOW_DAYS = 10
 _TIMEOUT = 120
@@ -77,6 +90,49 @@ def _stat(fs: Any, path: str) -> dict[str, Any] | None:
         raise cause from exc
 
 
+class _HashingWriter:
+    """A write-only binary file that hashes (SHA-256) and counts the bytes written to it.
+
+    fsspec's ``get_file`` writes into any file-like object (it asks for ``read``, ``tell`` and
+    ``close``), so the digest of a download is computed while it arrives.
+    """
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._fh.write(data)
+
+    def read(self, size: int = -1) -> bytes:
+        raise io.UnsupportedOperation("write-only")
+
+    def tell(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        """The caller owns (and closes) the underlying file."""
+
+
+def _classify_redacted(url: str) -> Callable[[BaseException, str], SmdaError]:
+    """:func:`~smda.ingest.retry.classify`, with the secrets of ``url`` removed from the
+    message (a client's ``FileNotFoundError(url)`` would otherwise carry a token into the
+    report)."""
+
+    def classify_mswep(exc: BaseException, what: str) -> SmdaError:
+        error = classify(exc, what)
+        text = str(error)
+        clean = redact_text(text, url)
+        if clean != text:
+            error.args = (clean,)
+        return error
+
+    return classify_mswep
+
+
 def _decoded(ctx: IngestContext) -> _Decoded:
     cache: _Decoded = ctx.memo("mswep-decoded", _Decoded)
     return cache
@@ -110,6 +166,7 @@ class MswepSource(Source):
     description: ClassVar[str] = (
         "MSWEP V2.8 NRT daily precipitation (0.1°), conservatively regridded"
     )
+    first_day: ClassVar[date | None] = MSWEP_FIRST_DAY
 
     def _fs(self, ctx: IngestContext, url: str) -> tuple[Any, str]:
         import aiohttp
@@ -125,7 +182,10 @@ class MswepSource(Source):
         fs, path = self._fs(ctx, url)
 
         return retry_call(
-            lambda: _stat(fs, path), what=f"mswep: {redact_url(url)}", policy=ctx.policy
+            lambda: _stat(fs, path),
+            what=f"mswep: {redact_url(url)}",
+            policy=ctx.policy,
+            classify_error=_classify_redacted(url),
         )
 
     def newest_available(self, ctx: IngestContext) -> date | None:
@@ -142,11 +202,20 @@ class MswepSource(Source):
             def download(day: date = day) -> RawFile:
                 return self._download(ctx, day)
 
-            out[day] = [retry_call(download, what=f"mswep {day}", policy=ctx.policy)]
+            url = _url(ctx, day)
+            out[day] = [
+                retry_call(
+                    download,
+                    what=f"mswep {day} ({redact_url(url)})",
+                    policy=ctx.policy,
+                    classify_error=_classify_redacted(url),
+                )
+            ]
         return out
 
     def _download(self, ctx: IngestContext, day: date) -> RawFile:
-        """One attempt at ``day``'s file: size-checked, decoded (staged) and cached."""
+        """One attempt at ``day``'s file: one metadata request, one transfer (hashed as it
+        arrives), size-checked, decoded (staged) and cached."""
         url = _url(ctx, day)
         shown = redact_url(url)  # what is logged, raised and recorded: never the credentials
         fs, path = self._fs(ctx, url)
@@ -155,23 +224,28 @@ class MswepSource(Source):
         if info is None:
             raise NotYetAvailable(f"mswep: {shown} is not published yet")
         with atomic_path(target) as tmp:
-            fs.get(path, str(tmp))
-            size = tmp.stat().st_size
-            if info.get("size") is not None and size != int(info["size"]):
-                raise TransientError(f"mswep: {shown}: got {size} of {info['size']} bytes")
+            with tmp.open("wb") as fh:
+                written = _HashingWriter(fh)
+                try:
+                    # get_file, not get: no glob expansion, no directory probe (a 2nd GET)
+                    fs.get_file(path, written)
+                except FileNotFoundError:  # gone between the metadata request and the GET
+                    raise NotYetAvailable(f"mswep: {shown} is not published yet") from None
+            if info.get("size") is not None and written.size != int(info["size"]):
+                raise TransientError(f"mswep: {shown}: got {written.size} of {info['size']} bytes")
             try:
                 staged: xr.Dataset | None = self._stage_file(tmp, ctx)
             except MalformedFile as exc:
                 raise TransientError(f"mswep: {shown} arrived corrupt ({exc}); retrying") from exc
             except ValueError:  # decoded, so intact, but not for this grid: stage() says why
                 staged = None
-        digest = sha256_file(target)
+        digest = written.sha256.hexdigest()
         if staged is not None:
             _decoded(ctx).put((str(target), digest), staged)
         return RawFile(
             path=target,
             name=target.name,
-            size=target.stat().st_size,
+            size=written.size,
             sha256=digest,
             version=_version(info),
             url=shown,

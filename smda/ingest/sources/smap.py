@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import xarray as xr
 
@@ -30,15 +30,18 @@ from smda.ingest.sources.earthdata import (
 from smda.ingest.staging.smap import SmapBinIndex, bin_smap
 from smda.storage.store import RawFile
 
-__all__ = ["SmapSource"]
+__all__ = ["SMAP_FIRST_DAY", "SmapSource"]
 
 PRODUCTS = {"SPL3SMP_E": ("006", ease2.M09), "SPL3SMP": ("009", ease2.M36)}
+#: first day of the SMAP L3 radiometer archives (SPL3SMP and SPL3SMP_E alike)
+SMAP_FIRST_DAY: Final[date] = date(2015, 3, 31)
 
 
 class SmapSource(Source):
     name: ClassVar[str] = "smap"
     provider: ClassVar[str] = "earthdata"
     description: ClassVar[str] = "SMAP L3 SPL3SMP_E (9 km) AM+PM retrievals, binned to 0.25°"
+    first_day: ClassVar[date | None] = SMAP_FIRST_DAY
 
     def __init__(self, short_name: str = "SPL3SMP_E") -> None:
         if short_name not in PRODUCTS:
