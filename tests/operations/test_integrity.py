@@ -5,6 +5,7 @@ repairs every kind of damage."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -153,3 +154,30 @@ def test_a_backfill_before_a_cold_started_day_relinks_the_chain(
     clean = runtime_for(tmp_path / "clean", world)
     backfill_days(clean, RUN, later + timedelta(days=1))
     assert digests(rt) == digests(clean)
+
+
+def test_an_unreadable_sidecar_is_repaired_by_the_next_run(rt: Runtime) -> None:
+    backfill_days(rt, RUN, RUN + timedelta(days=2))
+    whole = digests(rt)
+    day = RUN + timedelta(days=2)
+    Path(rt.chain.location(day)).with_suffix(".json").write_text("{not json")
+    run = run_day(rt, day + timedelta(days=1))  # names the digest of its D−1: repaired first
+    assert run.status != "skipped"
+    now = digests(rt)
+    assert {k: now[k] for k in whole if "collection" not in k} == {
+        k: v for k, v in whole.items() if "collection" not in k
+    }
+
+
+def test_a_run_removes_temporary_files_left_by_a_killed_one(rt: Runtime) -> None:
+    old = rt.publisher.root / "cog" / "2015" / ".smda_sm_20150611.tif.k1ll3d.part"
+    young = rt.store.root / "staged" / rt.region / "era5" / "2015" / ".era5_x.nc.y0ung.part"
+    for path in (old, young):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+    os.utime(old, (0, 0))  # before this process started: an earlier run's
+    before = repairs().get("orphan", 0)
+    run_day(rt, RUN)
+    assert not old.exists()
+    assert young.exists(), "a temporary file younger than the run may be another thread's"
+    assert repairs()["orphan"] == before + 1
