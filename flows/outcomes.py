@@ -31,6 +31,7 @@ from flows.tasks import run_context
 from smda.config import load_settings
 from smda.ops import open_runtime, report_metrics
 from smda.ops.outcome import RunOutcome, RunStatus
+from smda.storage.locks import RegionBusy
 
 __all__ = [
     "backfill_run_name",
@@ -121,8 +122,18 @@ def _report(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any], status: 
 
 
 def on_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-    """State hook: report a failed run (status ``failed``, the error as reason)."""
-    _report(flow, flow_run, state, "failed")
+    """State hook: report a failed run (status ``failed``, the error as reason; ``busy`` when
+    it stopped because another process writes the region)."""
+    _report(flow, flow_run, state, "busy" if _busy(state) else "failed")
+
+
+def _busy(state: State[Any]) -> bool:
+    """Whether the run failed on :class:`~smda.storage.locks.RegionBusy`."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # the result may be unavailable to the hook: nothing to tell
+        return False
+    return isinstance(error, RegionBusy)
 
 
 def on_crashed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:

@@ -224,6 +224,28 @@ def test_a_run_that_raises_reports_failed_with_the_reason(
     assert "a bug" in summary and "What to do" in summary
 
 
+def test_a_run_stopped_by_another_writer_reports_busy_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prefect_api: str
+) -> None:
+    from smda.storage.locks import Holder, RegionBusy
+
+    holder = Holder(4242, "worker-2", "smda backfill --start 2024-01-01", "2026-12-05T04:00:00")
+
+    def locked(rt: Any) -> Any:
+        raise RegionBusy(f"the state chain is being written by {holder.describe()}", holder)
+
+    monkeypatch.setattr(flows.tasks, "plan_daily", locked)
+    for key, value in smda_environment(tmp_path, None).items():
+        monkeypatch.setenv(key, value)
+
+    state = daily(return_state=True)
+
+    assert state.is_failed()
+    assert status_of(read_metrics(tmp_path)) == ["busy"]
+    summary = artifacts_of(state.state_details.flow_run_id)["summary"].data
+    assert "pid 4242 on worker-2" in summary and "Another run writes this region" in summary
+
+
 def test_a_waiting_run_leaves_a_summary_and_a_validation_table(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prefect_api: str
 ) -> None:
