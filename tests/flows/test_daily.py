@@ -158,7 +158,11 @@ def test_a_day_without_smap_is_forecast_only_and_the_run_completes(week: Week) -
     state = week.states["smap late"]
 
     assert state.is_completed() and state.name == "Completed", state.message
-    [run] = state.result()
+    *revised, run = state.result()  # days the fetch's MSWEP NRT revisions made stale, in order
+    assert [r.day for r in revised] == [
+        NO_SMAP - timedelta(days=len(revised) - i) for i in range(len(revised))
+    ]
+    assert not any(r.status == "skipped" for r in revised)
     assert (run.day, run.status, run.n_obs) == (NO_SMAP, "forecast_only", 0)
     flags = np.asarray(week.rt().chain.read(NO_SMAP)["flags"].values)
     land = (flags & FLAG_LAND) > 0
