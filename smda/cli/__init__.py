@@ -3,7 +3,7 @@
 The CLI is an edge: it loads the settings once, sets up logging, calls library functions and
 presents their results. It holds no logic of its own. One module per command group:
 :mod:`~smda.cli.ingest` (``fetch``, ``status``), :mod:`~smda.cli.ops` (``run``, ``backfill``),
-:mod:`~smda.cli.train`, :mod:`~smda.cli.evaluate`, :mod:`~smda.cli.verify`, :mod:`~smda.cli.twin` (``twin …``) and
+:mod:`~smda.cli.train`, :mod:`~smda.cli.evaluate`, :mod:`~smda.cli.verify`, :mod:`~smda.cli.export`, :mod:`~smda.cli.twin` (``twin …``) and
 :mod:`~smda.cli.demo`; :mod:`~smda.cli.common` holds what they share.
 """
 
@@ -18,6 +18,7 @@ from rich.markup import escape
 from smda import __version__
 from smda.cli import demo as cli_demo
 from smda.cli import evaluate as cli_evaluate
+from smda.cli import export as cli_export
 from smda.cli import ingest as cli_ingest
 from smda.cli import ops as cli_ops
 from smda.cli import train as cli_train
@@ -73,6 +74,7 @@ app.command("evaluate")(cli_evaluate.evaluate)
 app.command("run")(cli_ops.run_daily)
 app.command("backfill")(cli_ops.backfill)
 app.command("verify")(cli_verify.verify)
+app.command("export")(cli_export.export)
 app.command("demo")(cli_demo.demo)
 
 

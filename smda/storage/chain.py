@@ -5,9 +5,14 @@ and a JSON sidecar::
 
     <url>/YYYY/state_YYYYMMDD.nc     analysis, forecast, innovations, uncertainty (float32,
                                      m3 m-3, NaN over sea), flags (uint8), obs_count (uint16),
-                                     (lat, lon), deflate-compressed; the provenance as the
+                                     (time, lat, lon) with one CF ``time`` (days since
+                                     1970-01-01), deflate-compressed; the provenance as the
                                      global attribute ``smda_provenance`` (JSON)
     <url>/YYYY/state_YYYYMMDD.json   the commit marker: provenance, SHA-256 and size of the .nc
+
+The ``time`` axis makes the files of a period one cube in one line:
+``xr.open_mfdataset("<data_dir>/state/<region>/*/state_*.nc")``; :meth:`StateChain.read` returns
+one day's fields as (lat, lon).
 
 ``<url>`` is any fsspec URL (a local path by default, e.g. ``<data_dir>/state/<region_key>``;
 ``memory://``, ``s3://``...). Provenance is the caller's dict (model version, input versions
@@ -57,7 +62,14 @@ from smda.storage.iolock import HDF5_IO
 if TYPE_CHECKING:  # the chain stores results; it does not need the model to do so
     from smda.science.cycle import CycleResult
 
-__all__ = ["STATE_VARIABLES", "StateChain", "StateMissing", "canonical_provenance"]
+__all__ = [
+    "EPOCH",
+    "STATE_VARIABLES",
+    "TIME_ATTRS",
+    "StateChain",
+    "StateMissing",
+    "canonical_provenance",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +93,16 @@ _ATTRS: dict[str, dict[str, Any]] = {
     "obs_count": {"units": "1", "long_name": "number of SMAP retrievals in the daily mean"},
 }
 _DTYPES = {"flags": np.uint8, "obs_count": np.uint16}
+EPOCH = date(1970, 1, 1)
+"""Origin of the ``time`` coordinate (days since, CF)."""
+TIME_ATTRS = {
+    "units": "days since 1970-01-01",
+    "calendar": "standard",
+    "standard_name": "time",
+    "long_name": "day of the analysis (00:00 UTC)",
+    "axis": "T",
+}
+"""CF attributes of the ``time`` coordinate (state files and exported cubes)."""
 
 
 class StateMissing(SmdaError, FileNotFoundError):
@@ -138,8 +160,9 @@ def _dataset(result: CycleResult, uncertainty: xr.DataArray, provenance: str) ->
         ):
             raise ValueError(f"{name} of {result.day} is not on the analysis grid {like.shape}")
         values = np.asarray(field.values).astype(_DTYPES.get(name, np.float32))
-        data_vars[name] = (("lat", "lon"), values, _ATTRS[name])
+        data_vars[name] = (("time", "lat", "lon"), values[np.newaxis], _ATTRS[name])
     coords = {
+        "time": ("time", np.array([(result.day - EPOCH).days], dtype=np.int32), TIME_ATTRS),
         "lat": ("lat", like["lat"].values, {"units": "degrees_north", "standard_name": "latitude"}),
         "lon": ("lon", like["lon"].values, {"units": "degrees_east", "standard_name": "longitude"}),
     }
@@ -155,7 +178,7 @@ def _dataset(result: CycleResult, uncertainty: xr.DataArray, provenance: str) ->
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     enc = {str(name): dict(_INT if name in _DTYPES else _FLOAT) for name in ds.data_vars}
-    enc.update({name: {"_FillValue": None} for name in ("lat", "lon")})
+    enc.update({name: {"_FillValue": None} for name in ("time", "lat", "lon")})
     return enc
 
 
@@ -402,6 +425,8 @@ class StateChain:
         missing = [v for v in STATE_VARIABLES if v not in ds.data_vars]
         if missing:
             raise self._corrupt(day, key, f"it lacks {missing}")
+        if "time" in ds.dims:  # one day: its fields as (lat, lon)
+            ds = ds.isel(time=0, drop=True)
         return ds
 
     def _open(self, day: date, key: str, local: Path) -> xr.Dataset:
