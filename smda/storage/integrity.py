@@ -21,6 +21,7 @@ from pathlib import Path
 from smda.errors import MalformedFile
 
 __all__ = [
+    "REPAIR_KINDS",
     "CorruptFile",
     "file_digest",
     "multihash",
@@ -31,6 +32,8 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
+REPAIR_KINDS = ("staged", "raw", "ledger", "state", "published", "compiled", "model", "orphan")
+"""What :func:`note_repair` counts (``smda verify`` names its findings so too)."""
 _DIGESTS: dict[tuple[str, int, int, int], str] = {}
 _LOCK = threading.Lock()
 _REPAIRS: Counter[str] = Counter()
@@ -96,7 +99,7 @@ def note_repair(kind: str, message: str) -> None:
 
 
 def repairs() -> dict[str, int]:
-    """Repairs done by this process so far, by kind (``staged``, ``state``, ``compiled``,
-    ``published``, ``orphan``...)."""
+    """Repairs done by this process so far, by kind: every one of :data:`REPAIR_KINDS` (0 when
+    none), and any other kind counted."""
     with _LOCK:
-        return dict(_REPAIRS)
+        return {**dict.fromkeys(REPAIR_KINDS, 0), **_REPAIRS}
