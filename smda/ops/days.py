@@ -202,16 +202,11 @@ def _run_day(
             item=str(rt.publisher.item_path(day)),
             state=rt.chain.location(day),
         )
-    inputs = day_inputs(rt.store, day, bundle.spec.history_days)  # MissingInputs says what to fetch
-    predict = predict or rt.registry.predictor(bundle)
-    state = _state_before(rt, day, bundle, predict)
-    if prov["state_origin"] == "chain":  # a repair of D−1 may have rewritten it
-        prov["state_before"] = rt.chain.digest(day - timedelta(days=1))
+    result = _step_day(rt, day, bundle, predict, prov)
     invalidated = rt.chain.invalidate_after(day) if rt.chain.has(day) else []
     if invalidated:
         rt.publisher.unpublish(invalidated)
         LOG.info("%s re-run: invalidated %d later day(s)", day, len(invalidated))
-    result = step(state, inputs, bundle, gain=rt.gain, predict=predict)
     path = rt.chain.write(result, uncertainty=_uncertainty(result, bundle), provenance=prov)
     published = rt.publisher.publish(day, rt.chain.read(day), prov)
     mean, sd, n, frac = innovation_stats(result)
@@ -234,6 +229,23 @@ def _run_day(
         innovation_sd_ratio=sd / _expected_sd(bundle) if n else float("nan"),
         forecast_smap_r=forecast_smap_r(result),
     )
+
+
+def _step_day(
+    rt: Runtime,
+    day: date,
+    bundle: ModelBundle,
+    predict: Predict | None,
+    prov: dict[str, Any],
+) -> CycleResult:
+    """Forecast and nudge ``day`` from the state of D−1 (read, repaired or cold-started);
+    ``prov["state_before"]`` is set to the digest of the D−1 actually stepped from."""
+    inputs = day_inputs(rt.store, day, bundle.spec.history_days)  # MissingInputs says what to fetch
+    predict = predict or rt.registry.predictor(bundle)
+    state = _state_before(rt, day, bundle, predict)
+    if prov["state_origin"] == "chain":  # a repair of D−1 may have rewritten it
+        prov["state_before"] = rt.chain.digest(day - timedelta(days=1))
+    return step(state, inputs, bundle, gain=rt.gain, predict=predict)
 
 
 def _same(rt: Runtime, day: date, prov: dict[str, Any], bundle: ModelBundle) -> bool:
@@ -284,12 +296,7 @@ def repair_day(
         except (MalformedFile, StateMissing):
             recorded = None
         prov = _provenance_of(rt, day, bundle)
-        inputs = day_inputs(rt.store, day, bundle.spec.history_days)
-        predict = predict or rt.registry.predictor(bundle)
-        state = _state_before(rt, day, bundle, predict)
-        if prov["state_origin"] == "chain":
-            prov["state_before"] = rt.chain.digest(day - timedelta(days=1))
-        result = step(state, inputs, bundle, gain=rt.gain, predict=predict)
+        result = _step_day(rt, day, bundle, predict, prov)
         path = rt.chain.write(result, uncertainty=_uncertainty(result, bundle), provenance=prov)
         if rt.chain.digest(day) != recorded:
             later = rt.chain.invalidate_after(day)

@@ -27,7 +27,6 @@ from smda.ingest.endpoints import redact_url
 from smda.ingest.retry import RetryPolicy
 from smda.ingest.sources.base import IngestContext
 from smda.storage.chain import StateChain
-from smda.storage.integrity import note_repair
 from smda.storage.locks import Holder, WriterLock
 from smda.storage.orphans import sweep_orphans
 from smda.storage.publish import Publisher
@@ -137,12 +136,16 @@ class Runtime:
         first = sweep and not lock.held()
         with lock() as holder:
             if first:
-                roots = [self.registry.root, self.publisher.root]
-                if self.chain.is_local:
-                    roots.append(Path(self.chain.root))
-                for path in sweep_orphans(roots):
-                    note_repair("orphan", f"removed {path}, left by an interrupted run")
+                sweep_orphans(self.chain_dirs)
             yield holder
+
+    @property
+    def chain_dirs(self) -> list[Path]:
+        """The local folders only the chain writer writes (models, products, a local chain)."""
+        roots = [self.registry.root, self.publisher.root]
+        if self.chain.is_local:
+            roots.append(Path(self.chain.root))
+        return roots
 
 
 def open_runtime(

@@ -327,12 +327,9 @@ def _models(rt: Runtime, checked: dict[str, int]) -> list[Finding]:
 
 
 def _orphans(rt: Runtime) -> list[Finding]:
-    store_roots = [Path(rt.store.root) / "staged" / rt.region, rt.store.ledger_dir]
-    chain_roots = [rt.registry.root, rt.publisher.root]
-    if rt.chain.is_local:
-        chain_roots.append(Path(rt.chain.root))
-    paths = find_orphans([*store_roots, *chain_roots], older_than=time.time())
-    paths += find_orphans([Path(rt.store.root) / "raw"], older_than=time.time() - RAW_ORPHAN_AGE)
+    now = time.time()
+    paths = find_orphans([*rt.store.private_dirs, *rt.chain_dirs], older_than=now)
+    paths += find_orphans([rt.store.raw_root], older_than=now - RAW_ORPHAN_AGE)
     return [
         Finding("orphan", str(p), "temporary file left by an interrupted run", "remove it")
         for p in paths

@@ -39,7 +39,6 @@ by the next backfill, and ``smda verify`` reports it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import re
@@ -57,6 +56,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from smda.errors import MalformedFile, SmdaError
 from smda.storage.atomic import atomic_path, atomic_write_bytes
+from smda.storage.integrity import sha256_of
 from smda.storage.iolock import HDF5_IO
 
 if TYPE_CHECKING:  # the chain stores results; it does not need the model to do so
@@ -128,16 +128,6 @@ def canonical_provenance(provenance: Mapping[str, Any]) -> str:
     return json.dumps(
         dict(provenance), sort_keys=True, separators=(",", ":"), default=_json_default
     )
-
-
-def _sha256(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 def _dataset(result: CycleResult, uncertainty: xr.DataArray, provenance: str) -> xr.Dataset:
@@ -253,7 +243,7 @@ class StateChain:
         ):
             with HDF5_IO:
                 ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
-            sha, size = _sha256(tmp)
+            sha, size = sha256_of(tmp)
         sidecar = {
             "format": SIDECAR_FORMAT,
             "day": day.isoformat(),
@@ -416,7 +406,7 @@ class StateChain:
             try:
                 if not self._local:
                     self.fs.get_file(key, str(local))
-                sha, _ = _sha256(local)
+                sha, _ = sha256_of(local)
             except FileNotFoundError as exc:
                 raise self._corrupt(day, key, "the file is missing") from exc
             if sha != sidecar["sha256"]:

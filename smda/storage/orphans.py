@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from smda.storage.integrity import note_repair
+
 __all__ = ["STARTED", "find_orphans", "sweep_orphans"]
 
 LOG = logging.getLogger(__name__)
@@ -60,13 +62,14 @@ def find_orphans(roots: Iterable[Path], *, older_than: float | None = None) -> l
 
 
 def sweep_orphans(roots: Iterable[Path], *, older_than: float | None = None) -> list[Path]:
-    """Remove :func:`find_orphans`; return what was removed."""
+    """Remove :func:`find_orphans`, each logged and counted as a repair; return them."""
     removed = []
     for path in find_orphans(roots, older_than=older_than):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+        note_repair("orphan", f"removed {path}, left by an interrupted run")
         removed.append(path)
     if removed:
         LOG.info("removed %d temporary file(s) left by interrupted runs", len(removed))

@@ -21,7 +21,6 @@ record lost to a crash only makes the next run stage that day again).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -37,7 +36,7 @@ import xarray as xr
 from smda.errors import MalformedFile
 from smda.geo.grid import Grid
 from smda.storage.atomic import atomic_path, atomic_write_bytes
-from smda.storage.integrity import CorruptFile, file_digest, note_repair, sha256_of
+from smda.storage.integrity import CorruptFile, file_digest, sha256_of
 from smda.storage.iolock import HDF5_IO
 from smda.storage.locks import Holder, WriterLock, locked_file
 from smda.storage.orphans import sweep_orphans
@@ -60,12 +59,9 @@ RAW_ORPHAN_AGE = 6 * 3600.0
 may be writing a younger one)."""
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def sha256_file(path: Path) -> str:
+    """SHA-256 (hex) of a file."""
+    return sha256_of(path)[0]
 
 
 def region_key(grid: Grid) -> str:
@@ -335,11 +331,19 @@ class Store:
         first = sweep and not lock.held()
         with lock() as holder:
             if first:
-                mine = sweep_orphans([self.root / "staged" / self.region, self.ledger_dir])
-                shared = sweep_orphans([self.root / "raw"], older_than=time.time() - RAW_ORPHAN_AGE)
-                for path in [*mine, *shared]:
-                    note_repair("orphan", f"removed {path}, left by an interrupted run")
+                sweep_orphans(self.private_dirs)
+                sweep_orphans([self.raw_root], older_than=time.time() - RAW_ORPHAN_AGE)
             yield holder
+
+    @property
+    def private_dirs(self) -> list[Path]:
+        """The folders only this region's store writer writes (staged days, ledgers)."""
+        return [self.root / "staged" / self.region, self.ledger_dir]
+
+    @property
+    def raw_root(self) -> Path:
+        """The raw cache, shared by every region."""
+        return self.root / "raw"
 
     def raw_dir(self, source: str) -> Path:
         path = self.root / "raw" / source
