@@ -10,7 +10,8 @@ presents their results. It holds no logic of its own. One module per command gro
 from __future__ import annotations
 
 import json
-from typing import Annotated
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 from rich.markup import escape
@@ -24,7 +25,7 @@ from smda.cli import ops as cli_ops
 from smda.cli import train as cli_train
 from smda.cli import twin as cli_twin
 from smda.cli import verify as cli_verify
-from smda.cli.common import console
+from smda.cli.common import console, error_document
 from smda.cli.common import settings as _settings
 from smda.errors import SmdaError
 
@@ -83,26 +84,43 @@ def _error(message: str) -> None:
     console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
 
 
+def _json_command(argv: list[str]) -> str | None:
+    """The command of a command line asking for ``--json`` (None when it does not)."""
+    if "--json" not in argv:
+        return None
+    return next((a for a in argv if not a.startswith("-")), "smda")
+
+
+def _fail(message: str, code: int, json_command: str | None) -> NoReturn:
+    """End in one line ``error: …`` on stderr (and, with ``--json``, the error document on
+    stdout) with exit code ``code``."""
+    if message:
+        _error(message)
+    if json_command is not None:
+        error_document(json_command, code, message)
+    raise SystemExit(code)
+
+
 def run() -> None:
     """Entry point of the ``smda`` command: an error ends in one line ``error: …`` on stderr,
     without a traceback — exit code 1 for smda errors (:class:`~smda.errors.SmdaError`, e.g. a
     bad ``SMDA_*`` setting), 73 when another process writes the region
     (:data:`smda.storage.locks.EXIT_BUSY`), 2 for a bad option or argument (a ``--region`` or
     date that is not valid), as click's usage errors; a command's own exit code (``typer.Exit``)
-    is kept."""
+    is kept. With ``--json`` an error also prints ``{"command", "exit_code", "error"}`` on
+    stdout (a command that ran prints its own document, with its ``exit_code``)."""
+    as_json = _json_command(sys.argv[1:])
     try:
         code = app(standalone_mode=False)  # click's errors come here instead of a usage panel
     except SmdaError as exc:
-        _error(str(exc))
-        raise SystemExit(getattr(exc, "exit_code", 1)) from None
+        _fail(str(exc), getattr(exc, "exit_code", 1), as_json)
     except typer.Abort:
-        _error("aborted")
-        raise SystemExit(1) from None
+        _fail("aborted", 1, as_json)
     except typer.TyperException as exc:  # click's usage errors: typer.BadParameter, missing …
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         if message:  # empty when the command printed its help (no arguments given)
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            _error(f"{message}{hint}")
-        raise SystemExit(getattr(exc, "exit_code", 2)) from None
+            message = f"{message}{hint}"
+        _fail(message, getattr(exc, "exit_code", 2), as_json if message else None)
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -16,6 +16,7 @@ under ``<data_dir>/reports/<region>/``.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -27,10 +28,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from smda.cli.common import SeedOpt, console, parse_date, parse_region, settings
+from smda.cli.common import (
+    JsonOpt,
+    SeedOpt,
+    console,
+    emit_json,
+    error_document,
+    parse_date,
+    parse_region,
+    settings,
+)
 from smda.config import Settings
 from smda.errors import ConfigError, SmdaError
 from smda.geo.grid import BBox, Grid, region_grid
+from smda.storage.regions import ensure_region_file
 
 if TYPE_CHECKING:  # imported lazily: the CLI starts fast
     import pandas as pd
@@ -203,9 +214,11 @@ def evaluate(
     max_depth: Annotated[
         float, typer.Option(help="Deepest ISMN sensor (m) read from --stations.")
     ] = 0.05,
+    as_json: JsonOpt = False,
 ) -> None:
     """Score the analysis, the open loop and each product (or any gridded series) against the
-    twin's truth and ISMN stations; print the table and write the report."""
+    twin's truth and ISMN stations; print the table and write the report (with ``--json``: the
+    report's JSON on stdout, with where it was written)."""
     try:
         cfg = settings()
         _evaluate(
@@ -223,9 +236,12 @@ def evaluate(
             model=model,
             min_days=min_days,
             max_depth=max_depth,
+            as_json=as_json,
         )
     except SmdaError as exc:
         console.print(f"[red]error:[/red] {exc}")
+        if as_json:
+            error_document("evaluate", 1, str(exc))
         raise typer.Exit(1) from None
 
 
@@ -263,13 +279,14 @@ def _evaluate(
     model: str | None,
     min_days: int,
     max_depth: float,
+    as_json: bool = False,
 ) -> None:
     from smda.ops.evaluate import report_directory, score_tables, write_report
     from smda.ops.references import collect_stations
     from smda.storage.store import Store
 
     t0 = time.perf_counter()
-    bbox = parse_region(region) if region else cfg.bbox
+    bbox = parse_region(region, cfg) if region else cfg.bbox
     meta: dict[str, Any] = {"min_n": min_days}
     if series is not None:
         data, period = _series_period(series, start, end, bbox)
@@ -293,8 +310,15 @@ def _evaluate(
     )
     meta.update({k: v for k, v in (("truth", truth_text), ("stations", stations_text)) if v})
     for name, table in tables.items():
-        _print_table(name, table)
+        if not as_json:
+            _print_table(name, table)
         if name == "truth":
             _print_checks(table)
-    path = write_report(tables, report_directory(cfg.data_dir, period.grid), meta=meta)
+    folder = report_directory(cfg.data_dir, period.grid)
+    path = write_report(tables, folder, meta=meta)
+    ensure_region_file(folder, period.grid)
     console.print(f"report: {path} (and {path.with_suffix('.json').name}); {seconds} s")
+    if as_json:
+        written = json.loads(path.with_suffix(".json").read_text("utf-8"))
+        report = {"markdown": str(path), "json": str(path.with_suffix(".json"))}
+        emit_json("evaluate", 0, {"report": report, **written})

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from smda.cli.common import console, parse_date, settings
+from smda.cli.common import console, parse_date, parse_region, settings
 from smda.cli.ops import RegionArg
 
 __all__ = ["export"]
@@ -33,6 +33,7 @@ def export(
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
-    rt = open_runtime(settings(), region=region)
+    cfg = settings()
+    rt = open_runtime(cfg, region=parse_region(region, cfg) if region else None)
     result = export_cube(rt, first, last, out, fmt=format)
     console.print(f"exported {describe(result)}")

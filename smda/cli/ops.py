@@ -7,25 +7,30 @@ from __future__ import annotations
 
 import time
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from smda.cli.common import console, parse_date, parse_region, settings
+from smda.cli.common import JsonOpt, console, emit_json, parse_date, parse_region, settings
 from smda.errors import MissingInputs, SmdaError
 from smda.ingest.fetch import DayOutcome, IngestReport
 
 if TYPE_CHECKING:  # smda.ops is imported lazily: the CLI starts fast
+    from smda.config import Settings
+    from smda.geo.grid import BBox
     from smda.ops import DayRun, Runtime
     from smda.ops.outcome import RunOutcome
+    from smda.ops.plan import DailyPlan
 
 __all__ = ["backfill", "run_daily"]
 
 RegionArg = Annotated[
     str | None,
-    typer.Option(help="Region 'west,south,east,north' (default: SMDA_REGION or the globe)."),
+    typer.Option(
+        help="Region 'west,south,east,north' or a region key (default: SMDA_REGION or the globe)."
+    ),
 ]
 
 
@@ -67,19 +72,71 @@ def _print_runs(rows: list[dict[str, object]]) -> None:
     console.print(table)
 
 
-def _finish(rt: Runtime | None, job: str, outcome: RunOutcome, started: float) -> None:
-    """Report how the run ended (metrics, and a line for the operator) and exit with its code
-    (:data:`smda.ops.outcome.EXIT_CODES`: 0 done, 75 waiting, 1 failed)."""
+def _day_json(run: DayRun) -> dict[str, Any]:
+    """A day of a run in ``--json`` output (fractions 0–1, O−F in m3 m-3, seconds)."""
+    return {
+        "day": run.day,
+        "status": run.status,
+        "model_version": run.model_version,
+        "assimilated_fraction": round(run.assimilated_fraction, 4),
+        "innovation_mean": run.innovation_mean,
+        "innovation_sd": run.innovation_sd,
+        "n_obs": run.n_obs,
+        "seconds": round(run.seconds, 2),
+        "state": run.state,
+        "cog": run.cog,
+        "item": run.item,
+        "invalidated": run.invalidated,
+    }
+
+
+def _region_json(cfg: Settings, bbox: BBox | None) -> dict[str, Any]:
+    from smda.ops import RunContext
+    from smda.storage.regions import RegionInfo
+
+    info = RegionInfo.of_grid(RunContext.create(cfg, region=bbox).grid).to_json()
+    return {"key": info["key"], "bbox": info["bbox"]}
+
+
+def _counts(report: IngestReport | None) -> dict[str, dict[str, int]] | None:
+    return None if report is None else report.counts()
+
+
+class _Doc(dict[str, Any]):
+    """The ``--json`` document of a run, filled as the run goes (empty without ``--json``)."""
+
+
+def _finish(
+    command: str,
+    rt: Runtime | None,
+    outcome: RunOutcome,
+    started: float,
+    doc: _Doc | None = None,
+) -> None:
+    """Report how the run ended (metrics, and a line for the operator, or with ``--json`` the
+    run's document) and exit with its code (:data:`smda.ops.outcome.EXIT_CODES`: 0 done, 75
+    waiting, 1 failed, 73 busy)."""
     from smda.ops import report_metrics
 
     if rt is not None and outcome.status != "completed":
-        report_metrics(rt, job, [], outcome=outcome, started_at=started)
-    if outcome.status == "waiting":
+        report_metrics(rt, f"smda_{JOBS[command]}", [], outcome=outcome, started_at=started)
+    if doc is not None:
+        advice = "" if outcome.status == "completed" else outcome.advice
+        emit_json(
+            command,
+            outcome.exit_code,
+            {"status": outcome.status, "reason": outcome.reason, "advice": advice, **doc},
+        )
+    elif outcome.status == "waiting":
         console.print(f"[yellow]{outcome.reason}[/yellow]\n{outcome.advice}")
     elif outcome.status != "completed":
         console.print(f"[red]error ({outcome.status}):[/red] {outcome.reason}\n{outcome.advice}")
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
+
+
+JOBS = {"run": "daily", "backfill": "backfill"}
+"""The metrics job (``smda_<job>``) of each command."""
 
 
 def _failed(exc: SmdaError) -> RunOutcome:
@@ -90,41 +147,59 @@ def _failed(exc: SmdaError) -> RunOutcome:
     return RunOutcome("busy" if isinstance(exc, RegionBusy) else "failed", str(exc))
 
 
-def run_daily(region: RegionArg = None) -> None:
+def run_daily(region: RegionArg = None, as_json: JsonOpt = False) -> None:
     """Run the daily cycle once: poll, fetch, step every ready day, publish (like the daily flow).
 
     Exit code 0 when every ready day ran, 75 when waiting for inputs that are not published
     yet (the next run picks them up), 1 when it failed (a provider refused smda, inputs could
-    not be fetched, an error).
+    not be fetched, an error), 73 when another process writes the region.
     """
     from smda.ops import first_day_to_run, open_runtime, plan_daily, report_metrics
     from smda.ops.outcome import daily_outcome
 
     cfg = settings()  # a bad setting or --region: one line (smda.cli.run), before anything runs
-    bbox = parse_region(region) if region else None
+    bbox = parse_region(region, cfg) if region else None
+    doc = _Doc(region=_region_json(cfg, bbox)) if as_json else None
     started, rt = time.time(), None
     try:
         rt = open_runtime(cfg, region=bbox)
         plan = plan_daily(rt)
         console.print(plan.describe())
+        if doc is not None:
+            doc["plan"] = _plan_json(plan)
         outcome = daily_outcome(plan)
         if not plan.ready:
             report_metrics(rt, "smda_daily", [], plan=plan, outcome=outcome, started_at=started)
-            _finish(None, "smda_daily", outcome, started)
+            _finish("run", None, outcome, started, doc)
             return
         report = _fetch(rt, plan.ready, f"{len(plan.ready)} day(s)")
         first = first_day_to_run(rt, plan)  # after the fetch: it may have revised inputs
         if first < plan.ready[0]:
             console.print(f"inputs changed since {first} was computed: reprocessing from it")
+        if doc is not None:
+            doc.update(fetch=_counts(report), first_day_run=first)
         runs, missing = _cycle(rt, first, plan.ready[-1])
     except SmdaError as exc:
-        _finish(rt, "smda_daily", _failed(exc), started)
+        _finish("run", rt, _failed(exc), started, doc)
         return
     outcome = daily_outcome(plan, report, missing)
     report_metrics(rt, "smda_daily", runs, plan=plan, outcome=outcome, started_at=started)
     _print_runs([r.as_row() for r in runs])
     console.print(f"products: {rt.publisher.catalog_path}")
-    _finish(None, "smda_daily", outcome, started)
+    if doc is not None:
+        doc.update(days=[_day_json(r) for r in runs], catalog=str(rt.publisher.catalog_path))
+    _finish("run", None, outcome, started, doc)
+
+
+def _plan_json(plan: DailyPlan) -> dict[str, Any]:
+    return {
+        "last_analysis": plan.last_completed,
+        "ready": plan.ready,
+        "waiting": plan.waiting,
+        "newest": plan.newest,
+        "reprocess_from": plan.reprocess_from,
+        "errors": {s: {"kind": e.kind, "message": e.message} for s, e in plan.errors.items()},
+    }
 
 
 def _cycle(rt: Runtime, first: date, last: date) -> tuple[list[DayRun], MissingInputs | None]:
@@ -149,25 +224,31 @@ def backfill(
         bool, typer.Option(help="Recompute days already done (invalidates the later days).")
     ] = False,
     fetch: Annotated[bool, typer.Option(help="Fetch and stage the inputs first.")] = True,
+    as_json: JsonOpt = False,
 ) -> None:
     """Backfill a date range: fetch inputs, then step the days in order (resumable).
 
     Exit code 0 when every day is in the chain, 1 when the backfill failed (an input could not
-    be fetched or staged, an error); a re-run resumes at the first day not done.
+    be fetched or staged, an error), 73 when another process writes the region; a re-run
+    resumes at the first day not done.
     """
     from smda.ops import backfill_days, open_runtime, report_metrics
+    from smda.ops.outcome import RunOutcome
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
     cfg = settings()
-    bbox = parse_region(region) if region else None
+    bbox = parse_region(region, cfg) if region else None
+    doc = _Doc(region=_region_json(cfg, bbox), start=first, end=last) if as_json else None
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     started, rt = time.time(), None
     try:
         rt = open_runtime(cfg, region=bbox)
         if fetch:
-            _fetch(rt, days, f"{len(days)} day(s)")
+            report = _fetch(rt, days, f"{len(days)} day(s)")
+            if doc is not None:
+                doc["fetch"] = _counts(report)
         with _progress() as bar:
             task = bar.add_task("cycle", total=len(days))
 
@@ -176,10 +257,18 @@ def backfill(
 
             runs = backfill_days(rt, first, last, force=force, progress=advance)
     except SmdaError as exc:
-        _finish(rt, "smda_backfill", _failed(exc), started)
+        _finish("backfill", rt, _failed(exc), started, doc)
         return
     report_metrics(rt, "smda_backfill", runs, started_at=started)
     done = sum(r.status != "skipped" for r in runs)
     console.print(
         f"{done} day(s) computed, {len(runs) - done} already done; products: {rt.publisher.catalog_path}"
     )
+    if doc is not None:
+        doc.update(
+            days_computed=done,
+            days_skipped=len(runs) - done,
+            days=[_day_json(r) for r in runs],
+            catalog=str(rt.publisher.catalog_path),
+        )
+        _finish("backfill", None, RunOutcome("completed"), started, doc)

@@ -64,7 +64,7 @@ def train(
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last <= first:
         raise typer.BadParameter(f"--end {last} must be after --start {first}", param_hint="--end")
-    bbox = parse_region(region) if region else cfg.bbox
+    bbox = parse_region(region, cfg) if region else cfg.bbox
     grid = region_grid(bbox)
     store = Store(cfg.data_dir, grid)
     config = TrainConfig(

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from smda.cli.common import console, settings
+from smda.cli.common import console, parse_region, settings
 from smda.cli.ops import RegionArg
 
 __all__ = ["verify"]
@@ -39,7 +39,8 @@ def verify(
     from smda.ops import open_runtime
     from smda.ops.verify import verify_region
 
-    rt = open_runtime(settings(), region=region)
+    cfg = settings()
+    rt = open_runtime(cfg, region=parse_region(region, cfg) if region else None)
     report = verify_region(rt, repair=repair, say=console.print)
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.checked.items()))
     console.print(f"region {report.region}: checked {counts or 'nothing (empty)'}")

@@ -13,6 +13,7 @@ from smda.ops.days import DayRun
 from smda.ops.health import health_path, load_health, save_health, update_health
 from smda.ops.outcome import RunOutcome
 from smda.ops.plan import DailyPlan
+from smda.ops.runlog import record_run, runs_path
 from smda.ops.runtime import Runtime
 from smda.ops.validate import ValidationReport
 from smda.storage.store import region_key
@@ -42,7 +43,8 @@ def report_metrics(
 
     ``outcome`` is the run's final status (default completed); ``started_at`` the Unix time it
     started (default now). A ``plan`` (the run polled the providers) updates the source health
-    records (:mod:`smda.ops.health`) and reports them.
+    records (:mod:`smda.ops.health`) and reports them. The run's end is recorded as its job's
+    last run (:mod:`smda.ops.runlog`, what ``smda status`` shows).
     """
     from smda.ops.monitoring import RunMetrics
 
@@ -98,7 +100,16 @@ def report_metrics(
             bias=float(stats.get("median_bias", float("nan"))),
             n=int(stats.get("stations", 0)),
         )
-    metrics.run_finished((outcome or RunOutcome("completed")).status)
+    final = outcome or RunOutcome("completed")
+    metrics.run_finished(final.status)
+    record_run(
+        runs_path(rt.settings.data_dir, rt.region),
+        job,
+        runs,
+        final,
+        started_at=time.time() if started_at is None else started_at,
+        finished_at=time.time(),
+    )
     return metrics.push(rt.settings.pushgateway, job, textfile_dir=rt.settings.data_dir / "metrics")
 
 

@@ -30,6 +30,7 @@ from smda.storage.chain import StateChain
 from smda.storage.locks import Holder, WriterLock
 from smda.storage.orphans import sweep_orphans
 from smda.storage.publish import Publisher
+from smda.storage.regions import ensure_region_file
 from smda.storage.registry import ModelRegistry, models_dir
 from smda.storage.store import Store, region_key
 
@@ -121,7 +122,8 @@ class Runtime:
     def chain_writer(self, *, sweep: bool = True) -> Iterator[Holder]:
         """Hold the writer lock of the region's state chain, models and products for the
         block, waiting up to ``SMDA_LOCK_TIMEOUT`` s for another process; the first hold in this
-        process removes temporary files left there by interrupted runs.
+        process removes temporary files left there by interrupted runs. Each of the three
+        folders gets its ``region.json`` when it has none (:mod:`smda.storage.regions`).
 
         Raises
         ------
@@ -137,6 +139,8 @@ class Runtime:
         with lock() as holder:
             if first:
                 sweep_orphans(self.chain_dirs)
+            for folder in (self.chain.url, self.registry.root, self.publisher.root):
+                ensure_region_file(folder, self.grid)
             yield holder
 
     @property

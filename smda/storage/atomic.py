@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes"]
+__all__ = ["atomic_create_bytes", "atomic_path", "atomic_write_bytes"]
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: the process's umask, restored at once
@@ -49,3 +49,36 @@ def atomic_write_bytes(target: Path | str, data: bytes, *, mode: int | None = No
     """Write ``data`` to ``target`` atomically."""
     with atomic_path(target, mode=mode) as tmp:
         tmp.write_bytes(data)
+
+
+def atomic_create_bytes(target: Path | str, data: bytes, *, mode: int | None = None) -> bool:
+    """Create ``target`` with ``data`` atomically unless it exists (write once).
+
+    The data go to a temporary sibling (flushed and fsynced), which is then hard-linked onto
+    ``target``: the link fails when ``target`` exists, so of two processes creating the same
+    file one wins and the other leaves it untouched, and a reader never sees half of it.
+
+    Returns
+    -------
+    True when this call created the file, False when it existed.
+    """
+    target = Path(target)
+    if target.exists():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, DEFAULT_MODE if mode is None else mode)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

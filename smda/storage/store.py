@@ -8,7 +8,7 @@ Layout under the data directory (``SMDA_DATA_DIR``)::
     ledger/<region>/<source>.json                     what was staged from which files
 
 ``<region>`` is ``global`` or a key made from the grid window, so staging different regions
-never mixes. The ledger records, per staged day, the source files (name, size, SHA-256, version:
+never mixes; ``staged/<region>/region.json`` says which window (:mod:`smda.storage.regions`). The ledger records, per staged day, the source files (name, size, SHA-256, version:
 ETag/Last-Modified, ERA5 ``expver``…), the request, whether the data are provisional, and the
 history of replacements (an MSWEP NRT revision, ERA5T replaced by final ERA5). Every file —
 cache entry, staged day, ledger — is written atomically.
@@ -40,6 +40,7 @@ from smda.storage.integrity import CorruptFile, file_digest, sha256_of
 from smda.storage.iolock import HDF5_IO
 from smda.storage.locks import Holder, WriterLock, locked_file
 from smda.storage.orphans import sweep_orphans
+from smda.storage.regions import ensure_region_file, region_key
 
 __all__ = [
     "SAVE_INTERVAL",
@@ -62,13 +63,6 @@ may be writing a younger one)."""
 def sha256_file(path: Path) -> str:
     """SHA-256 (hex) of a file."""
     return sha256_of(path)[0]
-
-
-def region_key(grid: Grid) -> str:
-    """Folder name of a grid window: ``global`` or ``r<res>_<row0>_<col0>_<nrows>x<ncols>``."""
-    if grid.is_global:
-        return "global"
-    return f"r{grid.res:g}_{grid.row0}_{grid.col0}_{grid.nrows}x{grid.ncols}"
 
 
 @dataclass(frozen=True)
@@ -333,6 +327,7 @@ class Store:
             if first:
                 sweep_orphans(self.private_dirs)
                 sweep_orphans([self.raw_root], older_than=time.time() - RAW_ORPHAN_AGE)
+            ensure_region_file(self.root / "staged" / self.region, self.grid)
             yield holder
 
     @property

@@ -1,0 +1,238 @@
+"""Region folders: the key that names a region's folders, and the ``region.json`` inside them.
+
+Every location of a region — ``state/<key>``, ``models/<key>``, ``products/<key>``,
+``staged/<key>``, ``reports/<key>`` — is named by the key of its grid window
+(:func:`region_key`): ``global``, or ``r<res>_<row0>_<col0>_<nrows>x<ncols>`` (the resolution
+in degrees, the window's first row and column in the global grid and its shape, e.g.
+``r0.25_200_300_40x40`` for 30–40° N, 105–95° W). The key is exact but opaque, so each such
+folder holds a small ``region.json`` (:class:`RegionInfo`), written once and atomically the
+first time a writer of the region holds its lock::
+
+    {"format": 1, "key": "r0.25_200_300_40x40",
+     "bbox": {"west": -105.0, "south": 30.0, "east": -95.0, "north": 40.0},
+     "resolution_deg": 0.25, "grid_shape": {"lat": 40, "lon": 40},
+     "grid_origin": {"row": 200, "col": 300}, "crs": "EPSG:4326",
+     "created": "2024-07-20T06:00:00+00:00"}
+
+``bbox`` holds the outer edges of the window's cells; :func:`region_grid` of it is the window
+again, exactly (:func:`key_bbox`), so a key given where a region is expected (``--region``)
+selects the same grid as the box it was made from. Folders made before ``region.json``
+existed are still read: their key alone gives the grid (:func:`grid_of_key`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from smda.geo.grid import BBox, Grid, region_grid
+from smda.storage.atomic import atomic_create_bytes
+
+__all__ = [
+    "KEY_FORM",
+    "REGION_FILE",
+    "RegionInfo",
+    "ensure_region_file",
+    "find_regions",
+    "grid_of_key",
+    "key_bbox",
+    "read_region_file",
+    "region_key",
+]
+
+REGION_FILE = "region.json"
+"""Name of the file that describes a region folder."""
+REGION_FORMAT = 1
+"""Version of the ``region.json`` layout."""
+KEY_FORM = "'global' or r<res>_<row0>_<col0>_<nrows>x<ncols> (e.g. r0.25_200_300_40x40)"
+"""How a region key is written (the end of every key error)."""
+_KEY = re.compile(r"^r(\d+(?:\.\d+)?)_(\d+)_(\d+)_(\d+)x(\d+)$")
+
+
+def region_key(grid: Grid) -> str:
+    """Folder name of a grid window: ``global`` or ``r<res>_<row0>_<col0>_<nrows>x<ncols>``."""
+    if grid.is_global:
+        return "global"
+    return f"r{grid.res:g}_{grid.row0}_{grid.col0}_{grid.nrows}x{grid.ncols}"
+
+
+def grid_of_key(key: str) -> Grid:
+    """The grid window a key names (inverse of :func:`region_key`).
+
+    Raises
+    ------
+    ValueError
+        One line: the text is not a key, or names a window outside the globe.
+    """
+    if key == "global":
+        return Grid.global_grid(0.25)
+    match = _KEY.match(key)
+    if match is None:
+        raise ValueError(f"{key!r} is not a region key; expected {KEY_FORM}")
+    res = float(match.group(1))
+    row0, col0, nrows, ncols = (int(g) for g in match.groups()[1:])
+    try:
+        grid = Grid(res, row0, col0, nrows, ncols)
+    except ValueError as exc:
+        raise ValueError(f"region key {key!r} names no grid window: {exc}") from None
+    if region_key(grid) != key:  # e.g. r0.250_…: one window, one key
+        raise ValueError(f"region key {key!r} is not written as smda writes it: {region_key(grid)}")
+    return grid
+
+
+def key_bbox(grid: Grid) -> BBox:
+    """A box whose :func:`region_grid` is ``grid`` exactly: the outer edges of its cells (for a
+    window spanning every longitude from a column other than the first, a box a quarter of a
+    cell short of the full circle, so that it starts at the window's first column).
+
+    Raises
+    ------
+    ValueError
+        If ``grid`` is not a window of the 0.25° analysis grid.
+    """
+    bounds = grid.bounds
+    if grid.ncols == grid.global_shape[1] and grid.col0 != 0:
+        west = -180.0 + grid.col0 * grid.res
+        east = (west - grid.res / 4 + 180.0) % 360.0 - 180.0
+        bounds = BBox(west, bounds.south, east, bounds.north)
+    try:
+        same = region_grid(bounds) == grid
+    except ValueError:
+        same = False
+    if not same:
+        raise ValueError(f"{grid} is not a window of the 0.25° analysis grid")
+    return bounds
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    """What a region folder is: its key, bounding box and grid (module docstring)."""
+
+    key: str
+    grid: Grid
+    created: str | None = None
+    """When the folder's ``region.json`` was written (ISO 8601 UTC); None when not written."""
+
+    @classmethod
+    def of_grid(cls, grid: Grid, *, created: str | None = None) -> RegionInfo:
+        return cls(region_key(grid), grid, created)
+
+    @property
+    def bbox(self) -> BBox:
+        """The box that selects this grid (:func:`key_bbox`)."""
+        return key_bbox(self.grid)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``region.json`` document (keys in snake_case, the bbox in degrees)."""
+        box = self.bbox
+        return {
+            "format": REGION_FORMAT,
+            "key": self.key,
+            "bbox": {"west": box.west, "south": box.south, "east": box.east, "north": box.north},
+            "resolution_deg": self.grid.res,
+            "grid_shape": {"lat": self.grid.nrows, "lon": self.grid.ncols},
+            "grid_origin": {"row": self.grid.row0, "col": self.grid.col0},
+            "crs": Grid.crs,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RegionInfo:
+        """Read a ``region.json`` document; the key decides the grid, the rest must agree.
+
+        Raises
+        ------
+        ValueError
+            If the key is not one, or the box or shape disagree with it.
+        """
+        grid = grid_of_key(str(data["key"]))
+        info = cls(str(data["key"]), grid, data.get("created"))
+        shape = data.get("grid_shape", {})
+        box = data.get("bbox", {})
+        written = [box.get(k) for k in ("west", "south", "east", "north")]
+        expected = info.to_json()["bbox"]
+        if (shape.get("lat"), shape.get("lon")) != grid.shape or not all(
+            isinstance(v, int | float) and math.isclose(v, expected[k], abs_tol=1e-9)
+            for v, k in zip(written, ("west", "south", "east", "north"), strict=True)
+        ):
+            raise ValueError(f"its bbox or grid shape disagree with its key {info.key}")
+        return info
+
+
+def _fs(location: str | Path) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(str(location))
+    return fs, str(root).rstrip("/")
+
+
+def ensure_region_file(location: str | Path, grid: Grid) -> bool:
+    """Write ``<location>/region.json`` for ``grid`` unless it exists (written once,
+    atomically; ``location`` a local folder or an fsspec URL, created when missing).
+
+    Returns
+    -------
+    True when this call wrote it.
+    """
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    data = json.dumps(RegionInfo.of_grid(grid, created=now).to_json(), indent=1).encode()
+    fs, root = _fs(location)
+    if isinstance(fs, LocalFileSystem):
+        return atomic_create_bytes(Path(root) / REGION_FILE, data)
+    key = f"{root}/{REGION_FILE}"
+    if fs.exists(key):
+        return False
+    part = f"{root}/.{REGION_FILE}.{uuid.uuid4().hex}.part"
+    fs.makedirs(root, exist_ok=True)
+    try:
+        fs.pipe_file(part, data)
+        fs.mv(part, key)
+    finally:
+        if fs.exists(part):
+            fs.rm(part)
+    return True
+
+
+def read_region_file(location: str | Path) -> RegionInfo | None:
+    """The ``region.json`` of a folder; None when it has none or it is unreadable."""
+    fs, root = _fs(location)
+    try:
+        return RegionInfo.from_json(json.loads(fs.cat_file(f"{root}/{REGION_FILE}")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def find_regions(roots: Iterable[str | Path]) -> dict[str, RegionInfo]:
+    """The region folders under ``roots`` (e.g. ``<data_dir>/state``), by key, sorted: each
+    folder whose name is a key, described by its ``region.json`` or else by the key alone.
+    Roots that do not exist are skipped."""
+    found: dict[str, RegionInfo] = {}
+    for location in roots:
+        fs, root = _fs(location)
+        try:
+            entries = fs.ls(root, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+            if entry.get("type") != "directory" or name.startswith("."):
+                continue
+            try:
+                grid = grid_of_key(name)
+            except ValueError:
+                continue
+            known = found.get(name)
+            if known is not None and known.created is not None:
+                continue
+            info = read_region_file(f"{root}/{name}")
+            ok = info is not None and info.key == name
+            found[name] = info if info is not None and ok else known or RegionInfo(name, grid)
+    return dict(sorted(found.items()))
