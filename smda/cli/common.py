@@ -5,13 +5,15 @@ Command modules (``smda/cli/*.py``) import from here; :mod:`smda.cli` assembles 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -27,6 +29,7 @@ __all__ = [
     "console",
     "emit_json",
     "error_document",
+    "json_stdout",
     "parse_date",
     "parse_region",
     "settings",
@@ -121,16 +124,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def emit_json(command: str, exit_code: int, document: Mapping[str, Any]) -> None:
-    """Print the one JSON document of a ``--json`` command on stdout: ``command`` and
-    ``exit_code`` first, then ``document``'s keys."""
+@contextlib.contextmanager
+def json_stdout(enabled: bool) -> Iterator[TextIO]:
+    """Yield stdout; when ``enabled`` (``--json``), whatever else writes to ``sys.stdout`` in
+    the block (a library's own progress, e.g. tl2cgen's compiler log) goes to stderr, so that
+    the JSON document printed on the yielded stream is all stdout holds."""
+    out = sys.stdout
+    if not enabled:
+        yield out
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield out
+
+
+def emit_json(
+    command: str, exit_code: int, document: Mapping[str, Any], *, file: TextIO | None = None
+) -> None:
+    """Print the one JSON document of a ``--json`` command on ``file`` (default stdout):
+    ``command`` and ``exit_code`` first, then ``document``'s keys."""
     body = {"command": command, "exit_code": exit_code, **document}
-    typer.echo(json.dumps(_plain(body), indent=2, allow_nan=False))
+    typer.echo(json.dumps(_plain(body), indent=2, allow_nan=False), file=file)
 
 
-def error_document(command: str, exit_code: int, message: str) -> None:
+def error_document(
+    command: str, exit_code: int, message: str, *, file: TextIO | None = None
+) -> None:
     """The JSON document of a ``--json`` command that ended in an error (README)."""
-    emit_json(command, exit_code, {"error": message})
+    emit_json(command, exit_code, {"error": message}, file=file)
 
 
 def parse_date(text: str, name: str) -> date:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import numpy as np
 import typer
@@ -34,6 +34,7 @@ from smda.cli.common import (
     console,
     emit_json,
     error_document,
+    json_stdout,
     parse_date,
     parse_region,
     settings,
@@ -219,30 +220,31 @@ def evaluate(
     """Score the analysis, the open loop and each product (or any gridded series) against the
     twin's truth and ISMN stations; print the table and write the report (with ``--json``: the
     report's JSON on stdout, with where it was written)."""
-    try:
-        cfg = settings()
-        _evaluate(
-            cfg,
-            start=start,
-            end=end,
-            region=region,
-            truth=truth,
-            seed=seed,
-            epoch=epoch,
-            stations=stations,
-            series=series,
-            gain=cfg.gain if gain is None else gain,
-            spinup_days=cfg.spinup_days if spinup_days is None else spinup_days,
-            model=model,
-            min_days=min_days,
-            max_depth=max_depth,
-            as_json=as_json,
-        )
-    except SmdaError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        if as_json:
-            error_document("evaluate", 1, str(exc))
-        raise typer.Exit(1) from None
+    with json_stdout(as_json) as out:
+        try:
+            cfg = settings()
+            _evaluate(
+                cfg,
+                start=start,
+                end=end,
+                region=region,
+                truth=truth,
+                seed=seed,
+                epoch=epoch,
+                stations=stations,
+                series=series,
+                gain=cfg.gain if gain is None else gain,
+                spinup_days=cfg.spinup_days if spinup_days is None else spinup_days,
+                model=model,
+                min_days=min_days,
+                max_depth=max_depth,
+                out=out if as_json else None,
+            )
+        except SmdaError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            if as_json:
+                error_document("evaluate", 1, str(exc), file=out)
+            raise typer.Exit(1) from None
 
 
 def _series_period(
@@ -279,7 +281,7 @@ def _evaluate(
     model: str | None,
     min_days: int,
     max_depth: float,
-    as_json: bool = False,
+    out: TextIO | None = None,
 ) -> None:
     from smda.ops.evaluate import report_directory, score_tables, write_report
     from smda.ops.references import collect_stations
@@ -310,7 +312,7 @@ def _evaluate(
     )
     meta.update({k: v for k, v in (("truth", truth_text), ("stations", stations_text)) if v})
     for name, table in tables.items():
-        if not as_json:
+        if out is None:
             _print_table(name, table)
         if name == "truth":
             _print_checks(table)
@@ -318,7 +320,7 @@ def _evaluate(
     path = write_report(tables, folder, meta=meta)
     ensure_region_file(folder, period.grid)
     console.print(f"report: {path} (and {path.with_suffix('.json').name}); {seconds} s")
-    if as_json:
+    if out is not None:
         written = json.loads(path.with_suffix(".json").read_text("utf-8"))
         report = {"markdown": str(path), "json": str(path.with_suffix(".json"))}
-        emit_json("evaluate", 0, {"report": report, **written})
+        emit_json("evaluate", 0, {"report": report, **written}, file=out)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from smda.cli.common import JsonOpt, console, emit_json
+from smda.cli.common import JsonOpt, console, emit_json, json_stdout
 from smda.cli.common import parse_date as _parse_date
 from smda.cli.common import parse_region as _parse_region
 from smda.cli.common import settings as _settings
@@ -66,6 +66,18 @@ def fetch(
     Shows progress, then a summary per source of what was fetched, skipped, not yet available
     and failed (with reasons). Exits 1 if anything failed.
     """
+    with json_stdout(as_json) as out:
+        _fetch(sources, start, end, region, ismn, out if as_json else None)
+
+
+def _fetch(
+    sources: str,
+    start: str,
+    end: str | None,
+    region: str | None,
+    ismn: Path | None,
+    out: TextIO | None,
+) -> None:
     settings = _settings()
     from rich.progress import Progress
 
@@ -102,7 +114,7 @@ def fetch(
                 console.print(f"[red]static fields:[/red] {exc}")
     code = 0 if report.ok and static["error"] is None else 1
     noted = report.by_status("failed") + report.by_status("replaced")
-    if as_json:
+    if out is not None:
         emit_json(
             "fetch",
             code,
@@ -121,6 +133,7 @@ def fetch(
                 ],
                 "static": static if "era5" in names else None,
             },
+            file=out,
         )
     else:
         _print_fetch(report, names, first, last, ctx.today)
@@ -161,6 +174,11 @@ def status(
     """Show per region the analysis chain (first and last day, gaps, provisional days), the
     current model and the last run; per source the newest day at the provider, the newest
     staged day and gaps."""
+    with json_stdout(as_json) as out:
+        _status(sources, region, offline, out if as_json else None)
+
+
+def _status(sources: str, region: str | None, offline: bool, out: TextIO | None) -> None:
     cfg = _settings()
     from smda.ingest.fetch import source_status
     from smda.ops import open_runtime
@@ -178,7 +196,7 @@ def status(
         rt = open_runtime(cfg, region=box)
         found.append(region_status(rt, source_status(names, rt.ctx, poll=not offline)))
     today = found[0].today
-    if as_json:
+    if out is not None:
         emit_json(
             "status",
             0,
@@ -188,12 +206,13 @@ def status(
                 "providers_asked": not offline,
                 "regions": [st.to_json() for st in found],
             },
+            file=out,
         )
         return
-    out = Console(width=max(Console().width, 120))
-    out.print(f"smda status (today at the providers: {today}; data in {cfg.data_dir})")
+    shown = Console(width=max(Console().width, 120))
+    shown.print(f"smda status (today at the providers: {today}; data in {cfg.data_dir})")
     for st in found:
-        _print_region(out, st, offline=offline)
+        _print_region(shown, st, offline=offline)
 
 
 def _ranges(ranges: list[list[str]], limit: int = 3) -> str:

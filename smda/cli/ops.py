@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import time
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from smda.cli.common import JsonOpt, console, emit_json, parse_date, parse_region, settings
+from smda.cli.common import (
+    JsonOpt,
+    console,
+    emit_json,
+    json_stdout,
+    parse_date,
+    parse_region,
+    settings,
+)
 from smda.errors import MissingInputs, SmdaError
 from smda.ingest.fetch import DayOutcome, IngestReport
 
@@ -103,7 +111,11 @@ def _counts(report: IngestReport | None) -> dict[str, dict[str, int]] | None:
 
 
 class _Doc(dict[str, Any]):
-    """The ``--json`` document of a run, filled as the run goes (empty without ``--json``)."""
+    """The ``--json`` document of a run, filled as the run goes, and where it is printed."""
+
+    def __init__(self, out: TextIO, **items: Any) -> None:
+        super().__init__(**items)
+        self.out = out
 
 
 def _finish(
@@ -126,6 +138,7 @@ def _finish(
             command,
             outcome.exit_code,
             {"status": outcome.status, "reason": outcome.reason, "advice": advice, **doc},
+            file=doc.out,
         )
     elif outcome.status == "waiting":
         console.print(f"[yellow]{outcome.reason}[/yellow]\n{outcome.advice}")
@@ -154,12 +167,17 @@ def run_daily(region: RegionArg = None, as_json: JsonOpt = False) -> None:
     yet (the next run picks them up), 1 when it failed (a provider refused smda, inputs could
     not be fetched, an error), 73 when another process writes the region.
     """
+    with json_stdout(as_json) as out:
+        _run_daily(region, out if as_json else None)
+
+
+def _run_daily(region: str | None, out: TextIO | None) -> None:
     from smda.ops import first_day_to_run, open_runtime, plan_daily, report_metrics
     from smda.ops.outcome import daily_outcome
 
     cfg = settings()  # a bad setting or --region: one line (smda.cli.run), before anything runs
     bbox = parse_region(region, cfg) if region else None
-    doc = _Doc(region=_region_json(cfg, bbox)) if as_json else None
+    doc = _Doc(out, region=_region_json(cfg, bbox)) if out is not None else None
     started, rt = time.time(), None
     try:
         rt = open_runtime(cfg, region=bbox)
@@ -232,15 +250,22 @@ def backfill(
     be fetched or staged, an error), 73 when another process writes the region; a re-run
     resumes at the first day not done.
     """
-    from smda.ops import backfill_days, open_runtime, report_metrics
-    from smda.ops.outcome import RunOutcome
-
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
+    with json_stdout(as_json) as out:
+        _backfill(first, last, region, force=force, fetch=fetch, out=out if as_json else None)
+
+
+def _backfill(
+    first: date, last: date, region: str | None, *, force: bool, fetch: bool, out: TextIO | None
+) -> None:
+    from smda.ops import backfill_days, open_runtime, report_metrics
+    from smda.ops.outcome import RunOutcome
+
     cfg = settings()
     bbox = parse_region(region, cfg) if region else None
-    doc = _Doc(region=_region_json(cfg, bbox), start=first, end=last) if as_json else None
+    doc = None if out is None else _Doc(out, region=_region_json(cfg, bbox), start=first, end=last)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     started, rt = time.time(), None
     try:
