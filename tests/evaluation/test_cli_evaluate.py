@@ -170,3 +170,30 @@ def test_evaluate_says_what_is_missing(
     assert code == 2 and "--start" in output
     code, output = _invoke(tmp_path, monkeypatch, "--series", str(tmp_path / "no.nc"))
     assert code == 1 and "does not exist" in output
+
+
+def test_evaluate_json_is_the_report_and_an_error_is_a_json_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smda.cli import app as smda_app
+
+    truth = tmp_path / "truth.nc"
+    args = ["twin", "truth", "--start", "2015-05-01", "--end", "2015-05-31", "--out", str(truth)]
+    assert CliRunner().invoke(smda_app, [*args, REGION, "--seed", "7"]).exit_code == 0
+    monkeypatch.setenv("SMDA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("SMDA_REGION", raising=False)
+    score = ["evaluate", "--series", str(truth), "--truth", str(truth), "--json"]
+
+    result = CliRunner().invoke(smda_app, [*score, "--start", "2015-05-01"])
+    late = CliRunner().invoke(smda_app, [*score, "--start", "2016-01-01", "--end", "2016-01-31"])
+
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)  # the tables went to stderr, not stdout
+    assert (doc["command"], doc["exit_code"]) == ("evaluate", 0)
+    written = json.loads(Path(doc["report"]["json"]).read_text())
+    assert {k: doc[k] for k in written} == written and Path(doc["report"]["markdown"]).exists()
+    assert doc["tables"]["truth"]["soil_moisture"]["n_days"] == 31
+    assert (Path(doc["report"]["json"]).parent / "region.json").exists()
+    assert late.exit_code == 1
+    error = json.loads(late.stdout)
+    assert error["exit_code"] == 1 and "has no day in 2016-01-01..2016-01-31" in error["error"]

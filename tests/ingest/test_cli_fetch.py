@@ -53,3 +53,41 @@ def test_fetch_rejects_bad_arguments(env: Path) -> None:
         == 2
     )
     assert runner.invoke(app, ["fetch", "era5", "--start", "July"]).exit_code == 2
+
+
+def test_fetch_and_status_json(env: Path) -> None:
+    import json
+
+    result = runner.invoke(
+        app, ["fetch", "era5,smap", "--start", "2024-07-14", "--end", "2024-07-16", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)  # the table and progress went to stderr
+    assert (doc["command"], doc["exit_code"]) == ("fetch", 0)
+    assert (doc["start"], doc["end"], doc["sources"]) == (
+        "2024-07-14",
+        "2024-07-16",
+        ["era5", "smap"],
+    )
+    era5 = doc["counts"]["era5"]
+    assert era5["fetched"] + era5["not_available"] == 3 and era5["failed"] == 0
+    assert doc["static"]["path"] and doc["static"]["error"] is None
+
+    status = runner.invoke(app, ["status", "era5", "--json"])
+    assert status.exit_code == 0, status.output
+    region = json.loads(status.stdout)["regions"][0]
+    source = region["sources"][0]
+    assert source["source"] == "era5" and source["provider_newest"] == "2024-07-15"
+    assert source["staged_last"] == "2024-07-15" and source["behind_days"] == 0
+    assert region["chain"]["days"] == 0 and region["model"]["version"] is None
+
+
+def test_a_failed_fetch_with_json_exits_1_with_its_reasons(twin: Twin, env: Path) -> None:
+    import json
+
+    twin.add_fault("cds", Fault("licence", path="execution", times=-1))
+    result = runner.invoke(app, ["fetch", "era5", "--start", "2024-07-01", "--json"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["exit_code"] == 1 and doc["counts"]["era5"]["failed"] == 1
+    assert "licence" in doc["problems"][0]["reason"]
