@@ -18,7 +18,7 @@ from pystac.validation import validate_dict
 from rio_cogeo.cogeo import cog_validate
 from state_helpers import provenance, region_grid, sea_mask, small_result, small_uncertainty
 
-import smda.storage.publish
+import smda.storage.cog
 from smda.geo.grid import BBox, Grid
 from smda.storage.chain import StateChain
 from smda.storage.publish import BANDS, Publisher, public_provenance
@@ -260,7 +260,7 @@ def test_failed_cog_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
         Path(dst).write_bytes(b"half a tiff")
         raise OSError("disk full")
 
-    monkeypatch.setattr(smda.storage.publish, "cog_translate", crash)
+    monkeypatch.setattr(smda.storage.cog, "cog_translate", crash)
     publisher = Publisher(tmp_path / "pub")
     with pytest.raises(OSError, match="disk full"):
         publisher.publish(D0, state(tmp_path), provenance())

@@ -1,0 +1,317 @@
+"""The STAC tree of the published days: where each file goes, and the documents.
+
+Layout under ``root`` (a local folder; serve it or sync it to object storage as is: every
+STAC link is relative, and with ``base_url`` the documents also carry absolute ``self``
+links and asset URLs)::
+
+    cog/YYYY/smda_sm_YYYYMMDD.tif                   the day's COG
+    stac/catalog.json                               catalog ``smda`` → the collection
+    stac/smda-sm/collection.json                    collection ``smda-sm``: extent, one link per day
+    stac/smda-sm/YYYY/smda_sm_YYYYMMDD.json         the day's item (projection + raster extensions)
+
+Each item covers its day (``datetime`` and ``start_datetime`` at 00:00 UTC, ``end_datetime``
+23:59:59 UTC), carries the provenance as ``smda:provenance``, the projection extension v2.0.0
+(``proj:code`` ``EPSG:4326`` — the successor of ``proj:epsg`` — ``proj:shape``,
+``proj:transform``) on its properties and the raster extension v1.1.0 (``raster:bands``:
+data type, nodata ``nan``, unit, scale, offset) plus STAC 1.1 ``bands`` names on its asset,
+and the file extension v2.1.0 (``file:size``, ``file:checksum``: the COG's SHA-256 as a
+multihash), which ``smda verify`` checks the COG against.
+
+The documents carry no wall-clock ``created``/``updated`` times, so the same inputs give
+byte-identical files, and they are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pystac
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, NoDataStrings, RasterBand, RasterExtension
+
+from smda.geo.grid import Grid
+from smda.storage.atomic import atomic_write_bytes
+from smda.storage.cog import BANDS
+from smda.storage.integrity import multihash
+
+__all__ = [
+    "COLLECTION_ID",
+    "FILE_EXTENSION",
+    "ProductTree",
+    "add_cog_asset",
+    "day_item",
+    "extent_union",
+    "linked_days",
+    "write_catalog",
+    "write_collection",
+    "write_json",
+]
+
+COLLECTION_ID = "smda-sm"
+FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+"""STAC file extension: ``file:size`` and ``file:checksum`` (multihash) of the COG asset."""
+_ITEM = re.compile(r"smda_sm_(\d{8})\.json$")
+
+
+def item_name(day: date) -> str:
+    """Name of a day's COG and item (without suffix), also the item id."""
+    return f"smda_sm_{day:%Y%m%d}"
+
+
+def _utc(day: date, at: time = time(0, 0)) -> datetime:
+    return datetime.combine(day, at, tzinfo=UTC)
+
+
+def _rel(target: Path, document: Path) -> str:
+    """``target`` relative to the folder of ``document`` (a STAC relative href)."""
+    rel = Path(os.path.relpath(target, document.parent)).as_posix()
+    return rel if rel.startswith("../") else f"./{rel}"
+
+
+@dataclass(frozen=True)
+class ProductTree:
+    """Where the published files of a root are, and how documents link to them.
+
+    Parameters
+    ----------
+    root:
+        Local folder of the published products.
+    base_url:
+        Public URL at which ``root`` is served (no trailing slash), or None.
+    """
+
+    root: Path
+    base_url: str | None = None
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "stac" / "catalog.json"
+
+    @property
+    def collection_path(self) -> Path:
+        return self.root / "stac" / COLLECTION_ID / "collection.json"
+
+    def cog_path(self, day: date) -> Path:
+        return self.root / "cog" / f"{day:%Y}" / f"{item_name(day)}.tif"
+
+    def item_path(self, day: date) -> Path:
+        return self.root / "stac" / COLLECTION_ID / f"{day:%Y}" / f"{item_name(day)}.json"
+
+    def url(self, path: Path) -> str | None:
+        """The public URL of ``path`` (None without ``base_url``)."""
+        if self.base_url is None:
+            return None
+        return f"{self.base_url}/{path.relative_to(self.root).as_posix()}"
+
+    def asset_href(self, target: Path, document: Path) -> str:
+        """The href of an asset file from ``document``: its URL, else a relative path."""
+        return self.url(target) or _rel(target, document)
+
+    def links(self, document: Path, links: Iterable[tuple[str, Path]]) -> list[pystac.Link]:
+        out = [
+            pystac.Link(rel, _rel(target, document), media_type=pystac.MediaType.JSON)
+            for rel, target in links
+        ]
+        if (url := self.url(document)) is not None:
+            out.append(pystac.Link("self", url, media_type=pystac.MediaType.JSON))
+        return out
+
+    def read_collection(self) -> dict[str, Any] | None:
+        """The collection document, or None before the first day is published."""
+        if not self.collection_path.exists():
+            return None
+        document: dict[str, Any] = json.loads(self.collection_path.read_text())
+        return document
+
+
+def _geometry(grid: Grid) -> tuple[dict[str, Any], list[float]]:
+    """GeoJSON geometry and bbox of the grid (split in two at the antimeridian)."""
+    b = grid.bounds
+
+    def box(w: float, e: float) -> list[list[list[float]]]:
+        return [[[w, b.south], [e, b.south], [e, b.north], [w, b.north], [w, b.south]]]
+
+    geometry: dict[str, Any]
+    if b.west > b.east:
+        geometry = {
+            "type": "MultiPolygon",
+            "coordinates": [box(b.west, 180.0), box(-180.0, b.east)],
+        }
+    else:
+        geometry = {"type": "Polygon", "coordinates": box(b.west, b.east)}
+    return geometry, [b.west, b.south, b.east, b.north]
+
+
+def linked_days(collection: Mapping[str, Any] | None) -> list[date]:
+    """The days of the collection's item links, ascending."""
+    links = collection["links"] if collection else []
+    found = (_ITEM.search(link["href"]) for link in links if link["rel"] == "item")
+    days = (m.group(1) for m in found if m)
+    return sorted(date(int(d[:4]), int(d[4:6]), int(d[6:])) for d in days)
+
+
+def extent_union(collection: Mapping[str, Any] | None, grid: Grid) -> list[float]:
+    """Bounding box of the collection's extent and the grid (the grid's alone when either
+    crosses the antimeridian)."""
+    new = _geometry(grid)[1]
+    if collection is None:
+        return new
+    old: list[float] = collection["extent"]["spatial"]["bbox"][0]
+    if old[0] > old[2] or new[0] > new[2]:
+        return new
+    return [min(old[0], new[0]), min(old[1], new[1]), max(old[2], new[2]), max(old[3], new[3])]
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Write a STAC document atomically (not at all when the file already holds it)."""
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    if path.exists() and path.read_bytes() == data:
+        return
+    atomic_write_bytes(path, data)
+
+
+def day_item(
+    tree: ProductTree, day: date, grid: Grid, provenance: dict[str, Any], *, forecast_only: bool
+) -> pystac.Item:
+    """The STAC item of ``day`` without assets: geometry, times, provenance, projection."""
+    geometry, bbox = _geometry(grid)
+    item = pystac.Item(
+        id=item_name(day),
+        geometry=geometry,
+        bbox=bbox,
+        datetime=_utc(day),
+        start_datetime=_utc(day),
+        end_datetime=_utc(day, time(23, 59, 59)),
+        properties={"smda:provenance": provenance, "smda:forecast_only": forecast_only},
+        collection=COLLECTION_ID,
+    )
+    item.clear_links()
+    item.add_links(
+        tree.links(
+            tree.item_path(day),
+            [
+                ("root", tree.catalog_path),
+                ("parent", tree.collection_path),
+                ("collection", tree.collection_path),
+            ],
+        )
+    )
+    ProjectionExtension.ext(item, add_if_missing=True).apply(
+        epsg=4326, shape=[grid.nrows, grid.ncols], transform=list(grid.transform)
+    )
+    return item
+
+
+def add_cog_asset(
+    item: pystac.Item, tree: ProductTree, day: date, digest: tuple[str, int] | None
+) -> None:
+    """Add the COG of ``day`` to its item as asset ``data``, with its raster bands and its
+    size and checksum (the file extension: what ``smda verify`` checks the COG against)."""
+    cog = tree.cog_path(day)
+    asset = pystac.Asset(
+        href=tree.asset_href(cog, tree.item_path(day)),
+        title=f"smda soil moisture {day}",
+        description="bands: " + "; ".join(f"{i} {b.name}" for i, b in enumerate(BANDS, 1)),
+        media_type=pystac.MediaType.COG,
+        roles=["data"],
+    )
+    asset.extra_fields["bands"] = [{"name": b.name, "description": b.description} for b in BANDS]
+    if digest is not None:
+        asset.extra_fields["file:size"] = digest[1]
+        asset.extra_fields["file:checksum"] = multihash(digest[0])
+        item.stac_extensions.append(FILE_EXTENSION)
+    item.add_asset("data", asset)
+    RasterExtension.ext(asset, add_if_missing=True).apply(
+        [
+            RasterBand.create(
+                nodata=NoDataStrings.NAN,
+                data_type=DataType.FLOAT32,
+                unit=b.unit,
+                scale=1.0,
+                offset=0.0,
+            )
+            for b in BANDS
+        ]
+    )
+
+
+def write_collection(
+    tree: ProductTree, days: list[date], bbox: list[float], *, license: str
+) -> None:
+    """Rewrite the collection: one item link per day, the days' interval and ``bbox``."""
+    interval: list[list[datetime | None]] = (
+        [[_utc(days[0]), _utc(days[-1], time(23, 59, 59))]] if days else [[None, None]]
+    )
+    collection = pystac.Collection(
+        id=COLLECTION_ID,
+        title="smda daily surface soil moisture (0.25°)",
+        description=_DESCRIPTION,
+        extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent(interval)),
+        license=license,
+        keywords=["soil moisture", "SMAP", "ERA5", "MSWEP", "data assimilation"],
+        providers=_PROVIDERS,
+    )
+    collection.clear_links()
+    collection.add_links(
+        tree.links(
+            tree.collection_path,
+            [("root", tree.catalog_path), ("parent", tree.catalog_path)],
+        )
+    )
+    document = collection.to_dict(include_self_link=True, transform_hrefs=False)
+    document["links"] += [
+        {"rel": "item", "href": f"./{d:%Y}/{item_name(d)}.json", "type": pystac.MediaType.GEOJSON}
+        for d in days
+    ]
+    write_json(tree.collection_path, document)
+
+
+def write_catalog(tree: ProductTree) -> None:
+    """Write the root catalog (one child: the collection)."""
+    catalog = pystac.Catalog(
+        id="smda",
+        title="smda",
+        description="Products of smda, the daily soil-moisture data-assimilation system.",
+    )
+    catalog.clear_links()
+    catalog.add_links(
+        tree.links(
+            tree.catalog_path,
+            [("root", tree.catalog_path), ("child", tree.collection_path)],
+        )
+    )
+    write_json(tree.catalog_path, catalog.to_dict(include_self_link=True, transform_hrefs=False))
+
+
+_DESCRIPTION = (
+    "Seamless daily surface (0-5 cm) soil moisture (m3 m-3) on the 0.25° grid by ML-DA: a "
+    "LightGBM model driven by ERA5 and MSWEP steps forward from the previous analysis and is "
+    "nudged toward SMAP L3 retrievals. One COG per day; bands: "
+    + "; ".join(f"{i} {b.name} ({b.unit})" for i, b in enumerate(BANDS, 1))
+    + ". Nodata: NaN (sea). Flags: "
+    + BANDS[3].description
+    + "."
+)
+_PROVIDERS = [
+    pystac.Provider("smda", roles=[pystac.ProviderRole.PROCESSOR, pystac.ProviderRole.HOST]),
+    pystac.Provider(
+        "NASA NSIDC DAAC (SMAP L3)",
+        roles=[pystac.ProviderRole.PRODUCER],
+        url="https://nsidc.org/data/spl3smp_e",
+    ),
+    pystac.Provider(
+        "ECMWF / Copernicus Climate Change Service (ERA5)",
+        roles=[pystac.ProviderRole.PRODUCER],
+        url="https://cds.climate.copernicus.eu",
+    ),
+    pystac.Provider(
+        "GloH2O (MSWEP)", roles=[pystac.ProviderRole.PRODUCER], url="https://www.gloh2o.org/mswep/"
+    ),
+]
