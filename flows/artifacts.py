@@ -50,7 +50,8 @@ def artifact_key(flow: str, region: str, what: str) -> str:
 
 
 def catalog_url(location: str) -> str:
-    """A URL for a catalog location: fsspec URLs as they are, local paths as ``file://``."""
+    """A URL for a catalog location: URLs (the public ``https://`` one with
+    ``SMDA_PRODUCTS_PUBLIC_URL``, fsspec ones) as they are, local paths as ``file://``."""
     if "://" in location:
         return location
     return Path(location).resolve().as_uri()
@@ -114,8 +115,8 @@ def publish_run_artifacts(
         key=keys["validation"],
         description="O−F (SMAP − forecast, m3 m-3) per analysed day; % of land assimilated",
     )
-    catalog = paths["catalog"]
-    if "://" in catalog or Path(catalog).exists():
+    catalog = paths["catalog"]  # its public URL with SMDA_PRODUCTS_PUBLIC_URL, else a path
+    if "://" in paths["products"] or rt.publisher.catalog_path.exists():
         keys["products"] = artifact_key(flow, rt.region, "products")
         create_link_artifact(
             catalog_url(catalog),

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from smda.storage.chain import canonical_provenance
 
-__all__ = ["public_provenance"]
+__all__ = ["is_provisional", "public_provenance"]
 
 _SECRET = re.compile(
     r"(^|[_\W])(password|passwd|pwd|secret|token|credentials?|api_?key|auth(orization)?|cookie"
@@ -50,3 +50,17 @@ def public_provenance(provenance: Mapping[str, Any]) -> dict[str, Any]:
 
     cleaned: dict[str, Any] = json.loads(canonical_provenance(clean(provenance)))
     return cleaned
+
+
+def is_provisional(provenance: Mapping[str, Any]) -> bool:
+    """Whether a day was made from provisional inputs (ERA5T, MSWEP NRT: it will be recomputed
+    when the final data arrive): an input of ``provenance["inputs"]`` (the ledger records of
+    :func:`smda.storage.inputs.input_versions`) is ``provisional`` or has ``provisional_days``."""
+    inputs = provenance.get("inputs")
+    if not isinstance(inputs, Mapping):
+        return False
+    return any(
+        isinstance(record, Mapping)
+        and (bool(record.get("provisional")) or bool(record.get("provisional_days")))
+        for record in inputs.values()
+    )

@@ -1,11 +1,11 @@
-"""Publishing a day: one Cloud-Optimized GeoTIFF and one STAC item, under a root folder.
+"""Publishing a day: two Cloud-Optimized GeoTIFFs and one STAC item, under a root folder.
 
-The COG is described in :mod:`smda.storage.cog`, the STAC tree and its layout in
+The COGs are described in :mod:`smda.storage.cog`, the STAC tree and its layout in
 :mod:`smda.storage.stac`, the provenance they carry (secrets removed) in
 :mod:`smda.storage.provenance`.
 
 Everything is written atomically (temporary sibling, then rename), and the same inputs give
-byte-identical files. Publishing a day writes its COG and item and rewrites only the
+byte-identical files. Publishing a day writes its COGs and item and rewrites only the
 collection (its extent and one link per day, ~120 bytes a day) and the catalog — never the
 other days' items.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,17 +25,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import rasterio
 import xarray as xr
 
-from smda.storage.cog import BANDS, BandSpec, cog_bands, cog_tags, grid_of, write_cog
+from smda.storage.cog import BANDS, COGS, BandSpec, CogSpec, cog_bands, cog_tags, grid_of, write_cog
 from smda.storage.integrity import file_digest, multihash
 from smda.storage.locks import locked_file
-from smda.storage.provenance import public_provenance
+from smda.storage.provenance import is_provisional, public_provenance
 from smda.storage.stac import (
     COLLECTION_ID,
     ProductTree,
-    add_cog_asset,
+    add_cog_assets,
     day_item,
     extent_union,
     linked_days,
@@ -46,6 +46,8 @@ from smda.storage.stac import (
 __all__ = ["BANDS", "COLLECTION_ID", "BandSpec", "PublishedDay", "Publisher", "public_provenance"]
 
 log = logging.getLogger(__name__)
+
+_COG = re.compile(r"smda_sm_(\d{8})(_[a-z]+)?\.tif$")
 
 
 @dataclass(frozen=True)
@@ -96,11 +98,28 @@ class Publisher:
     def collection_path(self) -> Path:
         return self.tree.collection_path
 
-    def cog_path(self, day: date) -> Path:
-        return self.tree.cog_path(day)
+    @property
+    def catalog_href(self) -> str:
+        """Where people open the catalog: its public URL, else its local path."""
+        return self.tree.url(self.catalog_path) or str(self.catalog_path)
+
+    def cog_path(self, day: date, spec: CogSpec = COGS[0]) -> Path:
+        """The COG ``spec`` (default: the data COG, analysis and uncertainty) of ``day``."""
+        return self.tree.cog_path(day, spec)
 
     def item_path(self, day: date) -> Path:
         return self.tree.item_path(day)
+
+    def files(self, day: date) -> list[Path]:
+        """The files of a published ``day``: its COGs, then its item."""
+        return [*(self.cog_path(day, spec) for spec in COGS), self.item_path(day)]
+
+    def days_on_disk(self) -> list[date]:
+        """The days that have a COG on disk (linked or not), ascending."""
+        found = (_COG.search(p.name) for p in (self.root / "cog").glob("*/smda_sm_*.tif"))
+        return sorted(
+            {date(int(d[:4]), int(d[4:6]), int(d[6:8])) for m in found if m for d in [m[1]]}
+        )
 
     # -- publishing -----------------------------------------------------------------------------
     def publish(
@@ -131,10 +150,26 @@ class Publisher:
             dataset = dataset.isel(lat=slice(None, None, -1))
         grid = grid_of(dataset)
         public = public_provenance(provenance)
-        write_cog(self.cog_path(day), cog_bands(dataset), grid, cog_tags(day, public))
-        forecast_only = bool(dataset.attrs.get("smda_forecast_only", 0))
-        item = day_item(self.tree, day, grid, public, forecast_only=forecast_only)
-        add_cog_asset(item, self.tree, day, file_digest(self.cog_path(day)))
+        bands, tags = cog_bands(dataset), cog_tags(day, public)
+        written = []
+        try:
+            for spec in COGS:
+                write_cog(self.cog_path(day, spec), spec, bands[spec.key], grid, tags)
+                written.append(self.cog_path(day, spec))
+        except BaseException:
+            for path in written:  # no half-published day: the item needs every COG
+                path.unlink(missing_ok=True)
+            raise
+        item = day_item(
+            self.tree,
+            day,
+            grid,
+            public,
+            forecast_only=bool(dataset.attrs.get("smda_forecast_only", 0)),
+            provisional=is_provisional(public),
+        )
+        digests = {spec.key: file_digest(self.cog_path(day, spec)) for spec in COGS}
+        add_cog_assets(item, self.tree, day, digests)
         write_json(self.item_path(day), item.to_dict(include_self_link=True, transform_hrefs=False))
         with self._lock, locked_file(self.collection_path):  # other processes too
             current = self.tree.read_collection()
@@ -152,7 +187,7 @@ class Publisher:
         The days that had been published, ascending.
         """
         drop = set(days)
-        removed = sorted(d for d in drop if self.item_path(d).exists() or self.cog_path(d).exists())
+        removed = sorted(d for d in drop if any(p.exists() for p in self.files(d)))
         with self._lock, locked_file(self.collection_path):  # other processes too
             current = self.tree.read_collection()
             if current is not None:
@@ -160,34 +195,37 @@ class Publisher:
                 bbox = current["extent"]["spatial"]["bbox"][0]
                 write_collection(self.tree, remaining, bbox, license=self.license)
         for d in removed:
-            self.item_path(d).unlink(missing_ok=True)
-            self.cog_path(d).unlink(missing_ok=True)
+            for path in [self.item_path(d), *(self.cog_path(d, spec) for spec in COGS)]:
+                path.unlink(missing_ok=True)
         if removed:
             log.info("unpublished %d days from %s", len(removed), self.root)
         return removed
 
     def problem(self, day: date) -> str | None:
-        """What is wrong with the published ``day``: None when the COG matches its item's
-        ``file:size`` and ``file:checksum`` (older items: when GDAL reads it)."""
-        cog, item_path = self.cog_path(day), self.item_path(day)
-        if not cog.exists() or not item_path.exists():
-            return "COG or STAC item missing"
+        """What is wrong with the published ``day``: None when each COG matches its item's
+        asset (``file:size`` and ``file:checksum``). An item of the one-COG layout (no
+        ``flags`` asset) is out of date: publishing the day again replaces it."""
+        item_path = self.item_path(day)
+        if not item_path.exists():
+            return "STAC item missing"
         try:
-            asset: dict[str, Any] = json.loads(item_path.read_text())["assets"]["data"]
+            assets: dict[str, Any] = json.loads(item_path.read_text())["assets"]
         except (OSError, ValueError, KeyError) as exc:
             return f"the STAC item is unreadable ({exc})"
-        if (got := file_digest(cog)) is None:
-            return "COG missing"
-        if "file:checksum" in asset:
-            if asset.get("file:size") != got[1] or asset["file:checksum"] != multihash(got[0]):
-                return "the COG's size or SHA-256 differs from its STAC item's file:checksum"
-            return None
-        try:
-            with rasterio.open(cog) as src:
-                src.read(1, out_shape=(1, 1))
-        except Exception as exc:  # any GDAL failure means an unreadable COG
-            return f"GDAL cannot read the COG ({exc})"
-        return None
+        problems = []
+        for spec in COGS:
+            cog, asset = self.cog_path(day, spec), assets.get(spec.key)
+            if (got := file_digest(cog)) is None:
+                problems.append(f"{cog.name} missing")
+            elif asset is None:
+                problems.append(f"the STAC item has no {spec.key!r} asset (an older layout)")
+            elif asset.get("file:size") != got[1] or asset.get("file:checksum") != multihash(
+                got[0]
+            ):
+                problems.append(
+                    f"the size or SHA-256 of {cog.name} differs from its STAC asset's file:checksum"
+                )
+        return "; ".join(problems) or None
 
     def published_days(self) -> list[date]:
         """The days linked from the collection, ascending."""

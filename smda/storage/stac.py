@@ -4,18 +4,32 @@ Layout under ``root`` (a local folder; serve it or sync it to object storage as 
 STAC link is relative, and with ``base_url`` the documents also carry absolute ``self``
 links and asset URLs)::
 
-    cog/YYYY/smda_sm_YYYYMMDD.tif                   the day's COG
+    cog/YYYY/smda_sm_YYYYMMDD.tif                   the day's COG of analysis and uncertainty
+    cog/YYYY/smda_sm_YYYYMMDD_flags.tif             the day's COG of flags and observation count
     stac/catalog.json                               catalog ``smda`` → the collection
     stac/smda-sm/collection.json                    collection ``smda-sm``: extent, one link per day
     stac/smda-sm/YYYY/smda_sm_YYYYMMDD.json         the day's item (projection + raster extensions)
 
 Each item covers its day (``datetime`` and ``start_datetime`` at 00:00 UTC, ``end_datetime``
-23:59:59 UTC), carries the provenance as ``smda:provenance``, the projection extension v2.0.0
-(``proj:code`` ``EPSG:4326`` — the successor of ``proj:epsg`` — ``proj:shape``,
-``proj:transform``) on its properties and the raster extension v1.1.0 (``raster:bands``:
-data type, nodata ``nan``, unit, scale, offset) plus STAC 1.1 ``bands`` names on its asset,
-and the file extension v2.1.0 (``file:size``, ``file:checksum``: the COG's SHA-256 as a
-multihash), which ``smda verify`` checks the COG against.
+23:59:59 UTC), carries the provenance as ``smda:provenance``, ``smda:provisional`` (true when an
+input of the day was provisional — ERA5T, MSWEP NRT — so the day will be recomputed),
+``smda:forecast_only``, one ``license`` link per source's terms of use (:data:`SOURCES`; the
+product's ``license`` is ``other``), the projection extension v2.0.0 (``proj:code``
+``EPSG:4326`` — the successor of ``proj:epsg`` — ``proj:shape``, ``proj:transform``) on its
+properties, and one asset per COG (:data:`smda.storage.cog.COGS`: ``data`` and ``flags``) with
+the raster extension v1.1.0 (``raster:bands``: data type, nodata, unit, scale, offset), STAC 1.1
+``bands`` and ``eo:bands`` names (odc-stac and stackstac name the loaded bands by them), the
+file extension v2.1.0 (``file:size``, ``file:checksum``: the COG's SHA-256 as a multihash),
+which ``smda verify`` checks each COG against, and on the ``flags`` band the classification
+extension v2.0.0 (``classification:bitfields``, from :data:`smda.science.flags.FLAGS`).
+
+The collection describes the assets of every item (``item_assets``) and summarises the
+items' fields (``summaries``: ``smda:provisional``, ``smda:forecast_only``, the sources, the
+bands).
+
+With ``base_url`` (``SMDA_PRODUCTS_PUBLIC_URL``) every href — ``self``, ``root``, ``parent``,
+``collection``, ``child``, ``item`` and the assets — is an absolute URL under it; without it
+the tree is self-contained (relative links only).
 
 The documents carry no wall-clock ``created``/``updated`` times, so the same inputs give
 byte-identical files, and they are written atomically.
@@ -24,6 +38,7 @@ byte-identical files, and they are written atomically.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -33,19 +48,24 @@ from pathlib import Path
 from typing import Any
 
 import pystac
+from pystac.extensions.classification import Bitfield, Classification, ClassificationExtension
+from pystac.extensions.eo import EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, NoDataStrings, RasterBand, RasterExtension
 
 from smda.geo.grid import Grid
+from smda.science.flags import FLAGS
 from smda.storage.atomic import atomic_write_bytes
-from smda.storage.cog import BANDS
+from smda.storage.cog import BANDS, COGS, CogSpec
 from smda.storage.integrity import multihash
 
 __all__ = [
     "COLLECTION_ID",
     "FILE_EXTENSION",
+    "SOURCES",
     "ProductTree",
-    "add_cog_asset",
+    "Source",
+    "add_cog_assets",
     "day_item",
     "extent_union",
     "linked_days",
@@ -58,6 +78,42 @@ COLLECTION_ID = "smda-sm"
 FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 """STAC file extension: ``file:size`` and ``file:checksum`` (multihash) of the COG asset."""
 _ITEM = re.compile(r"smda_sm_(\d{8})\.json$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input of the product: who produces it, where, and its terms of use."""
+
+    name: str
+    producer: str
+    url: str
+    terms: str
+    """URL of the terms of use (linked from every item as a ``license`` link)."""
+
+
+SOURCES = (
+    Source(
+        "SMAP L3",
+        "NASA NSIDC DAAC (SMAP L3)",
+        "https://nsidc.org/data/spl3smp_e",
+        "https://www.earthdata.nasa.gov/engage/open-data-services-software-policies/data-use-guidance",
+    ),
+    Source(
+        "ERA5",
+        "ECMWF / Copernicus Climate Change Service (ERA5)",
+        "https://cds.climate.copernicus.eu",
+        "https://cds.climate.copernicus.eu/licences/licence-to-use-copernicus-products",
+    ),
+    Source(
+        "MSWEP",
+        "GloH2O (MSWEP)",
+        "https://www.gloh2o.org/mswep/",
+        "https://www.gloh2o.org/mswep/",
+    ),
+)
+"""The product's sources and their terms of use, the one place that names them: MSWEP's terms
+restrict use, so the product's ``license`` is ``other`` and each item links every source's
+terms."""
 
 
 def item_name(day: date) -> str:
@@ -98,8 +154,9 @@ class ProductTree:
     def collection_path(self) -> Path:
         return self.root / "stac" / COLLECTION_ID / "collection.json"
 
-    def cog_path(self, day: date) -> Path:
-        return self.root / "cog" / f"{day:%Y}" / f"{item_name(day)}.tif"
+    def cog_path(self, day: date, spec: CogSpec = COGS[0]) -> Path:
+        """The COG ``spec`` (default: the data COG) of ``day``."""
+        return self.root / "cog" / f"{day:%Y}" / f"{item_name(day)}{spec.suffix}.tif"
 
     def item_path(self, day: date) -> Path:
         return self.root / "stac" / COLLECTION_ID / f"{day:%Y}" / f"{item_name(day)}.json"
@@ -110,13 +167,14 @@ class ProductTree:
             return None
         return f"{self.base_url}/{path.relative_to(self.root).as_posix()}"
 
-    def asset_href(self, target: Path, document: Path) -> str:
-        """The href of an asset file from ``document``: its URL, else a relative path."""
+    def href(self, target: Path, document: Path) -> str:
+        """The href of ``target`` in ``document``: its URL, else a relative path."""
         return self.url(target) or _rel(target, document)
 
     def links(self, document: Path, links: Iterable[tuple[str, Path]]) -> list[pystac.Link]:
+        """Links of ``document`` (``self`` too when served at ``base_url``)."""
         out = [
-            pystac.Link(rel, _rel(target, document), media_type=pystac.MediaType.JSON)
+            pystac.Link(rel, self.href(target, document), media_type=pystac.MediaType.JSON)
             for rel, target in links
         ]
         if (url := self.url(document)) is not None:
@@ -178,9 +236,16 @@ def write_json(path: Path, document: Mapping[str, Any]) -> None:
 
 
 def day_item(
-    tree: ProductTree, day: date, grid: Grid, provenance: dict[str, Any], *, forecast_only: bool
+    tree: ProductTree,
+    day: date,
+    grid: Grid,
+    provenance: dict[str, Any],
+    *,
+    forecast_only: bool,
+    provisional: bool,
 ) -> pystac.Item:
-    """The STAC item of ``day`` without assets: geometry, times, provenance, projection."""
+    """The STAC item of ``day`` without assets: geometry, times, provenance, projection,
+    links (with the sources' terms of use)."""
     geometry, bbox = _geometry(grid)
     item = pystac.Item(
         id=item_name(day),
@@ -189,7 +254,11 @@ def day_item(
         datetime=_utc(day),
         start_datetime=_utc(day),
         end_datetime=_utc(day, time(23, 59, 59)),
-        properties={"smda:provenance": provenance, "smda:forecast_only": forecast_only},
+        properties={
+            "smda:provenance": provenance,
+            "smda:provisional": provisional,
+            "smda:forecast_only": forecast_only,
+        },
         collection=COLLECTION_ID,
     )
     item.clear_links()
@@ -203,43 +272,93 @@ def day_item(
             ],
         )
     )
+    item.add_links(_license_links())
     ProjectionExtension.ext(item, add_if_missing=True).apply(
         epsg=4326, shape=[grid.nrows, grid.ncols], transform=list(grid.transform)
     )
     return item
 
 
-def add_cog_asset(
-    item: pystac.Item, tree: ProductTree, day: date, digest: tuple[str, int] | None
+def _license_links() -> list[pystac.Link]:
+    return [
+        pystac.Link("license", src.terms, media_type="text/html", title=f"{src.name} terms of use")
+        for src in SOURCES
+    ]
+
+
+def _raster_bands(spec: CogSpec) -> list[dict[str, Any]]:
+    """``raster:bands`` of the COG ``spec`` (the classification of the flags band included)."""
+    nodata = NoDataStrings.NAN if math.isnan(spec.nodata) else int(spec.nodata)
+    out = []
+    for band in spec.bands:
+        raster = RasterBand.create(
+            nodata=nodata, data_type=DataType(spec.dtype), unit=band.unit, scale=1.0, offset=0.0
+        ).to_dict()
+        if band.name == "flags":
+            raster["classification:bitfields"] = [b.to_dict() for b in _bitfields()]
+        out.append(raster)
+    return out
+
+
+def _bitfields() -> list[Bitfield]:
+    """The flags as classification v2.0.0 bit fields: one bit each, set or not."""
+    return [
+        Bitfield.create(
+            offset=f.bit,
+            length=1,
+            name=f.name,
+            description=f.description,
+            classes=[
+                Classification.create(value=0, name=f"not_{f.name}"),
+                Classification.create(value=1, name=f.name, description=f.description),
+            ],
+        )
+        for f in FLAGS
+    ]
+
+
+def _asset_fields(spec: CogSpec) -> dict[str, Any]:
+    """What every item's asset of the COG ``spec`` holds: title, type, roles, bands."""
+    return {
+        "title": spec.title,
+        "type": pystac.MediaType.COG,
+        "roles": ["data"],
+        "bands": [{"name": b.name, "description": b.description} for b in spec.bands],
+        "eo:bands": [{"name": b.name, "description": b.description} for b in spec.bands],
+        "raster:bands": _raster_bands(spec),
+    }
+
+
+def add_cog_assets(
+    item: pystac.Item,
+    tree: ProductTree,
+    day: date,
+    digests: Mapping[str, tuple[str, int] | None],
 ) -> None:
-    """Add the COG of ``day`` to its item as asset ``data``, with its raster bands and its
-    size and checksum (the file extension: what ``smda verify`` checks the COG against)."""
-    cog = tree.cog_path(day)
-    asset = pystac.Asset(
-        href=tree.asset_href(cog, tree.item_path(day)),
-        title=f"smda soil moisture {day}",
-        description="bands: " + "; ".join(f"{i} {b.name}" for i, b in enumerate(BANDS, 1)),
-        media_type=pystac.MediaType.COG,
-        roles=["data"],
-    )
-    asset.extra_fields["bands"] = [{"name": b.name, "description": b.description} for b in BANDS]
-    if digest is not None:
-        asset.extra_fields["file:size"] = digest[1]
-        asset.extra_fields["file:checksum"] = multihash(digest[0])
+    """Add the COGs of ``day`` to its item (asset per :data:`~smda.storage.cog.COGS` key) with
+    their bands and their size and checksum (the file extension: what ``smda verify`` checks
+    each COG against)."""
+    for spec in COGS:
+        fields = _asset_fields(spec)
+        asset = pystac.Asset(
+            href=tree.href(tree.cog_path(day, spec), tree.item_path(day)),
+            title=f"smda {spec.title} {day}",
+            description="bands: "
+            + "; ".join(f"{i} {b.name} ({b.unit})" for i, b in enumerate(spec.bands, 1)),
+            media_type=fields.pop("type"),
+            roles=fields.pop("roles"),
+        )
+        fields.pop("title")
+        asset.extra_fields.update(fields)
+        if (digest := digests.get(spec.key)) is not None:
+            asset.extra_fields["file:size"] = digest[1]
+            asset.extra_fields["file:checksum"] = multihash(digest[0])
+        item.add_asset(spec.key, asset)
+    RasterExtension.add_to(item)
+    EOExtension.add_to(item)
+    ClassificationExtension.add_to(item)
+    if any(d is not None for d in digests.values()):
         item.stac_extensions.append(FILE_EXTENSION)
-    item.add_asset("data", asset)
-    RasterExtension.ext(asset, add_if_missing=True).apply(
-        [
-            RasterBand.create(
-                nodata=NoDataStrings.NAN,
-                data_type=DataType.FLOAT32,
-                unit=b.unit,
-                scale=1.0,
-                offset=0.0,
-            )
-            for b in BANDS
-        ]
-    )
 
 
 def write_collection(
@@ -265,9 +384,21 @@ def write_collection(
             [("root", tree.catalog_path), ("parent", tree.catalog_path)],
         )
     )
+    collection.add_links(_license_links())
     document = collection.to_dict(include_self_link=True, transform_hrefs=False)
+    document["stac_extensions"] = [
+        RasterExtension.get_schema_uri(),
+        EOExtension.get_schema_uri(),
+        ClassificationExtension.get_schema_uri(),
+    ]
+    document["item_assets"] = {spec.key: _asset_fields(spec) for spec in COGS}
+    document["summaries"] = _SUMMARIES
     document["links"] += [
-        {"rel": "item", "href": f"./{d:%Y}/{item_name(d)}.json", "type": pystac.MediaType.GEOJSON}
+        {
+            "rel": "item",
+            "href": tree.href(tree.item_path(d), tree.collection_path),
+            "type": pystac.MediaType.GEOJSON,
+        }
         for d in days
     ]
     write_json(tree.collection_path, document)
@@ -293,25 +424,29 @@ def write_catalog(tree: ProductTree) -> None:
 _DESCRIPTION = (
     "Seamless daily surface (0-5 cm) soil moisture (m3 m-3) on the 0.25° grid by ML-DA: a "
     "LightGBM model driven by ERA5 and MSWEP steps forward from the previous analysis and is "
-    "nudged toward SMAP L3 retrievals. One COG per day; bands: "
-    + "; ".join(f"{i} {b.name} ({b.unit})" for i, b in enumerate(BANDS, 1))
-    + ". Nodata: NaN (sea). Flags: "
-    + BANDS[3].description
-    + "."
+    "nudged toward SMAP L3 retrievals. Two COGs per day: "
+    + "; ".join(
+        f"{spec.key} ({spec.dtype}, nodata {spec.nodata}): "
+        + ", ".join(f"{b.name} ({b.unit})" for b in spec.bands)
+        for spec in COGS
+    )
+    + ". Nodata over sea. Flags: "
+    + ", ".join(f"{f.mask} {f.name}" for f in FLAGS)
+    + ". Days made from provisional inputs (ERA5T, MSWEP NRT) have smda:provisional true and "
+    "are recomputed when the final inputs arrive. Terms of use: those of each source (license "
+    "links)."
 )
 _PROVIDERS = [
     pystac.Provider("smda", roles=[pystac.ProviderRole.PROCESSOR, pystac.ProviderRole.HOST]),
-    pystac.Provider(
-        "NASA NSIDC DAAC (SMAP L3)",
-        roles=[pystac.ProviderRole.PRODUCER],
-        url="https://nsidc.org/data/spl3smp_e",
-    ),
-    pystac.Provider(
-        "ECMWF / Copernicus Climate Change Service (ERA5)",
-        roles=[pystac.ProviderRole.PRODUCER],
-        url="https://cds.climate.copernicus.eu",
-    ),
-    pystac.Provider(
-        "GloH2O (MSWEP)", roles=[pystac.ProviderRole.PRODUCER], url="https://www.gloh2o.org/mswep/"
+    *(
+        pystac.Provider(s.producer, roles=[pystac.ProviderRole.PRODUCER], url=s.url)
+        for s in SOURCES
     ),
 ]
+_SUMMARIES: dict[str, Any] = {
+    "smda:provisional": [False, True],
+    "smda:forecast_only": [False, True],
+    "smda:sources": [s.name for s in SOURCES],
+    "platform": ["SMAP"],
+    "bands": [{"name": b.name, "description": b.description, "unit": b.unit} for b in BANDS],
+}
