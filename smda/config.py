@@ -98,8 +98,8 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("http://", "https://")) or "@" in value.split("/")[2]:
             raise ValueError(
-                f"{value!r} is not an http(s):// URL without credentials "
-                "(the public address of the products folder)"
+                "not an http(s):// URL without credentials (the public address at which "
+                "SMDA_PRODUCTS_URL is served)"
             )
         return value.rstrip("/")
 
