@@ -248,6 +248,7 @@ def test_rerun_is_byte_identical(tmp_path: Path) -> None:
         publisher.publish(D0, ds, provenance())
     for path in (
         Path("cog/2024/smda_sm_20240701.tif"),
+        Path("cog/2024/smda_sm_20240701_flags.tif"),
         Path("stac/smda-sm/2024/smda_sm_20240701.json"),
         Path("stac/smda-sm/collection.json"),
         Path("stac/catalog.json"),
