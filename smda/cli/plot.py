@@ -78,4 +78,4 @@ def plot(
         path = render_point_series(series, out or Path(name))
         for note in series.notes:
             console.print(f"note: {note}", soft_wrap=True, highlight=False)
-    typer.echo(str(path))
+    typer.echo(str(path.resolve()))

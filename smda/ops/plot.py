@@ -187,7 +187,7 @@ def _where(series: PointSeries) -> str:
 def render_point_series(series: PointSeries, out: Path | str) -> Path:
     """Write the figure of ``series`` (module docstring) as a PNG at ``out``; return it."""
     fig = Figure(figsize=(10, 4.8), dpi=DPI, facecolor="white")
-    ax = fig.add_axes((0.08, 0.2, 0.7, 0.66))
+    ax = fig.add_axes((0.08, 0.2, 0.66, 0.66))
     t = np.array(series.days, dtype="datetime64[D]")
     low, high = series.analysis - series.uncertainty, series.analysis + series.uncertainty
     ax.fill_between(t, low, high, color="#9ecae1", alpha=0.6, linewidth=0, label="analysis ± 1 σ")

@@ -102,8 +102,8 @@ def test_the_scale_is_fixed_and_monotonic(tmp_path: Path) -> None:
     other = np.where(np.arange(40)[None, :] < 20, analysis, 0.05)
     two = render_quicklook(_state(GRID, other, np.ones(GRID.shape, bool)), tmp_path / "b.png")
     layout = quicklook_layout(GRID.shape)
-    with Image.open(one) as a, Image.open(two) as b:
-        a, b = a.convert("RGBA"), b.convert("RGBA")
+    with Image.open(one) as first, Image.open(two) as second:
+        a, b = first.convert("RGBA"), second.convert("RGBA")
         row = [_pixel(a, layout, 20, 4 * i) for i in range(10)]
         assert [_pixel(b, layout, 20, 4 * i) for i in range(5)] == row[:5]
         lightness = [sum(c[:3]) for c in row]
