@@ -204,9 +204,9 @@ def render_point_series(series: PointSeries, out: Path | str) -> Path:
     )
     ax.set_ylabel("soil moisture (m³ m⁻³)")
     ax.grid(True, linewidth=0.4, alpha=0.5)
-    locator = AutoDateLocator()
+    locator = AutoDateLocator()  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     ax.set_xlim(t[0] - np.timedelta64(1, "D"), t[-1] + np.timedelta64(1, "D"))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     lon, lat = series.point

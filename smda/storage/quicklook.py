@@ -199,7 +199,7 @@ def render_quicklook(
     if day is None and "smda_day" not in state.attrs:
         raise ValueError("the state has no smda_day attribute: give the day")
     label = day.isoformat() if day is not None else str(state.attrs["smda_day"])
-    layout = quicklook_layout(state["analysis"].shape)
+    layout = quicklook_layout((state.sizes["lat"], state.sizes["lon"]))
     fig = Figure(figsize=(layout.width / DPI, layout.height / DPI), dpi=DPI, facecolor="white")
     pixels = np.repeat(np.repeat(_rgba(state), layout.cell, axis=0), layout.cell, axis=1)
     fig.figimage(pixels, xo=layout.map_left, yo=layout.map_bottom, origin="upper", zorder=0)
@@ -230,13 +230,13 @@ def render_quicklook(
 
 def _axes_rect(
     layout: QuicklookLayout, left: float, bottom: float, width: float, height: float
-) -> list[float]:
-    return [
+) -> tuple[float, float, float, float]:
+    return (
         left / layout.width,
         bottom / layout.height,
         width / layout.width,
         height / layout.height,
-    ]
+    )
 
 
 def _frame(fig: Figure, state: xr.Dataset, layout: QuicklookLayout) -> None:
