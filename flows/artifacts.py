@@ -165,15 +165,17 @@ def quicklook_markdown(day: date, region: str, path: Path, url: str | None) -> s
     )
 
 
-def publish_quicklook_artifact(flow: str, run: RunContext, day: date, path: Path) -> str | None:
-    """Create the ``…-quicklook`` artifact of ``day`` from its PNG at ``path`` (under the
-    region's products); return its key, or None when the PNG does not exist.
+def publish_quicklook_artifact(flow: str, run: RunContext, day: date) -> str | None:
+    """Create the ``…-quicklook`` artifact of ``day`` from the quick-look PNG its publishing
+    wrote (:meth:`smda.storage.publish.Publisher.quicklook_path`); return its key, or None when
+    there is no PNG (the day was not published).
 
     Must be called inside a flow or task run.
     """
+    rt = open_runtime(run)
+    path = rt.publisher.quicklook_path(day)
     if not path.exists():
         return None
-    rt = open_runtime(run)
     url = served_url(path, rt.publisher.root, rt.publisher.base_url)
     key = artifact_key(flow, rt.region, "quicklook")
     create_markdown_artifact(

@@ -1,8 +1,9 @@
-"""Publishing a day: two Cloud-Optimized GeoTIFFs and one STAC item, under a root folder.
+"""Publishing a day: two Cloud-Optimized GeoTIFFs, a quick-look PNG and one STAC item, under a
+root folder.
 
-The COGs are described in :mod:`smda.storage.cog`, the STAC tree and its layout in
-:mod:`smda.storage.stac`, the provenance they carry (secrets removed) in
-:mod:`smda.storage.provenance`.
+The COGs are described in :mod:`smda.storage.cog`, the quick-look (the item's thumbnail) in
+:mod:`smda.storage.quicklook`, the STAC tree and its layout in :mod:`smda.storage.stac`, the
+provenance they carry (secrets removed) in :mod:`smda.storage.provenance`.
 
 Everything is written atomically (temporary sibling, then rename), and the same inputs give
 byte-identical files. Publishing a day writes its COGs and item and rewrites only the
@@ -35,6 +36,7 @@ from smda.storage.stac import (
     COLLECTION_ID,
     ProductTree,
     add_cog_assets,
+    add_thumbnail_asset,
     day_item,
     extent_union,
     linked_days,
@@ -56,6 +58,7 @@ class PublishedDay:
 
     cog: Path
     item: Path
+    quicklook: Path
 
 
 class Publisher:
@@ -110,9 +113,14 @@ class Publisher:
     def item_path(self, day: date) -> Path:
         return self.tree.item_path(day)
 
+    def quicklook_path(self, day: date) -> Path:
+        """The quick-look PNG of ``day`` (the item's thumbnail), next to its COGs."""
+        return self.tree.quicklook_path(day)
+
     def files(self, day: date) -> list[Path]:
-        """The files of a published ``day``: its COGs, then its item."""
-        return [*(self.cog_path(day, spec) for spec in COGS), self.item_path(day)]
+        """The files of a published ``day``: its COGs, its quick-look, then its item."""
+        cogs = [self.cog_path(day, spec) for spec in COGS]
+        return [*cogs, self.quicklook_path(day), self.item_path(day)]
 
     def days_on_disk(self) -> list[date]:
         """The days that have a COG on disk (linked or not), ascending."""
@@ -151,13 +159,16 @@ class Publisher:
         grid = grid_of(dataset)
         public = public_provenance(provenance)
         bands, tags = cog_bands(dataset), cog_tags(day, public)
+        from smda.storage.quicklook import render_quicklook  # matplotlib: only when publishing
+
         written = []
         try:
             for spec in COGS:
                 write_cog(self.cog_path(day, spec), spec, bands[spec.key], grid, tags)
                 written.append(self.cog_path(day, spec))
+            render_quicklook(dataset, self.quicklook_path(day), day=day)
         except BaseException:
-            for path in written:  # no half-published day: the item needs every COG
+            for path in written:  # no half-published day: the item needs every file
                 path.unlink(missing_ok=True)
             raise
         item = day_item(
@@ -170,6 +181,7 @@ class Publisher:
         )
         digests = {spec.key: file_digest(self.cog_path(day, spec)) for spec in COGS}
         add_cog_assets(item, self.tree, day, digests)
+        add_thumbnail_asset(item, self.tree, day)
         write_json(self.item_path(day), item.to_dict(include_self_link=True, transform_hrefs=False))
         with self._lock, locked_file(self.collection_path):  # other processes too
             current = self.tree.read_collection()
@@ -177,7 +189,7 @@ class Publisher:
             write_collection(self.tree, days, extent_union(current, grid), license=self.license)
             write_catalog(self.tree)
         log.info("published %s: %s", day, self.cog_path(day))
-        return PublishedDay(cog=self.cog_path(day), item=self.item_path(day))
+        return PublishedDay(self.cog_path(day), self.item_path(day), self.quicklook_path(day))
 
     def unpublish(self, days: Iterable[date]) -> list[date]:
         """Withdraw days: their collection links first, then their items and COGs.
@@ -195,7 +207,7 @@ class Publisher:
                 bbox = current["extent"]["spatial"]["bbox"][0]
                 write_collection(self.tree, remaining, bbox, license=self.license)
         for d in removed:
-            for path in [self.item_path(d), *(self.cog_path(d, spec) for spec in COGS)]:
+            for path in [self.item_path(d), *self.files(d)]:  # the item first
                 path.unlink(missing_ok=True)
         if removed:
             log.info("unpublished %d days from %s", len(removed), self.root)

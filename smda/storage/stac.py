@@ -6,6 +6,7 @@ links and asset URLs)::
 
     cog/YYYY/smda_sm_YYYYMMDD.tif                   the day's COG of analysis and uncertainty
     cog/YYYY/smda_sm_YYYYMMDD_flags.tif             the day's COG of flags and observation count
+    cog/YYYY/smda_sm_YYYYMMDD.png                   its quick-look (:mod:`smda.storage.quicklook`)
     stac/catalog.json                               catalog ``smda`` → the collection
     stac/smda-sm/collection.json                    collection ``smda-sm``: extent, one link per day
     stac/smda-sm/YYYY/smda_sm_YYYYMMDD.json         the day's item (projection + raster extensions)
@@ -21,7 +22,8 @@ the raster extension v1.1.0 (``raster:bands``: data type, nodata, unit, scale, o
 ``bands`` and ``eo:bands`` names (odc-stac and stackstac name the loaded bands by them), the
 file extension v2.1.0 (``file:size``, ``file:checksum``: the COG's SHA-256 as a multihash),
 which ``smda verify`` checks each COG against, and on the ``flags`` band the classification
-extension v2.0.0 (``classification:bitfields``, from :data:`smda.science.flags.FLAGS`).
+extension v2.0.0 (``classification:bitfields``, from :data:`smda.science.flags.FLAGS`). The
+day's quick-look PNG is its ``thumbnail`` asset (roles ``thumbnail`` and ``overview``).
 
 The collection describes the assets of every item (``item_assets``) and summarises the
 items' fields (``summaries``: ``smda:provisional``, ``smda:forecast_only``, the sources, the
@@ -66,6 +68,7 @@ __all__ = [
     "ProductTree",
     "Source",
     "add_cog_assets",
+    "add_thumbnail_asset",
     "day_item",
     "extent_union",
     "linked_days",
@@ -160,6 +163,10 @@ class ProductTree:
 
     def item_path(self, day: date) -> Path:
         return self.root / "stac" / COLLECTION_ID / f"{day:%Y}" / f"{item_name(day)}.json"
+
+    def quicklook_path(self, day: date) -> Path:
+        """The quick-look PNG of ``day``, next to its COGs."""
+        return self.root / "cog" / f"{day:%Y}" / f"{item_name(day)}.png"
 
     def url(self, path: Path) -> str | None:
         """The public URL of ``path`` (None without ``base_url``)."""
@@ -361,6 +368,30 @@ def add_cog_assets(
         item.stac_extensions.append(FILE_EXTENSION)
 
 
+THUMBNAIL: dict[str, Any] = {
+    "title": "quick-look",
+    "description": "the analysis on a fixed scale of 0-0.5 m3 m-3 (YlGnBu), sea in grey",
+    "type": pystac.MediaType.PNG,
+    "roles": ["thumbnail", "overview"],
+}
+"""What every item's ``thumbnail`` asset holds besides its href (and the collection's
+``item_assets`` announce)."""
+
+
+def add_thumbnail_asset(item: pystac.Item, tree: ProductTree, day: date) -> None:
+    """Add the quick-look PNG of ``day`` to its item as asset ``thumbnail``."""
+    item.add_asset(
+        "thumbnail",
+        pystac.Asset(
+            href=tree.href(tree.quicklook_path(day), tree.item_path(day)),
+            title=f"quick-look of the soil moisture analysis of {day}",
+            description=THUMBNAIL["description"],
+            media_type=THUMBNAIL["type"],
+            roles=THUMBNAIL["roles"],
+        ),
+    )
+
+
 def write_collection(
     tree: ProductTree, days: list[date], bbox: list[float], *, license: str
 ) -> None:
@@ -392,6 +423,7 @@ def write_collection(
         ClassificationExtension.get_schema_uri(),
     ]
     document["item_assets"] = {spec.key: _asset_fields(spec) for spec in COGS}
+    document["item_assets"]["thumbnail"] = dict(THUMBNAIL)
     document["summaries"] = _SUMMARIES
     document["links"] += [
         {

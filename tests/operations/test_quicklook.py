@@ -1,19 +1,26 @@
 """The quick-look PNG of a day: a valid PNG of the announced size, sea and land without an
-analysis in their own colours, land cells on the fixed colour scale, north up, deterministic."""
+analysis in their own colours, land cells on the fixed colour scale, north up, deterministic;
+written next to the COG when a day is published, as the STAC item's thumbnail."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pystac
 import pytest
 import xarray as xr
 from PIL import Image
+from pystac.validation import validate_dict
+from state_helpers import provenance, small_result, small_uncertainty
 
 from smda.geo.grid import GLOBAL_025, BBox, Grid
 from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND
+from smda.storage.chain import StateChain
+from smda.storage.publish import Publisher
 from smda.storage.quicklook import (
     NO_DATA_COLOUR,
     SEA_COLOUR,
@@ -152,3 +159,42 @@ def test_a_state_without_flags_is_refused(known: xr.Dataset, tmp_path: Path) -> 
     with pytest.raises(ValueError, match="flags"):
         render_quicklook(known.drop_vars("flags"), tmp_path / "q.png")
     assert not (tmp_path / "q.png").exists()
+
+
+# -- the quick-look as the STAC item's thumbnail ----------------------------------------------
+def _published(tmp_path: Path, **options: str) -> tuple[Publisher, xr.Dataset]:
+    chain = StateChain(tmp_path / "state")
+    result = small_result(DAY)
+    chain.write(result, uncertainty=small_uncertainty(result), provenance=provenance())
+    publisher = Publisher(tmp_path / "pub", **options)  # type: ignore[arg-type]
+    state = chain.read(DAY)
+    publisher.publish(DAY, state, provenance())
+    return publisher, state
+
+
+def test_publishing_a_day_writes_its_quicklook_as_the_items_thumbnail(tmp_path: Path) -> None:
+    publisher, state = _published(tmp_path)
+    png = publisher.quicklook_path(DAY)
+    assert png == publisher.cog_path(DAY).with_suffix(".png") and png.is_file()
+    assert png.read_bytes() == render_quicklook(state, tmp_path / "same.png").read_bytes()
+    item = pystac.Item.from_file(str(publisher.item_path(DAY)))
+    thumb = item.assets["thumbnail"]
+    assert thumb.roles == ["thumbnail", "overview"]
+    assert thumb.media_type == pystac.MediaType.PNG == "image/png"
+    assert Path(thumb.get_absolute_href() or "") == png
+    assert item.assets["data"].roles == ["data"]  # the COG is still the data asset
+    validate_dict(json.loads(publisher.item_path(DAY).read_text()), extensions=[])
+
+
+def test_a_served_thumbnail_has_an_absolute_url(tmp_path: Path) -> None:
+    publisher, _ = _published(tmp_path, base_url="https://data.example.org/smda")
+    item = json.loads(publisher.item_path(DAY).read_text())
+    assert item["assets"]["thumbnail"]["href"] == (
+        "https://data.example.org/smda/cog/2024/smda_sm_20240720.png"
+    )
+
+
+def test_unpublishing_a_day_removes_its_quicklook(tmp_path: Path) -> None:
+    publisher, _ = _published(tmp_path)
+    assert publisher.unpublish([DAY]) == [DAY]
+    assert not publisher.quicklook_path(DAY).exists()

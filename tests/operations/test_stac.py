@@ -106,7 +106,10 @@ def test_collection_describes_item_assets_and_summaries(tmp_path: Path) -> None:
     _, publisher = _month(tmp_path)
     collection = json.loads(publisher.collection_path.read_text())
     assets = collection["item_assets"]
-    assert set(assets) == {spec.key for spec in COGS} == {"data", "flags"}
+    assert (
+        set(assets) == {spec.key for spec in COGS} | {"thumbnail"} == {"data", "flags", "thumbnail"}
+    )
+    assert assets["thumbnail"]["type"] == "image/png"
     for spec in COGS:
         assert [b["name"] for b in assets[spec.key]["bands"]] == [b.name for b in spec.bands]
         assert {b["data_type"] for b in assets[spec.key]["raster:bands"]} == {spec.dtype}
@@ -116,8 +119,10 @@ def test_collection_describes_item_assets_and_summaries(tmp_path: Path) -> None:
     assert summaries["smda:sources"] == [s.name for s in SOURCES]
     for item in _items(publisher):  # every item has what item_assets announce
         assert set(item.assets) == set(assets)
-        for key, asset in item.assets.items():
-            assert asset.extra_fields["raster:bands"] == assets[key]["raster:bands"]
+        for spec in COGS:
+            asset = item.assets[spec.key]
+            assert asset.extra_fields["raster:bands"] == assets[spec.key]["raster:bands"]
+        assert item.assets["thumbnail"].roles == assets["thumbnail"]["roles"]
 
 
 def _bitfields(item: pystac.Item) -> list[Bitfield]:
