@@ -10,7 +10,11 @@ Every run of a flow publishes, under keys that group the runs of one flow and re
 - ``…-validation`` (table): the validation figures of the days analysed (O−F per day, the
   fraction assimilated; in-situ skill where ISMN stations are staged), or one row saying that no
   day was analysed;
-- ``…-products`` (link): the STAC catalog of the published products.
+- ``…-products`` (link): the STAC catalog of the published products;
+- ``…-quicklook`` (markdown, :func:`publish_quicklook_artifact`): the quick-look map of the
+  newest day analysed, shown as an image when the products are served over HTTP(S) (the
+  publisher's ``base_url``, from ``SMDA_PRODUCTS_PUBLIC_URL``) — a browser cannot open a local
+  file from the UI, so otherwise the artifact gives the file's path and says how to serve it.
 
 The text itself comes from the library (:func:`smda.ops.summary_markdown`,
 :meth:`smda.ops.ValidationReport.rows`); this module only files it with Prefect.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from prefect.artifacts import (
@@ -39,8 +44,16 @@ from smda.ops import (
     summary_markdown,
 )
 from smda.ops.outcome import RunOutcome
+from smda.storage.quicklook import region_label
 
-__all__ = ["artifact_key", "catalog_url", "publish_run_artifacts"]
+__all__ = [
+    "artifact_key",
+    "catalog_url",
+    "publish_quicklook_artifact",
+    "publish_run_artifacts",
+    "quicklook_markdown",
+    "served_url",
+]
 
 
 def artifact_key(flow: str, region: str, what: str) -> str:
@@ -50,7 +63,8 @@ def artifact_key(flow: str, region: str, what: str) -> str:
 
 
 def catalog_url(location: str) -> str:
-    """A URL for a catalog location: fsspec URLs as they are, local paths as ``file://``."""
+    """A URL for a catalog location: URLs (the public ``https://`` one with
+    ``SMDA_PRODUCTS_PUBLIC_URL``, fsspec ones) as they are, local paths as ``file://``."""
     if "://" in location:
         return location
     return Path(location).resolve().as_uri()
@@ -114,8 +128,8 @@ def publish_run_artifacts(
         key=keys["validation"],
         description="O−F (SMAP − forecast, m3 m-3) per analysed day; % of land assimilated",
     )
-    catalog = paths["catalog"]
-    if "://" in catalog or Path(catalog).exists():
+    catalog = paths["catalog"]  # its public URL with SMDA_PRODUCTS_PUBLIC_URL, else a path
+    if "://" in paths["products"] or rt.publisher.catalog_path.exists():
         keys["products"] = artifact_key(flow, rt.region, "products")
         create_link_artifact(
             catalog_url(catalog),
@@ -124,3 +138,49 @@ def publish_run_artifacts(
             description="Published COGs (analysis, flags, obs count, uncertainty) and STAC items",
         )
     return keys
+
+
+def served_url(path: Path, root: Path, base_url: str | None) -> str | None:
+    """The HTTP(S) URL of ``path`` (a file under the products ``root``) when ``root`` is served
+    at ``base_url``; None when it is not served (no base URL, or not an HTTP(S) one)."""
+    if not base_url or not base_url.startswith(("http://", "https://")):
+        return None
+    return f"{base_url.rstrip('/')}/{path.relative_to(root).as_posix()}"
+
+
+def quicklook_markdown(day: date, region: str, path: Path, url: str | None) -> str:
+    """The text of the quick-look artifact: the image from ``url``, or the file's path and how
+    to make it viewable when the products are not served."""
+    title = f"## Soil moisture analysis of {day} ({region})\n\n"
+    if url is not None:
+        return (
+            f"{title}![quick-look of {day}]({url})\n\n"
+            f"Fixed colour scale 0–0.5 m3 m-3, land only. [PNG]({url})\n"
+        )
+    return (
+        f"{title}Quick-look map (PNG): `{path}`\n\n"
+        "The products are not served over HTTP(S), so the UI cannot show the image: serve the "
+        "products folder and set `SMDA_PRODUCTS_PUBLIC_URL` to its URL to see the map here, or "
+        "open the file above on the machine that ran the flow.\n"
+    )
+
+
+def publish_quicklook_artifact(flow: str, run: RunContext, day: date) -> str | None:
+    """Create the ``…-quicklook`` artifact of ``day`` from the quick-look PNG its publishing
+    wrote (:meth:`smda.storage.publish.Publisher.quicklook_path`); return its key, or None when
+    there is no PNG (the day was not published).
+
+    Must be called inside a flow or task run.
+    """
+    rt = open_runtime(run)
+    path = rt.publisher.quicklook_path(day)
+    if not path.exists():
+        return None
+    url = served_url(path, rt.publisher.root, rt.publisher.base_url)
+    key = artifact_key(flow, rt.region, "quicklook")
+    create_markdown_artifact(
+        quicklook_markdown(day, region_label(rt.grid.lats, rt.grid.lons), path, url),
+        key=key,
+        description=f"quick-look of the smda analysis of {day} ({rt.region})",
+    )
+    return key

@@ -6,7 +6,8 @@ One run (scheduled daily by ``deployments/prefect.yaml``)::
       └─ fetch the ready days, one task per source in parallel (tagged by provider)
           └─ run-day D1, D2, … in order (an outage is caught up in one run; a day without SMAP
              is a forecast-only day, flagged, not a failure)
-              └─ validate the days run → artifacts (summary, validation table, products link)
+              └─ validate the days run → artifacts (summary, validation table, products link,
+                 the quick-look map of the newest day run)
 
 A missing input is normal: when the required inputs (ERA5, MSWEP) of the next day are not
 published yet the run ends in a *Completed* state named ``Waiting`` whose message says what it
@@ -27,7 +28,7 @@ from prefect import State, flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed
 
-from flows.artifacts import publish_run_artifacts
+from flows.artifacts import publish_quicklook_artifact, publish_run_artifacts
 from flows.outcomes import (
     daily_run_name,
     days_label,
@@ -127,6 +128,8 @@ def daily(region: str | None = None) -> list[DayRun] | State:
     publish_run_artifacts(
         "daily", run, runs=runs, plan=plan, report=report, validation=validation, outcome=outcome
     )
+    if runs:
+        publish_quicklook_artifact("daily", run, max(r.day for r in runs))
     if outcome.status == "failed":
         log.error("%s — %s", outcome.reason, outcome.advice)
         mark_reported()

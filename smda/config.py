@@ -21,6 +21,10 @@ variable                    meaning
 ``SMDA_STATE_URL``          fsspec URL of the state chain (default ``<data_dir>/state``).
 ``SMDA_PRODUCTS_URL``       where COGs and the STAC catalog are published (default
                             ``<data_dir>/products``).
+``SMDA_PRODUCTS_PUBLIC_URL`` HTTP(S) URL at which the products folder (``SMDA_PRODUCTS_URL``) is
+                            served, e.g. ``https://data.example.org/smda``: STAC hrefs and the
+                            runs' catalog links become URLs under it (default: none; relative
+                            links and local paths).
 ``SMDA_PUSHGATEWAY``        Prometheus Pushgateway URL for run metrics (default: none; metrics are
                             then written to ``<data_dir>/metrics/<job>-<region>.prom``).
 ==========================  ==================================================================
@@ -68,6 +72,10 @@ class Settings(BaseSettings):
     spinup_days: int = Field(default=30, ge=1, le=366, description="Cold-start spin-up days.")
     state_url: str | None = Field(default=None, description="fsspec URL of the state chain.")
     products_url: str | None = Field(default=None, description="Where products are published.")
+    products_public_url: str | None = Field(
+        default=None,
+        description="HTTP(S) URL at which the products folder is served (STAC hrefs, links).",
+    )
     pushgateway: str | None = Field(default=None, description="Prometheus Pushgateway URL.")
     lock_timeout: float = Field(
         default=300.0,
@@ -82,6 +90,18 @@ class Settings(BaseSettings):
         if value is not None:
             BBox.parse(value)
         return value
+
+    @field_validator("products_public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")) or "@" in value.split("/")[2]:
+            raise ValueError(
+                "not an http(s):// URL without credentials (the public address at which "
+                "SMDA_PRODUCTS_URL is served)"
+            )
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod

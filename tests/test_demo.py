@@ -66,17 +66,21 @@ def test_smda_demo_trains_backfills_runs_daily_publishes_and_reruns(
     assert first.returncode == 0, first.stderr[-3000:]
     data = tmp_path / "data"
     products = data / "products" / REGION
-    cogs = sorted((products / "cog").rglob("*.tif"))
+    cogs = sorted((products / "cog").rglob("smda_sm_????????.tif"))
     assert len(cogs) == 40 + 3  # the backfill and three daily runs
-    for cog in (cogs[0], cogs[-1]):
+    assert len(sorted((products / "cog").rglob("*_flags.tif"))) == len(cogs)
+    for cog in (cogs[0], cogs[-1], cogs[-1].with_name(f"{cogs[-1].stem}_flags.tif")):
         valid, errors, _ = cog_validate(str(cog))
         assert valid, errors
         with rasterio.open(cog) as src:
             assert src.crs.to_epsg() == 4326
             assert src.res == (0.25, 0.25)
             assert tuple(round(v, 6) for v in src.bounds) == (-105.0, 30.0, -95.0, 40.0)
-            assert src.descriptions == ("analysis", "uncertainty", "obs_count", "flags")
-            assert src.tags(1)["units"] == "m3 m-3"
+            if cog.stem.endswith("_flags"):
+                assert src.descriptions == ("flags", "obs_count") and src.dtypes[0] == "uint8"
+            else:
+                assert src.descriptions == ("analysis", "uncertainty")
+                assert src.units[0] == src.tags(1)["units"] == "m3 m-3"
     catalog = pystac.Catalog.from_file(str(products / "stac" / "catalog.json"))
     items = list(catalog.get_items(recursive=True))
     assert len(items) == len(cogs)
@@ -94,7 +98,7 @@ def test_smda_demo_trains_backfills_runs_daily_publishes_and_reruns(
     assert again.returncode == 0, again.stderr[-3000:]
     said = " ".join(again.stdout.split())  # rich may wrap lines
     assert "(reused)" in said, again.stdout[-2500:]
-    assert len(sorted((products / "cog").rglob("*.tif"))) == len(cogs)
+    assert len(sorted((products / "cog").rglob("*.tif"))) == 2 * len(cogs)
     assert not list(data.rglob("*.part")), "no temporary files may be left behind"
 
 

@@ -3,7 +3,7 @@
 The CLI is an edge: it loads the settings once, sets up logging, calls library functions and
 presents their results. It holds no logic of its own. One module per command group:
 :mod:`~smda.cli.ingest` (``fetch``, ``status``), :mod:`~smda.cli.ops` (``run``, ``backfill``),
-:mod:`~smda.cli.train`, :mod:`~smda.cli.evaluate`, :mod:`~smda.cli.verify`, :mod:`~smda.cli.export`, :mod:`~smda.cli.twin` (``twin …``) and
+:mod:`~smda.cli.train`, :mod:`~smda.cli.evaluate`, :mod:`~smda.cli.verify`, :mod:`~smda.cli.export`, :mod:`~smda.cli.plot`, :mod:`~smda.cli.twin` (``twin …``) and
 :mod:`~smda.cli.demo`; :mod:`~smda.cli.common` holds what they share.
 """
 
@@ -22,6 +22,7 @@ from smda.cli import evaluate as cli_evaluate
 from smda.cli import export as cli_export
 from smda.cli import ingest as cli_ingest
 from smda.cli import ops as cli_ops
+from smda.cli import plot as cli_plot
 from smda.cli import train as cli_train
 from smda.cli import twin as cli_twin
 from smda.cli import verify as cli_verify
@@ -76,6 +77,7 @@ app.command("run")(cli_ops.run_daily)
 app.command("backfill")(cli_ops.backfill)
 app.command("verify")(cli_verify.verify)
 app.command("export")(cli_export.export)
+app.command("plot")(cli_plot.plot)
 app.command("demo")(cli_demo.demo)
 
 

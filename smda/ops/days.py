@@ -122,7 +122,7 @@ def _uncertainty(result: CycleResult, bundle: ModelBundle) -> Any:
 
 def _published(rt: Runtime, day: date) -> bool:
     pub = rt.publisher
-    return pub.cog_path(day).exists() and pub.item_path(day).exists()
+    return all(path.exists() for path in pub.files(day))
 
 
 def _provenance_of(rt: Runtime, day: date, bundle: ModelBundle) -> dict[str, Any]:

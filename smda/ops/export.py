@@ -3,7 +3,7 @@
 The cube has dimensions (time, lat, lon) and the variables a user of the product reads —
 ``analysis`` and ``uncertainty`` (m3 m-3, float32, NaN over sea), ``flags`` (uint8 bit field,
 CF ``flag_masks``/``flag_meanings``) and ``obs_count`` (uint16) — plus ``provenance`` (time), each
-day's provenance as JSON without secrets (:func:`smda.storage.publish.public_provenance`). Days
+day's provenance as JSON without secrets (:func:`smda.storage.provenance.public_provenance`). Days
 missing from the chain are missing from the time axis (the global attribute ``smda_gaps``
 lists them).
 
@@ -36,7 +36,7 @@ from smda.ops.runtime import Runtime
 from smda.storage.atomic import atomic_path
 from smda.storage.chain import EPOCH, TIME_ATTRS, canonical_provenance
 from smda.storage.iolock import HDF5_IO
-from smda.storage.publish import public_provenance
+from smda.storage.provenance import public_provenance
 
 __all__ = ["EXPORTED", "ExportResult", "Format", "export_cube"]
 

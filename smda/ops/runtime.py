@@ -86,6 +86,12 @@ class RunContext:
             "products": f"{products.rstrip('/')}/{self.region_key}",
         }
 
+    def products_public_url(self) -> str | None:
+        """The public URL of the region's products folder (``SMDA_PRODUCTS_PUBLIC_URL``), or
+        None when the products are not served."""
+        base = self.settings.products_public_url
+        return f"{base}/{self.region_key}" if base else None
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -176,7 +182,7 @@ def open_runtime(
         ctx=ctx,
         chain=StateChain(where["state"]),
         registry=ModelRegistry(Path(where["models"])),
-        publisher=Publisher(where["products"]),
+        publisher=Publisher(where["products"], base_url=run.products_public_url()),
     )
 
 
@@ -187,6 +193,6 @@ def data_paths(rt: Runtime) -> dict[str, str]:
         "state": redact_url(rt.chain.url),
         "models": str(rt.registry.root),
         "products": str(rt.publisher.root),
-        "catalog": str(rt.publisher.catalog_path),
+        "catalog": rt.publisher.catalog_href,
         "staged": str(Path(rt.store.root) / "staged" / region_key(rt.grid)),
     }

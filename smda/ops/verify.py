@@ -261,10 +261,7 @@ def _published(rt: Runtime, checked: dict[str, int], bad_days: set[date]) -> lis
             )
         )
         return found
-    on_disk = {
-        datetime.strptime(p.stem.rsplit("_", 1)[1], "%Y%m%d").date()
-        for p in (pub.root / "cog").glob("*/smda_sm_*.tif")
-    }
+    on_disk = set(pub.days_on_disk())
     for day in sorted((linked | on_disk) - chain_days):
         found.append(
             Finding(

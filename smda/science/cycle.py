@@ -30,6 +30,13 @@ import xarray as xr
 from smda.errors import ConfigError
 from smda.science.bundle import ModelBundle, Predict
 from smda.science.features import FeatureMatrix, build_features, global_cell_ids
+from smda.science.flags import (
+    FLAG_ASSIMILATED,
+    FLAG_FORECAST_ONLY,
+    FLAG_LAND,
+    FLAG_OBS_UNMATCHED,
+    FLAG_STATE_FILLED,
+)
 from smda.science.nudging import cdf_match, nudge
 
 __all__ = [
@@ -52,17 +59,6 @@ F32 = npt.NDArray[np.float32]
 Gain = float | npt.NDArray[np.floating] | xr.DataArray | None
 """A constant gain, or per cell (lat, lon) as an array or DataArray; None: the bundle's gain
 (:attr:`smda.science.bundle.ModelBundle.gain`, estimated at training by :mod:`smda.science.gain`)."""
-
-FLAG_LAND = 1
-"""Land cell: the model ran here."""
-FLAG_ASSIMILATED = 2
-"""A SMAP retrieval was CDF-matched and nudged in."""
-FLAG_OBS_UNMATCHED = 4
-"""A retrieval existed but its pixel has no CDF table: not assimilated."""
-FLAG_FORECAST_ONLY = 8
-"""No SMAP input for the day: the analysis is the forecast."""
-FLAG_STATE_FILLED = 16
-"""The state of D−1 was missing here: the model climatology was used."""
 
 
 @dataclass(frozen=True)

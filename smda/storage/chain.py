@@ -55,6 +55,7 @@ import xarray as xr
 from fsspec.implementations.local import LocalFileSystem
 
 from smda.errors import MalformedFile, SmdaError
+from smda.science.flags import FLAGS
 from smda.storage.atomic import atomic_path, atomic_write_bytes
 from smda.storage.integrity import sha256_of
 from smda.storage.iolock import HDF5_IO
@@ -87,8 +88,8 @@ _ATTRS: dict[str, dict[str, Any]] = {
     "uncertainty": {"units": "m3 m-3", "long_name": "error standard deviation of the analysis"},
     "flags": {
         "long_name": "cycle bit flags",
-        "flag_masks": np.array([1, 2, 4, 8, 16], dtype=np.uint8),
-        "flag_meanings": "land assimilated obs_unmatched forecast_only state_filled",
+        "flag_masks": np.array([f.mask for f in FLAGS], dtype=np.uint8),
+        "flag_meanings": " ".join(f.name for f in FLAGS),
     },
     "obs_count": {"units": "1", "long_name": "number of SMAP retrievals in the daily mean"},
 }

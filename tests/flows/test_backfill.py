@@ -119,7 +119,9 @@ def test_backfill_fetches_the_range_and_steps_every_day_in_order(
     for source in ("era5", "mswep", "smap"):  # the days after the history came from the twin
         assert set(DAYS) <= set(rt.store.staged_days(source))
     assert sorted(p for p in uninterrupted.hashes if p.endswith(".tif")) == sorted(
-        f"products/{rt.region}/cog/{d:%Y}/smda_sm_{d:%Y%m%d}.tif" for d in DAYS
+        f"products/{rt.region}/cog/{d:%Y}/smda_sm_{d:%Y%m%d}{suffix}.tif"
+        for d in DAYS
+        for suffix in ("", "_flags")
     )
     artifacts = artifacts_of(uninterrupted.flow_run_id)
     summary = artifacts["summary"].data

@@ -146,6 +146,12 @@ def test_a_run_leaves_a_summary_a_validation_table_and_a_products_link(week: Wee
     assert link.startswith("[") and "(file://" in link
     catalog = Path(link[link.index("(file://") + len("(file://") : -1])
     assert catalog == week.rt().publisher.catalog_path and catalog.is_file()
+    quicklook = artifacts["quicklook"].data  # the newest day's map; not served: its path
+    png = week.rt().publisher.quicklook_path(OUTAGE[-1])
+    assert png.is_file() and f"`{png}`" in quicklook and OUTAGE[-1].isoformat() in quicklook
+    assert "SMDA_PRODUCTS_PUBLIC_URL" in quicklook
+    waiting = artifacts_of(week.states["nothing published"].state_details.flow_run_id)
+    assert "quicklook" not in waiting  # no day run, no map
 
 
 def test_a_rerun_with_nothing_new_rewrites_nothing(week: Week) -> None:

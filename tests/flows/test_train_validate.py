@@ -87,3 +87,18 @@ def test_a_new_region_is_set_up_from_the_train_and_daily_deployments_alone(
     assert "using 4 folds over 0.625° tiles" in summary
     assert ran.is_completed() and ran.name == "Completed", ran.message
     assert [r.status for r in ran.result()] == ["analysis"]
+
+
+def test_the_products_link_is_the_public_url_when_the_products_are_served(
+    chain_template: Path, flow_world: Callable[..., FlowWorld], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = flow_world(chain_template, today_for(HISTORY_END))
+    monkeypatch.setenv("SMDA_PRODUCTS_PUBLIC_URL", "https://data.example.org/smda/")
+
+    state = validate(*CHAIN, return_state=True)
+
+    assert state.is_completed(), state.message
+    link = artifacts_of(state.state_details.flow_run_id)["products"].data
+    rt = runtime(world.data, HISTORY_END)
+    url = f"https://data.example.org/smda/{rt.publisher.root.name}/stac/catalog.json"
+    assert f"({url})" in link and "file://" not in link

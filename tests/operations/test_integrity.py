@@ -15,6 +15,7 @@ from ops_runtime import LAST, RUN, digests, runtime_for
 from smda.ops import Runtime, backfill_days, run_day
 from smda.ops.verify import verify_region
 from smda.storage.bundle_io import compiled_problem
+from smda.storage.cog import FLAGS_COG
 from smda.storage.integrity import CorruptFile, repairs
 from smda.storage.registry import COMPILED
 from smda_twin.world import World
@@ -79,9 +80,10 @@ def test_verify_is_clean_on_a_fresh_chain(rt: Runtime) -> None:
 def test_verify_finds_and_repairs_every_kind_of_damage(rt: Runtime) -> None:
     backfill_days(rt, RUN, LAST)
     whole = digests(rt)
-    d2, d4 = RUN + timedelta(days=2), RUN + timedelta(days=4)
+    d2, d3, d4 = (RUN + timedelta(days=n) for n in (2, 3, 4))
     _truncate(Path(rt.chain.location(d2)))  # a state file
-    _truncate(rt.publisher.cog_path(d4))  # a COG
+    _truncate(rt.publisher.cog_path(d4))  # a COG of analysis and uncertainty
+    rt.publisher.cog_path(d3, FLAGS_COG).unlink()  # a COG of flags and observation count
     rt.publisher.item_path(RUN).unlink()  # an item
     orphan = rt.publisher.cog_path(LAST).with_name(".smda_sm_x.tif.abc123.part")
     orphan.write_bytes(b"half")
@@ -94,7 +96,10 @@ def test_verify_finds_and_repairs_every_kind_of_damage(rt: Runtime) -> None:
     found = verify_region(rt)
     assert not found.ok
     kinds = {(f.kind, f.day) for f in found.found}
-    assert {("state", d2), ("published", d4), ("published", RUN)} <= kinds
+    assert {("state", d2), ("published", d3), ("published", d4), ("published", RUN)} <= kinds
+    problems = {f.day: f.problem for f in found.found if f.kind == "published"}
+    assert problems[d3] == "smda_sm_20150614_flags.tif missing"
+    assert "smda_sm_20150615.tif differs from its STAC asset's file:checksum" in problems[d4]
     assert {"orphan", "model"} <= {f.kind for f in found.found} or not libs
     assert any(f.target == str(stray) for f in found.found)
 

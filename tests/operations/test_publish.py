@@ -1,5 +1,6 @@
-"""Publishing: a valid COG on the region's grid holding the state's values exactly, and a STAC
-catalog that pystac loads, with the projection and raster extensions, updated day by day."""
+"""Publishing: two valid COGs (float32 analysis and uncertainty, uint8 flags and observation
+count) on the region's grid holding the state's values exactly, and a STAC catalog that pystac
+loads, with the projection and raster extensions, updated day by day."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from pystac.validation import validate_dict
 from rio_cogeo.cogeo import cog_validate
 from state_helpers import provenance, region_grid, sea_mask, small_result, small_uncertainty
 
-import smda.storage.publish
+import smda.storage.cog
 from smda.geo.grid import BBox, Grid
 from smda.storage.chain import StateChain
+from smda.storage.cog import COGS, DATA_COG, FLAGS_COG
 from smda.storage.publish import BANDS, Publisher, public_provenance
 
 D0 = date(2024, 7, 1)
@@ -45,48 +47,67 @@ def published(tmp_path: Path) -> tuple[Publisher, xr.Dataset]:
     return publisher, ds
 
 
-def test_cog_is_valid(published: tuple[Publisher, xr.Dataset]) -> None:
+@pytest.mark.parametrize("spec", COGS, ids=lambda s: s.key)
+def test_cogs_are_valid(published: tuple[Publisher, xr.Dataset], spec: object) -> None:
     publisher, _ = published
-    valid, errors, warnings = cog_validate(publisher.cog_path(D0), quiet=True)
+    valid, errors, warnings = cog_validate(publisher.cog_path(D0, spec), quiet=True)  # type: ignore[arg-type]
     assert valid and errors == [] and warnings == []
 
 
-def test_cog_is_on_the_region_grid(published: tuple[Publisher, xr.Dataset]) -> None:
+def test_cogs_are_on_the_region_grid(published: tuple[Publisher, xr.Dataset]) -> None:
     publisher, _ = published
     grid = region_grid()
-    with rasterio.open(publisher.cog_path(D0)) as src:
-        assert src.crs.to_epsg() == 4326
-        assert src.res == (0.25, 0.25)
-        assert (src.width, src.height) == (grid.ncols, grid.nrows)
-        b = grid.bounds
-        assert tuple(src.bounds) == (b.west, b.south, b.east, b.north) == (-100, 35, -99, 36)
-        assert src.transform.e < 0  # north-up
-        assert src.count == len(BANDS) and set(src.dtypes) == {"float32"}
-        assert src.block_shapes == [(256, 256)] * len(BANDS)
-        assert src.compression is not None and src.compression.name == "deflate"
-        assert np.isnan(src.nodata)
+    for spec in COGS:
+        with rasterio.open(publisher.cog_path(D0, spec)) as src:
+            assert src.crs.to_epsg() == 4326
+            assert src.res == (0.25, 0.25)
+            assert (src.width, src.height) == (grid.ncols, grid.nrows)
+            b = grid.bounds
+            assert tuple(src.bounds) == (b.west, b.south, b.east, b.north) == (-100, 35, -99, 36)
+            assert src.transform.e < 0  # north-up
+            assert src.count == len(spec.bands) and set(src.dtypes) == {spec.dtype}
+            assert src.block_shapes == [(256, 256)] * len(spec.bands)
+            assert src.compression is not None and src.compression.name == "deflate"
+    with rasterio.open(publisher.cog_path(D0, DATA_COG)) as src:
+        assert src.dtypes == ("float32", "float32") and np.isnan(src.nodata)
+    with rasterio.open(publisher.cog_path(D0, FLAGS_COG)) as src:
+        assert src.dtypes == ("uint8", "uint8") and src.nodata == 255
 
 
 def test_values_round_trip_exactly(published: tuple[Publisher, xr.Dataset]) -> None:
     publisher, ds = published
     sea = sea_mask(region_grid())
-    with rasterio.open(publisher.cog_path(D0)) as src:
+    with rasterio.open(publisher.cog_path(D0, DATA_COG)) as src:
         data = src.read()
-    for i, band in enumerate(BANDS):
+    for i, band in enumerate(DATA_COG.bands):
         expected = ds[band.name].values.astype(np.float32)
         expected[sea] = np.nan
         np.testing.assert_array_equal(data[i], expected)  # bit-exact float32, NaN over sea
     np.testing.assert_array_equal(data[0], ds["analysis"].values)
     assert np.isnan(data[:, sea]).all() and np.isfinite(data[:, ~sea]).all()
+    with rasterio.open(publisher.cog_path(D0, FLAGS_COG)) as src:
+        ints = src.read()
+    assert ints.dtype == np.uint8
+    for i, band in enumerate(FLAGS_COG.bands):
+        np.testing.assert_array_equal(ints[i][~sea], ds[band.name].values[~sea])
+    assert (ints[:, sea] == 255).all()
+    assert ((ints[0][~sea] & 1) == 1).all() and (ints[0][~sea] & 2).any()  # land, some nudged
 
 
 def test_bands_are_described(published: tuple[Publisher, xr.Dataset]) -> None:
+    """GDAL band descriptions and units (what gdalinfo and QGIS show), band tags, dataset tags."""
     publisher, _ = published
-    with rasterio.open(publisher.cog_path(D0)) as src:
-        assert src.descriptions == tuple(b.name for b in BANDS)
-        assert [src.tags(i)["units"] for i in (1, 2, 3, 4)] == ["m3 m-3", "m3 m-3", "1", "1"]
-        assert "assimilated" in src.tags(4)["long_name"]
+    with rasterio.open(publisher.cog_path(D0, DATA_COG)) as src:
+        assert src.descriptions == ("analysis", "uncertainty")
+        assert src.units == ("m3 m-3", "m3 m-3")
+        assert [src.tags(i)["units"] for i in (1, 2)] == ["m3 m-3", "m3 m-3"]
         tags = src.tags()
+    with rasterio.open(publisher.cog_path(D0, FLAGS_COG)) as src:
+        assert src.descriptions == ("flags", "obs_count")
+        assert src.units == ("1", "1")
+        assert src.tags(1)["FLAG_OBS_UNMATCHED"].startswith("4: a SMAP retrieval existed")
+        assert "2 assimilated" in src.tags(1)["long_name"]
+        assert src.tags() == tags
     assert tags["SMDA_DAY"] == "2024-07-01"
     assert tags["SMDA_MODEL_VERSION"] == "0123456789abcdef"
     assert json.loads(tags["SMDA_PROVENANCE"]) == public_provenance(SECRET_PROVENANCE)
@@ -94,7 +115,8 @@ def test_bands_are_described(published: tuple[Publisher, xr.Dataset]) -> None:
 
 def test_no_secrets_are_published(published: tuple[Publisher, xr.Dataset]) -> None:
     publisher, _ = published
-    texts = [publisher.item_path(D0).read_text(), json.dumps(_cog_tags(publisher.cog_path(D0)))]
+    texts = [publisher.item_path(D0).read_text()]
+    texts += [json.dumps(_cog_tags(publisher.cog_path(D0, spec))) for spec in COGS]
     for text in texts:
         assert "s3cr3t" not in text and "hunter2" not in text
         assert "https://data.example.org/era5" in text
@@ -127,6 +149,18 @@ def test_large_region_has_overviews(tmp_path: Path) -> None:
         assert src.overviews(1) == [2]
         assert src.block_shapes[0] == (256, 256)
         np.testing.assert_array_equal(src.read(1), ds["analysis"].values)
+        coarse = src.read(1, out_shape=(140, 140))  # the overview: averages of 2 × 2 cells
+    flags_cog = publisher.cog_path(D0, FLAGS_COG)
+    valid, errors, _ = cog_validate(flags_cog, quiet=True)
+    assert valid and errors == []
+    with rasterio.open(flags_cog) as src:
+        assert src.overviews(1) == [2]
+        flags = src.read(1, out_shape=(140, 140))  # nearest: flag values that exist
+    analysis = ds["analysis"].values
+    blocks = analysis.reshape(140, 2, 140, 2).swapaxes(1, 2).reshape(140, 140, 4)
+    full = np.isfinite(blocks).all(axis=2)
+    np.testing.assert_allclose(coarse[full], blocks[full].mean(axis=1), rtol=1e-6)
+    assert set(np.unique(flags)) <= set(np.unique(ds["flags"].values)) | {255}
 
 
 def test_antimeridian_region(tmp_path: Path) -> None:
@@ -185,8 +219,13 @@ def test_items_carry_projection_and_raster_extensions(
     assert proj.shape == [grid.nrows, grid.ncols]
     assert proj.transform == [0.25, 0.0, -100.0, 0.0, -0.25, 36.0]
     bands = RasterExtension.ext(item.assets["data"]).bands or []
-    assert [b.unit for b in bands] == [b.unit for b in BANDS]
+    assert [b.unit for b in bands] == ["m3 m-3", "m3 m-3"]
     assert {(b.data_type, b.nodata, b.scale) for b in bands} == {("float32", "nan", 1.0)}
+    ints = RasterExtension.ext(item.assets["flags"]).bands or []
+    assert [b.unit for b in ints] == ["1", "1"]
+    assert {(b.data_type, b.nodata, b.scale) for b in ints} == {("uint8", 255, 1.0)}
+    names = [b["name"] for spec in COGS for b in item.assets[spec.key].extra_fields["bands"]]
+    assert names == [b.name for b in BANDS] == ["analysis", "uncertainty", "flags", "obs_count"]
     assert item.properties["smda:provenance"]["model_version"] == "0123456789abcdef"
     assert item.properties["start_datetime"] == "2024-07-01T00:00:00Z"
     assert "created" not in item.properties and "updated" not in item.properties
@@ -209,6 +248,7 @@ def test_rerun_is_byte_identical(tmp_path: Path) -> None:
         publisher.publish(D0, ds, provenance())
     for path in (
         Path("cog/2024/smda_sm_20240701.tif"),
+        Path("cog/2024/smda_sm_20240701_flags.tif"),
         Path("stac/smda-sm/2024/smda_sm_20240701.json"),
         Path("stac/smda-sm/collection.json"),
         Path("stac/catalog.json"),
@@ -235,32 +275,59 @@ def test_unpublish(tmp_path: Path) -> None:
     assert publisher.unpublish([*days[1:], date(2030, 1, 1)]) == days[1:]
     assert publisher.published_days() == days[:1]
     for day in days[1:]:
-        assert not publisher.cog_path(day).exists() and not publisher.item_path(day).exists()
+        assert not any(p.exists() for p in publisher.files(day))
     collection = pystac.Collection.from_file(str(publisher.collection_path))
     assert [t.date() if t else None for t in collection.extent.temporal.intervals[0]] == [D0, D0]
     assert len(list(collection.get_items())) == 1
 
 
-def test_base_url_gives_absolute_asset_and_self_links(tmp_path: Path) -> None:
+def test_base_url_makes_every_href_an_absolute_url(tmp_path: Path) -> None:
     publisher = Publisher(tmp_path / "pub", base_url="https://data.example.org/smda/")
     out = publisher.publish(D0, state(tmp_path), provenance())
+    base = "https://data.example.org/smda"
     item = json.loads(out.item.read_text())
-    assert item["assets"]["data"]["href"] == (
-        "https://data.example.org/smda/cog/2024/smda_sm_20240701.tif"
-    )
-    selfs = [link["href"] for link in item["links"] if link["rel"] == "self"]
-    assert selfs == ["https://data.example.org/smda/stac/smda-sm/2024/smda_sm_20240701.json"]
-    assert {link["href"] for link in item["links"] if link["rel"] == "root"} == {
-        "../../catalog.json"
+    assert item["assets"]["data"]["href"] == f"{base}/cog/2024/smda_sm_20240701.tif"
+    assert item["assets"]["flags"]["href"] == f"{base}/cog/2024/smda_sm_20240701_flags.tif"
+    links = {link["rel"]: link["href"] for link in item["links"] if link["rel"] != "license"}
+    assert links == {
+        "self": f"{base}/stac/smda-sm/2024/smda_sm_20240701.json",
+        "root": f"{base}/stac/catalog.json",
+        "parent": f"{base}/stac/smda-sm/collection.json",
+        "collection": f"{base}/stac/smda-sm/collection.json",
     }
+    collection = json.loads(publisher.collection_path.read_text())
+    catalog = json.loads(publisher.catalog_path.read_text())
+    hrefs = [link["href"] for doc in (collection, catalog) for link in doc["links"]]
+    assert all(h.startswith("https://") for h in hrefs)
+    assert f"{base}/stac/smda-sm/2024/smda_sm_20240701.json" in hrefs  # the item link
+    assert f"{base}/stac/smda-sm/collection.json" in hrefs  # the catalog's child
 
 
-def test_failed_cog_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_base_url_every_link_is_relative(published: tuple[Publisher, xr.Dataset]) -> None:
+    publisher, _ = published
+    for path in (publisher.item_path(D0), publisher.collection_path, publisher.catalog_path):
+        document = json.loads(path.read_text())
+        hrefs = [link["href"] for link in document["links"] if link["rel"] != "license"]
+        hrefs += [asset["href"] for asset in document.get("assets", {}).values()]
+        assert hrefs and all(h.startswith(("./", "../")) for h in hrefs), path
+
+
+@pytest.mark.parametrize("failing", [1, 2], ids=["data COG", "flags COG"])
+def test_failed_cog_write_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    calls = []
+    copy = smda.storage.cog.gdal_copy
+
     def crash(src: object, dst: Path, *args: object, **kwargs: object) -> None:
+        calls.append(dst)
+        if len(calls) < failing:
+            copy(src, dst, *args, **kwargs)
+            return
         Path(dst).write_bytes(b"half a tiff")
         raise OSError("disk full")
 
-    monkeypatch.setattr(smda.storage.publish, "cog_translate", crash)
+    monkeypatch.setattr(smda.storage.cog, "gdal_copy", crash)
     publisher = Publisher(tmp_path / "pub")
     with pytest.raises(OSError, match="disk full"):
         publisher.publish(D0, state(tmp_path), provenance())

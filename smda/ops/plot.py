@@ -1,0 +1,233 @@
+"""``smda plot``: the map of a day and the time series of a point, as PNG files.
+
+- :func:`plot_day` — the quick-look of a day of the state chain
+  (:func:`smda.storage.quicklook.render_quicklook`: fixed colour scale, land only).
+- :func:`point_series` — what is known at the land cell nearest to a point over a period
+  (:class:`PointSeries`): the analysis and its uncertainty from the state chain, the SMAP L3
+  retrievals staged in the store (m3 m-3 as retrieved), and SMAP* — SMAP rescaled to the model
+  climatology, as assimilated (forecast + O−F of the state where the cell was nudged).
+  :func:`render_point_series` draws it: the analysis with a ±1 σ band, SMAP and SMAP* as dots.
+
+The open loop (the model run without nudging) is not drawn: ``smda evaluate`` cycles it in memory
+and keeps only its scores (``data/reports/<region>/evaluation_*.json``), so no open-loop series
+is stored anywhere to plot. The figure says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+
+from smda.errors import SmdaError
+from smda.ops.runtime import Runtime
+from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND
+from smda.storage.inputs import load_series
+from smda.storage.quicklook import DPI, region_label, render_quicklook, save_png
+
+__all__ = [
+    "OPEN_LOOP_NOTE",
+    "SEARCH_CELLS",
+    "PointError",
+    "PointSeries",
+    "plot_day",
+    "point_series",
+    "render_point_series",
+]
+
+log = logging.getLogger(__name__)
+
+SEARCH_CELLS = 2
+"""How far (cells) from a point over sea the nearest land cell is looked for."""
+OPEN_LOOP_NOTE = (
+    "open loop not shown: `smda evaluate` keeps its scores only, no open-loop series is stored"
+)
+F64 = npt.NDArray[np.float64]
+
+
+class PointError(SmdaError, ValueError):
+    """The point is outside the region or over the sea: pick a point on land in the region."""
+
+
+@dataclass(frozen=True)
+class PointSeries:
+    """The series of one cell over ``days`` (every day of the period, NaN where unknown).
+
+    All values in m3 m-3; each array has one value per day of :attr:`days`.
+    """
+
+    point: tuple[float, float]
+    """The (lon, lat) asked for."""
+    cell: tuple[float, float]
+    """The (lon, lat) of the centre of the land cell used."""
+    days: list[date]
+    analysis: F64
+    uncertainty: F64
+    """Error standard deviation of the analysis (1 σ)."""
+    smap: F64
+    """SMAP L3 retrievals staged for the cell (NaN: none that day, or SMAP not staged)."""
+    smap_rescaled: F64
+    """SMAP* as assimilated (forecast + O−F) on the days the cell was nudged."""
+    missing: list[date] = field(default_factory=list)
+    """Days of the period with no state in the chain."""
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+
+def plot_day(rt: Runtime, day: date, out: Path | str) -> Path:
+    """Write the quick-look of ``day`` of the region's state chain at ``out``.
+
+    Raises
+    ------
+    smda.storage.chain.StateMissing
+        If the chain has no state for ``day`` (the message names the last day).
+    """
+    state = rt.chain.read(day)
+    return render_quicklook(state, out, day=day)
+
+
+def _period(start: date, end: date) -> list[date]:
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _nearest_land(
+    rt: Runtime, land: npt.NDArray[np.bool_], lon: float, lat: float
+) -> tuple[int, int]:
+    """Row and column of the land cell nearest to (lon, lat), within :data:`SEARCH_CELLS`."""
+    grid = rt.grid
+    rows, cols, ok = grid.locate(np.array([lat]), np.array([lon]))
+    if not ok[0]:
+        raise PointError(
+            f"the point {lon:g},{lat:g} is outside the region {region_label(grid.lats, grid.lons)} "
+            f"({rt.region}): pick a point inside it or give --region"
+        )
+    r0, c0 = int(rows[0]), int(cols[0])
+    best: tuple[float, int, int] | None = None
+    for r in range(max(r0 - SEARCH_CELLS, 0), min(r0 + SEARCH_CELLS + 1, grid.nrows)):
+        for c in range(max(c0 - SEARCH_CELLS, 0), min(c0 + SEARCH_CELLS + 1, grid.ncols)):
+            if not land[r, c]:
+                continue
+            dlon = (grid.lons[c] - lon + 180) % 360 - 180
+            dist = (dlon * np.cos(np.radians(lat))) ** 2 + (grid.lats[r] - lat) ** 2
+            if best is None or dist < best[0]:
+                best = (float(dist), r, c)
+    if best is None:
+        raise PointError(
+            f"the point {lon:g},{lat:g} is over the sea: no land cell within "
+            f"{SEARCH_CELLS * grid.res:g}° of it; pick a point on land"
+        )
+    return best[1], best[2]
+
+
+def point_series(rt: Runtime, lon: float, lat: float, start: date, end: date) -> PointSeries:
+    """The series at the land cell nearest to (``lon``, ``lat``) over ``start … end``.
+
+    Raises
+    ------
+    SmdaError
+        If the chain has no state in the period (the message says what it holds).
+    PointError
+        If the point is outside the region or has no land cell within :data:`SEARCH_CELLS`.
+    smda.errors.MalformedFile
+        If a state or staged file is corrupt.
+    """
+    days = _period(start, end)
+    held = set(rt.chain.days())
+    have = [d for d in days if d in held]
+    if not have:
+        chain_days = sorted(held)
+        span = f"{chain_days[0]} … {chain_days[-1]}" if chain_days else "no day"
+        raise SmdaError(
+            f"the state chain of region {rt.region} has no day in {start} … {end} (it holds "
+            f"{span}): pick days it holds, or backfill them (`smda backfill --start {start} "
+            f"--end {end}`)"
+        )
+    first = rt.chain.read(have[0])
+    land = (np.asarray(first["flags"].values) & FLAG_LAND) > 0
+    row, col = _nearest_land(rt, land, lon, lat)
+    values = {k: np.full(len(days), np.nan) for k in ("analysis", "uncertainty", "rescaled")}
+    for i, day in enumerate(days):
+        if day not in held:
+            continue
+        state = first if day == have[0] else rt.chain.read(day)
+        cell = state.isel(lat=row, lon=col)
+        values["analysis"][i] = float(cell["analysis"])
+        values["uncertainty"][i] = float(cell["uncertainty"])
+        if int(cell["flags"]) & FLAG_ASSIMILATED:
+            values["rescaled"][i] = float(cell["forecast"]) + float(cell["innovations"])
+    smap = load_series(rt.store, "smap", "soil_moisture", start, end)
+    return PointSeries(
+        point=(lon, lat),
+        cell=(float(rt.grid.lons[col]), float(rt.grid.lats[row])),
+        days=days,
+        analysis=values["analysis"],
+        uncertainty=values["uncertainty"],
+        smap=np.asarray(smap.isel(lat=row, lon=col).values, dtype=np.float64),
+        smap_rescaled=values["rescaled"],
+        missing=[d for d in days if d not in held],
+        notes=[OPEN_LOOP_NOTE],
+    )
+
+
+def _where(series: PointSeries) -> str:
+    lon, lat = series.cell
+    return f"{abs(lon):g}°{'W' if lon < 0 else 'E'} {abs(lat):g}°{'S' if lat < 0 else 'N'}"
+
+
+def render_point_series(series: PointSeries, out: Path | str) -> Path:
+    """Write the figure of ``series`` (module docstring) as a PNG at ``out``; return it."""
+    fig = Figure(figsize=(10, 4.8), dpi=DPI, facecolor="white")
+    ax = fig.add_axes((0.08, 0.2, 0.66, 0.66))
+    t = np.array(series.days, dtype="datetime64[D]")
+    low, high = series.analysis - series.uncertainty, series.analysis + series.uncertainty
+    ax.fill_between(t, low, high, color="#9ecae1", alpha=0.6, linewidth=0, label="analysis ± 1 σ")
+    ax.plot(t, series.analysis, color="#08519c", linewidth=1.6, label="analysis SM_a")
+    ax.plot(t, series.smap, "o", color="#e6550d", markersize=4, label="SMAP L3 (as retrieved)")
+    ax.plot(
+        t,
+        series.smap_rescaled,
+        "o",
+        markerfacecolor="none",
+        markeredgecolor="#a63603",
+        markersize=6,
+        label="SMAP* (rescaled, assimilated)",
+    )
+    ax.set_ylabel("soil moisture (m³ m⁻³)")
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    locator = AutoDateLocator()  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    ax.set_xlim(t[0] - np.timedelta64(1, "D"), t[-1] + np.timedelta64(1, "D"))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    lon, lat = series.point
+    fig.suptitle(
+        f"smda surface soil moisture (0–5 cm) at {_where(series)} · "
+        f"{series.days[0]} … {series.days[-1]}",
+        x=0.08,
+        ha="left",
+        fontsize=12,
+        weight="bold",
+    )
+    lines = [f"land cell nearest to {lon:g},{lat:g}; {_counts(series)}", *series.notes]
+    fig.text(0.08, 0.02, "\n".join(lines), fontsize=8, color="#404040", va="bottom")
+    path = save_png(fig, out)
+    log.info("time series at %s written to %s", series.cell, path)
+    return path
+
+
+def _counts(series: PointSeries) -> str:
+    n = int(np.isfinite(series.analysis).sum())
+    text = f"{n} analysed day(s), {int(np.isfinite(series.smap).sum())} with a SMAP retrieval"
+    if series.missing:
+        text += f", {len(series.missing)} day(s) without a state"
+    return text
