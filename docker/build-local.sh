@@ -83,7 +83,7 @@ echo "base seconds: $(($(now) - t0))"
 
 # ---- 2. the image --------------------------------------------------------------------------
 t0=$(now)
-buildah bud --isolation chroot --layers --pull=never \
+buildah bud --isolation chroot --layers --pull=never --format docker \
     --ignorefile docker/Dockerfile.dockerignore \
     --build-arg "PYTHON_IMAGE=$BASE_TAG" \
     --build-arg PIP_CERT=/etc/ssl/certs/host-ca.crt \
@@ -101,6 +101,9 @@ mkdir -p "$DATA"
 chown 1000:1000 "$DATA" # the image's user smda (uid 1000) writes /data
 ctr=$(buildah from --pull=never --name "smda-demo-$$" "$TAG")
 trap 'buildah rm "$ctr" >/dev/null' EXIT
+# buildah 1.28 mounts an anonymous volume over the image's VOLUME /data even when --volume names
+# the same path: drop the declaration in this working container so that DATA is /data.
+buildah config --volume /data- "$ctr"
 echo "image python: $(buildah run --isolation chroot "$ctr" -- python3 --version)"
 t0=$(now)
 buildah run --isolation chroot --volume "$DATA:/data" "$ctr" -- smda demo
