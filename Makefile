@@ -3,14 +3,28 @@ PYTHON ?= PYENV_VERSION=3.12.1 python3.12
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# Exact versions with hashes (runtime + dev), refreshed from pyproject.toml by `make lock`.
+LOCK    = requirements/dev.lock
 
-.PHONY: demo test test-all lint bench clean system-deps
+.PHONY: demo test test-all lint bench clean system-deps lock image
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+# Re-resolve requirements/dev.lock and requirements/runtime.lock after editing pyproject.toml.
+# Works from any state (no venv, stale or conflicted lock files): it only needs uv.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
+	UV=$(BIN)/uv bash requirements/lock.sh
+
+# The image with buildah on a debootstrap base, without Docker (root; see docker/README.md).
+image: system-deps
+	bash docker/build-local.sh
 
 demo: $(STAMP)
 	$(BIN)/smda demo

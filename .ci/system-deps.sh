@@ -6,6 +6,12 @@
 #   prometheus, prometheus-pushgateway, prometheus-alertmanager (with amtool)
 #                                     the real monitoring stack the end-to-end alert tests start
 #                                     on 127.0.0.1 (tests/flows/test_alerts_end_to_end.py)
+#   buildah, debootstrap              build the image from docker/Dockerfile without Docker, on a
+#                                     Debian base made by debootstrap, and run the demo in it
+#                                     (docker/build-local.sh, tests/test_image.py). buildah pulls
+#                                     uidmap and containers-common; as root it uses the kernel's
+#                                     overlay driver and --isolation chroot, so neither
+#                                     fuse-overlayfs nor an OCI runtime (runc/crun) is needed.
 #
 # Idempotent and silent when everything is already there. Needs root (or passwordless sudo)
 # only when something has to be installed; otherwise it says what to install and exits 1.
@@ -19,6 +25,8 @@ declare -A NEEDED=(
     [prometheus-pushgateway]=prometheus-pushgateway
     [prometheus-alertmanager]=prometheus-alertmanager
     [amtool]=prometheus-alertmanager
+    [buildah]=buildah
+    [debootstrap]=debootstrap
 )
 
 missing=()

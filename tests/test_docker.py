@@ -137,15 +137,18 @@ def test_entrypoint_is_the_smda_script_of_pyproject() -> None:
 
 
 def test_compiled_inference_is_installed_with_pyproject_pins_and_a_compiler() -> None:
+    """tl2cgen + treelite (pyproject's `compiled` extra) reach the image through the lock file
+    the build stage installs (tests/test_lock.py checks that install)."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
-    deps = [*pyproject["project"]["dependencies"]]
-    for extra in pyproject["project"].get("optional-dependencies", {}).values():
-        deps += extra
-    pins = {d.split("==")[0]: d for d in deps if "==" in d}
+    pins = {d.split("==")[0]: d for d in pyproject["project"]["optional-dependencies"]["compiled"]}
     build_runs = " ".join(a for k, a in stages()[1] if k == "RUN")
+    assert "-r requirements/runtime.lock" in build_runs
+    lock = (ROOT / "requirements" / "runtime.lock").read_text("utf-8")
     for package in ("tl2cgen", "treelite"):
         assert package in pins, f"pyproject.toml no longer pins {package}"
-        assert pins[package] in build_runs, f"the image must install {pins[package]}"
+        assert re.search(rf"^{re.escape(pins[package])} ", lock, re.MULTILINE), (
+            f"requirements/runtime.lock must pin {pins[package]}: run `make lock`"
+        )
     runtime_runs = " ".join(a for k, a in stages()[-1] if k == "RUN")
     assert re.search(r"apt-get install [^&]*\bgcc\b", runtime_runs), "tl2cgen needs gcc"
     assert "libgomp1" in runtime_runs, "LightGBM needs the OpenMP runtime"
