@@ -13,32 +13,13 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from smda.cli.demo import DemoConfig, run_demo
+from smda.cli.demo import QUICK, run_demo
 from smda.config import Settings
-from smda.geo.grid import BBox
 from smda.ops import open_runtime, stale_days
-from smda.science.bundle import HyperParams
-from smda.science.model import CVConfig, TrainConfig
 
 REGION = "r0.25_200_300_40x40"  # the demo region, 30–40° N, 105–95° W
 
-SMALL = DemoConfig(
-    region=BBox(-101.0, 34.0, -99.0, 36.0),  # 8 × 8 cells
-    train_days=30,
-    daily_runs=2,
-    spinup_days=5,
-    min_n=15,
-    cdf_min_samples=8,
-    train=TrainConfig(
-        hyper=HyperParams(
-            learning_rate=0.2, num_leaves=15, max_rounds=40, early_stopping_rounds=10
-        ),
-        cv=CVConfig(n_folds=4, block_deg=0.5),
-        compare=(),
-    ),
-)
-"""A small demo: the backfill keeps its 40 days (the training period must end before GLDAS's
-45-day latency), the rest is shrunk."""
+SMALL = QUICK  # `smda demo --quick`
 
 
 def _demo(tmp_path: Path) -> subprocess.CompletedProcess[str]:
