@@ -43,6 +43,7 @@ __all__ = [
     "PointSeries",
     "open_loop_label",
     "plot_day",
+    "point_figure",
     "point_series",
     "render_point_series",
 ]
@@ -254,7 +255,14 @@ def _where(series: PointSeries) -> str:
 
 
 def render_point_series(series: PointSeries, out: Path | str) -> Path:
-    """Write the figure of ``series`` (module docstring) as a PNG at ``out``; return it."""
+    """Write the figure of ``series`` (:func:`point_figure`) as a PNG at ``out``; return it."""
+    path = save_png(point_figure(series), out)
+    log.info("time series at %s written to %s", series.cell, path)
+    return path
+
+
+def point_figure(series: PointSeries) -> Figure:
+    """The figure of ``series`` (module docstring)."""
     fig = Figure(figsize=(10, 4.8), dpi=DPI, facecolor="white")
     ax = fig.add_axes((0.08, 0.2, 0.66, 0.66))
     t = np.array(series.days, dtype="datetime64[D]")
@@ -292,14 +300,14 @@ def render_point_series(series: PointSeries, out: Path | str) -> Path:
     )
     lines = [f"land cell nearest to {lon:g},{lat:g}; {_counts(series)}", *series.notes]
     fig.text(0.08, 0.02, "\n".join(lines), fontsize=8, color="#404040", va="bottom")
-    path = save_png(fig, out)
-    log.info("time series at %s written to %s", series.cell, path)
-    return path
+    return fig
 
 
 def _counts(series: PointSeries) -> str:
     n = int(np.isfinite(series.analysis).sum())
     text = f"{n} analysed day(s), {int(np.isfinite(series.smap).sum())} with a SMAP retrieval"
+    if series.open_loop_from:
+        text += f", {int(np.isfinite(series.open_loop).sum())} with the open loop"
     if series.missing:
         text += f", {len(series.missing)} day(s) without a state"
     return text
