@@ -243,10 +243,12 @@ def _open_loop(
     return values, [(found[k][1], found[k][2]) for k in used], notes
 
 
-def open_loop_label(series: PointSeries) -> str:
-    """The legend of the open loop: ``open loop (from smda evaluate START…END)``."""
-    spans = ", ".join(f"{first}…{last}" for first, last in series.open_loop_from)
-    return f"open loop (from smda evaluate {spans})"
+def open_loop_label(series: PointSeries, *, wrap: bool = False) -> str:
+    """The legend of the open loop: ``open loop (from smda evaluate START…END)``, each period
+    on a line of its own with ``wrap`` (as the figure's legend shows it)."""
+    space, comma = ("\n", ",\n") if wrap else (" ", ", ")
+    spans = comma.join(f"{a}…{b}" for a, b in series.open_loop_from)
+    return f"open loop (from smda evaluate{space}{spans})"
 
 
 def _where(series: PointSeries) -> str:
@@ -270,7 +272,7 @@ def point_figure(series: PointSeries) -> Figure:
     ax.fill_between(t, low, high, color="#9ecae1", alpha=0.6, linewidth=0, label="analysis ± 1 σ")
     ax.plot(t, series.analysis, color="#08519c", linewidth=1.6, label="analysis SM_a")
     if series.open_loop_from:
-        label = open_loop_label(series)
+        label = open_loop_label(series, wrap=True)
         ax.plot(t, series.open_loop, "--", color="#636363", linewidth=1.3, label=label)
     ax.plot(t, series.smap, "o", color="#e6550d", markersize=4, label="SMAP L3 (as retrieved)")
     ax.plot(

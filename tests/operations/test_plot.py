@@ -247,7 +247,8 @@ def test_the_open_loop_is_drawn_from_the_stored_evaluations(
     label = "open loop (from smda evaluate 2015-06-11…2015-06-14, 2015-06-13…2015-06-16)"
     assert open_loop_label(series) == label
     (line,) = _open_loop_line(series)
-    assert line.get_label() == label and line.get_linestyle() == "--"
+    assert line.get_label() == label.replace("evaluate ", "evaluate\n").replace(", ", ",\n")
+    assert line.get_linestyle() == "--"
     np.testing.assert_array_equal(np.asarray(line.get_ydata(), dtype=float), series.open_loop)
 
     # a shorter period names only the evaluations that gave it days
