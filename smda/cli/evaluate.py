@@ -11,7 +11,9 @@ Two modes (:mod:`smda.ops.evaluate` does the work):
 References: the twin's truth (``--truth twin`` with ``--seed``/``--epoch``, or ``--truth
 FILE`` as ``smda twin truth`` writes it) and ISMN stations (staged by ``smda fetch ismn``,
 and/or ``--stations`` an ISMN download). The table is printed and written as markdown and JSON
-under ``<data_dir>/reports/<region>/``.
+under ``<data_dir>/reports/<region>/``; running the model also stores its cycled series there
+(analysis, open loop, forecast: ``evaluation_<start>_<end>.nc``), which ``smda plot --point``
+draws the open loop from.
 """
 
 from __future__ import annotations
@@ -218,8 +220,9 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Score the analysis, the open loop and each product (or any gridded series) against the
-    twin's truth and ISMN stations; print the table and write the report (with ``--json``: the
-    report's JSON on stdout, with where it was written)."""
+    twin's truth and ISMN stations; print the table and write the report, and running the model
+    its cycled series (analysis, open loop, forecast) for `smda plot --point` (with ``--json``:
+    the report's JSON on stdout, with where it was written)."""
     with json_stdout(as_json) as out:
         try:
             cfg = settings()
@@ -283,7 +286,7 @@ def _evaluate(
     max_depth: float,
     out: TextIO | None = None,
 ) -> None:
-    from smda.ops.evaluate import report_directory, score_tables, write_report
+    from smda.ops.evaluate import report_directory, score_tables, write_report, write_series
     from smda.ops.references import collect_stations
     from smda.storage.store import Store
 
@@ -318,9 +321,13 @@ def _evaluate(
             _print_checks(table)
     folder = report_directory(cfg.data_dir, period.grid)
     path = write_report(tables, folder, meta=meta)
+    cycled = None if series is not None else write_series(data, folder)
     ensure_region_file(folder, period.grid)
-    console.print(f"report: {path} (and {path.with_suffix('.json').name}); {seconds} s")
+    stored = f"; series: {cycled}" if cycled else ""
+    console.print(f"report: {path} (and {path.with_suffix('.json').name}){stored}; {seconds} s")
     if out is not None:
         written = json.loads(path.with_suffix(".json").read_text("utf-8"))
         report = {"markdown": str(path), "json": str(path.with_suffix(".json"))}
+        if cycled is not None:
+            report["series"] = str(cycled)
         emit_json("evaluate", 0, {"report": report, **written}, file=out)

@@ -51,10 +51,11 @@ def plot(
     ] = None,
 ) -> None:
     """Write a PNG: the quick-look map of DAY (fixed colour scale 0–0.5 m3 m-3, land only), or
-    with --point LON,LAT --start --end the analysis at the nearest land cell with its ±1 σ band
-    and the SMAP retrievals. Use --point=-100.1,35.2 (with '=') for a negative longitude."""
+    with --point LON,LAT --start --end the analysis at the nearest land cell with its ±1 σ band,
+    the SMAP retrievals and, where `smda evaluate` stored one covering the period, the open loop.
+    Use --point=-100.1,35.2 (with '=') for a negative longitude."""
     from smda.ops import open_runtime
-    from smda.ops.plot import plot_day, point_series, render_point_series
+    from smda.ops.plot import open_loop_label, plot_day, point_series, render_point_series
 
     if (day is None) == (point is None):
         raise typer.BadParameter("give either DAY (a map) or --point LON,LAT (a time series)")
@@ -76,6 +77,8 @@ def plot(
         series = point_series(rt, lon, lat, first, last)
         name = f"smda_point_{lon:g}_{lat:g}_{first:%Y%m%d}_{last:%Y%m%d}.png"
         path = render_point_series(series, out or Path(name))
+        if series.open_loop_from:
+            console.print(f"drawn: {open_loop_label(series)}", soft_wrap=True, highlight=False)
         for note in series.notes:
             console.print(f"note: {note}", soft_wrap=True, highlight=False)
     typer.echo(str(path.resolve()))

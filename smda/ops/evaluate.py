@@ -17,7 +17,10 @@
    can be scored the same way.
 3. :func:`write_report` — the tables in markdown with the protocol in words, and as JSON,
    written atomically as ``evaluation_<start>_<end>.md`` / ``.json`` under
-   ``<data_dir>/reports/<region>/`` (:func:`report_directory`).
+   ``<data_dir>/reports/<region>/`` (:func:`report_directory`); beside them
+   :func:`write_series` stores the cycled series (:data:`CYCLED`: analysis, open loop,
+   forecast) as ``evaluation_<start>_<end>.nc``, which ``smda plot --point`` draws the open loop
+   from. No reference (truth, stations) is stored there: references are only read to score.
 """
 
 from __future__ import annotations
@@ -46,18 +49,23 @@ from smda.science.skill import (
     score_against_stations,
     score_against_truth,
 )
-from smda.storage.atomic import atomic_write_bytes
+from smda.storage.atomic import atomic_path, atomic_write_bytes
+from smda.storage.chain import EPOCH, TIME_ATTRS
 from smda.storage.inputs import day_inputs, load_series, load_static, missing_days
+from smda.storage.iolock import HDF5_IO
 from smda.storage.store import Store, region_key
 
 __all__ = [
+    "CYCLED",
     "PRODUCT_VARIABLES",
+    "SERIES_GLOB",
     "SPINUP_DAYS",
     "describe_gain",
     "report_directory",
     "run_experiments",
     "score_tables",
     "write_report",
+    "write_series",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -69,6 +77,12 @@ PRODUCT_VARIABLES = {"smap": "soil_moisture", "era5land": "swvl1_mean", "gldas":
 
 SPINUP_DAYS = 30
 """Default spin-up (days) of the cold starts before the evaluated period."""
+
+CYCLED = ("analysis", "open_loop", "forecast")
+"""The series of the cycles that :func:`write_series` stores (never a reference)."""
+SERIES_GLOB = "evaluation_*_*.nc"
+"""The stored series of the evaluations in a report directory (:func:`write_series`)."""
+_SERIES_ENCODING = {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.float32(np.nan)}
 
 
 def _days(start: date, end: date) -> list[date]:
@@ -325,3 +339,76 @@ def write_report(
     text = json.dumps(payload, indent=1, default=str, allow_nan=False)
     atomic_write_bytes(directory / f"{stem}.json", text.encode())
     return md
+
+
+def write_series(series: xr.Dataset, directory: Path) -> Path:
+    """Write the cycled series of an evaluation as ``evaluation_<start>_<end>.nc``, atomically.
+
+    Parameters
+    ----------
+    series:
+        What :func:`run_experiments` returns; only :data:`CYCLED` (``analysis``, ``open_loop``,
+        ``forecast``, ``(time, lat, lon)`` m3 m-3) are stored, with its attributes ``start``,
+        ``end``, ``model_version``, ``gain`` and ``spinup_days``.
+    directory:
+        Where to write (created if missing): the report's, :func:`report_directory`.
+
+    Returns
+    -------
+    The file's path: float32, deflate-compressed, CF ``time`` (days since 1970-01-01, as the
+    state files), chunked by 32 days.
+
+    Raises
+    ------
+    ValueError
+        If a cycled series or an attribute of the period is missing.
+    """
+    absent = [k for k in CYCLED if k not in series] + [
+        k for k in ("start", "end", "model_version", "gain") if k not in series.attrs
+    ]
+    if absent:
+        raise ValueError(f"not the series of a model run: no {', '.join(absent)}")
+    days = pd.DatetimeIndex(series["time"].values).normalize()
+    since = np.asarray((days - pd.Timestamp(EPOCH)).days, dtype=np.int32)
+    coords = {
+        "time": ("time", since, TIME_ATTRS),
+        "lat": (
+            "lat",
+            series["lat"].values,
+            {"units": "degrees_north", "standard_name": "latitude"},
+        ),
+        "lon": (
+            "lon",
+            series["lon"].values,
+            {"units": "degrees_east", "standard_name": "longitude"},
+        ),
+    }
+    names = {
+        "analysis": "analysis SM_a",
+        "open_loop": "open loop (G = 0)",
+        "forecast": "forecast SM_f",
+    }
+    data = {
+        k: (
+            ("time", "lat", "lon"),
+            series[k].transpose("time", "lat", "lon").values.astype(np.float32),
+            {"units": "m3 m-3", "long_name": f"surface soil moisture {names[k]} (0-5 cm)"},
+        )
+        for k in CYCLED
+    }
+    attrs = {
+        "Conventions": "CF-1.8",
+        "title": "smda evaluation: the cycled series (analysis, open loop, forecast)",
+        **{k: str(series.attrs[k]) for k in ("start", "end", "model_version", "gain")},
+        "spinup_days": int(series.attrs.get("spinup_days", 0)),
+    }
+    out = xr.Dataset(data, coords=coords, attrs=attrs)
+    chunks = (min(len(days), 32), *(min(n, 128) for n in out["analysis"].shape[1:]))
+    encoding: dict[str, dict[str, Any]] = {
+        k: {**_SERIES_ENCODING, "chunksizes": chunks} for k in CYCLED
+    }
+    encoding.update({k: {"_FillValue": None} for k in ("time", "lat", "lon")})
+    path = Path(directory) / f"evaluation_{attrs['start']}_{attrs['end']}.nc"
+    with HDF5_IO, atomic_path(path) as tmp:
+        out.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+    return path

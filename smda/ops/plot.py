@@ -6,29 +6,34 @@
   (:class:`PointSeries`): the analysis and its uncertainty from the state chain, the SMAP L3
   retrievals staged in the store (m3 m-3 as retrieved), and SMAP* — SMAP rescaled to the model
   climatology, as assimilated (forecast + O−F of the state where the cell was nudged).
-  :func:`render_point_series` draws it: the analysis with a ±1 σ band, SMAP and SMAP* as dots.
-
-The open loop (the model run without nudging) is not drawn: ``smda evaluate`` cycles it in memory
-and keeps only its scores (``data/reports/<region>/evaluation_*.json``), so no open-loop series
-is stored anywhere to plot. The figure says so.
+  :func:`render_point_series` draws it: the analysis with a ±1 σ band, SMAP and SMAP* as dots,
+  and the open loop (the model run without nudging) as a dashed line where ``smda evaluate``
+  stored one for the region (:func:`smda.ops.evaluate.write_series`:
+  ``data/reports/<region>/evaluation_<start>_<end>.nc``) covering days of the period; where
+  several cover a day, the newest file wins. Without one the figure says so.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
+import xarray as xr
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from smda.errors import SmdaError
+from smda.ops.evaluate import SERIES_GLOB, report_directory
 from smda.ops.runtime import Runtime
 from smda.science.cycle import FLAG_ASSIMILATED, FLAG_LAND
 from smda.storage.inputs import load_series
+from smda.storage.iolock import HDF5_IO
 from smda.storage.quicklook import DPI, region_label, render_quicklook, save_png
 
 __all__ = [
@@ -36,7 +41,9 @@ __all__ = [
     "SEARCH_CELLS",
     "PointError",
     "PointSeries",
+    "open_loop_label",
     "plot_day",
+    "point_figure",
     "point_series",
     "render_point_series",
 ]
@@ -46,8 +53,10 @@ log = logging.getLogger(__name__)
 SEARCH_CELLS = 2
 """How far (cells) from a point over sea the nearest land cell is looked for."""
 OPEN_LOOP_NOTE = (
-    "open loop not shown: `smda evaluate` keeps its scores only, no open-loop series is stored"
+    "open loop not shown: no series of `smda evaluate` covers this period in this region "
+    "(`smda evaluate` over the period stores one)"
 )
+_EVALUATED = re.compile(r"evaluation_(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})\.nc$")
 F64 = npt.NDArray[np.float64]
 
 
@@ -74,6 +83,10 @@ class PointSeries:
     """SMAP L3 retrievals staged for the cell (NaN: none that day, or SMAP not staged)."""
     smap_rescaled: F64
     """SMAP* as assimilated (forecast + O−F) on the days the cell was nudged."""
+    open_loop: F64
+    """The open loop of ``smda evaluate`` (NaN: no stored evaluation covers the day)."""
+    open_loop_from: list[tuple[date, date]] = field(default_factory=list)
+    """The evaluated periods whose stored series gave :attr:`open_loop` (oldest first)."""
     missing: list[date] = field(default_factory=list)
     """Days of the period with no state in the chain."""
     notes: list[str] = field(default_factory=list)
@@ -166,6 +179,7 @@ def point_series(rt: Runtime, lon: float, lat: float, start: date, end: date) ->
         if int(cell["flags"]) & FLAG_ASSIMILATED:
             values["rescaled"][i] = float(cell["forecast"]) + float(cell["innovations"])
     smap = load_series(rt.store, "smap", "soil_moisture", start, end)
+    open_loop, periods, notes = _open_loop(rt, row, col, days)
     return PointSeries(
         point=(lon, lat),
         cell=(float(rt.grid.lons[col]), float(rt.grid.lats[row])),
@@ -174,9 +188,67 @@ def point_series(rt: Runtime, lon: float, lat: float, start: date, end: date) ->
         uncertainty=values["uncertainty"],
         smap=np.asarray(smap.isel(lat=row, lon=col).values, dtype=np.float64),
         smap_rescaled=values["rescaled"],
+        open_loop=open_loop,
+        open_loop_from=periods,
         missing=[d for d in days if d not in held],
-        notes=[OPEN_LOOP_NOTE],
+        notes=notes if periods else [*notes, OPEN_LOOP_NOTE],
     )
+
+
+def _evaluations(folder: Path, start: date, end: date) -> list[tuple[Path, date, date]]:
+    """The stored evaluation series overlapping ``start … end``, oldest first (by mtime)."""
+    found = []
+    for path in folder.glob(SERIES_GLOB):
+        match = _EVALUATED.fullmatch(path.name)
+        if match is None:
+            continue
+        first, last = (date.fromisoformat(g) for g in match.groups())
+        if first <= end and last >= start:
+            found.append((path.stat().st_mtime, path.name, path, first, last))
+    return [(path, first, last) for _, _, path, first, last in sorted(found)]
+
+
+def _cell_series(rt: Runtime, path: Path, row: int, col: int) -> tuple[list[date], F64]:
+    """Days and open loop of cell (row, col) in a stored evaluation series."""
+    with HDF5_IO, xr.open_dataset(path, engine="netcdf4") as ds:
+        lats, lons = ds["lat"].values, ds["lon"].values
+        if not (np.allclose(lats, rt.grid.lats) and np.allclose(lons, rt.grid.lons)):
+            raise ValueError(f"its grid {len(lats)}×{len(lons)} is not the region's")
+        values = np.asarray(ds["open_loop"].isel(lat=row, lon=col).values, dtype=np.float64)
+        days = [t.date() for t in pd.DatetimeIndex(ds["time"].values)]
+    return days, values
+
+
+def _open_loop(
+    rt: Runtime, row: int, col: int, days: list[date]
+) -> tuple[F64, list[tuple[date, date]], list[str]]:
+    """The open loop of cell (row, col) over ``days`` from the region's stored evaluations
+    (the newest file wins a day), the evaluated periods used, and notes on unreadable files."""
+    index = {d: i for i, d in enumerate(days)}
+    values = np.full(len(days), np.nan)
+    source = np.full(len(days), -1)
+    found = _evaluations(report_directory(rt.settings.data_dir, rt.grid), days[0], days[-1])
+    notes = []
+    for k, (path, _, _) in enumerate(found):
+        try:
+            held, cell = _cell_series(rt, path, row, col)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("open loop of %s skipped: %s", path, exc)
+            notes.append(f"{path.name} skipped (unreadable: {exc})")
+            continue
+        for day, value in zip(held, cell, strict=True):
+            if day in index:
+                values[index[day]], source[index[day]] = value, k
+    used = sorted({int(k) for k in source if k >= 0})
+    return values, [(found[k][1], found[k][2]) for k in used], notes
+
+
+def open_loop_label(series: PointSeries, *, wrap: bool = False) -> str:
+    """The legend of the open loop: ``open loop (from smda evaluate START…END)``, each period
+    on a line of its own with ``wrap`` (as the figure's legend shows it)."""
+    space, comma = ("\n", ",\n") if wrap else (" ", ", ")
+    spans = comma.join(f"{a}…{b}" for a, b in series.open_loop_from)
+    return f"open loop (from smda evaluate{space}{spans})"
 
 
 def _where(series: PointSeries) -> str:
@@ -185,13 +257,23 @@ def _where(series: PointSeries) -> str:
 
 
 def render_point_series(series: PointSeries, out: Path | str) -> Path:
-    """Write the figure of ``series`` (module docstring) as a PNG at ``out``; return it."""
+    """Write the figure of ``series`` (:func:`point_figure`) as a PNG at ``out``; return it."""
+    path = save_png(point_figure(series), out)
+    log.info("time series at %s written to %s", series.cell, path)
+    return path
+
+
+def point_figure(series: PointSeries) -> Figure:
+    """The figure of ``series`` (module docstring)."""
     fig = Figure(figsize=(10, 4.8), dpi=DPI, facecolor="white")
     ax = fig.add_axes((0.08, 0.2, 0.66, 0.66))
     t = np.array(series.days, dtype="datetime64[D]")
     low, high = series.analysis - series.uncertainty, series.analysis + series.uncertainty
     ax.fill_between(t, low, high, color="#9ecae1", alpha=0.6, linewidth=0, label="analysis ± 1 σ")
     ax.plot(t, series.analysis, color="#08519c", linewidth=1.6, label="analysis SM_a")
+    if series.open_loop_from:
+        label = open_loop_label(series, wrap=True)
+        ax.plot(t, series.open_loop, "--", color="#636363", linewidth=1.3, label=label)
     ax.plot(t, series.smap, "o", color="#e6550d", markersize=4, label="SMAP L3 (as retrieved)")
     ax.plot(
         t,
@@ -220,14 +302,14 @@ def render_point_series(series: PointSeries, out: Path | str) -> Path:
     )
     lines = [f"land cell nearest to {lon:g},{lat:g}; {_counts(series)}", *series.notes]
     fig.text(0.08, 0.02, "\n".join(lines), fontsize=8, color="#404040", va="bottom")
-    path = save_png(fig, out)
-    log.info("time series at %s written to %s", series.cell, path)
-    return path
+    return fig
 
 
 def _counts(series: PointSeries) -> str:
     n = int(np.isfinite(series.analysis).sum())
     text = f"{n} analysed day(s), {int(np.isfinite(series.smap).sum())} with a SMAP retrieval"
+    if series.open_loop_from:
+        text += f", {int(np.isfinite(series.open_loop).sum())} with the open loop"
     if series.missing:
         text += f", {len(series.missing)} day(s) without a state"
     return text

@@ -88,6 +88,14 @@ def test_evaluate_runs_the_model_and_scores_it(
     assert f"report:{md}" in output.replace(" ", "")  # the path printed (wrapped or not)
     report = json.loads(md.with_suffix(".json").read_text())
     assert report["meta"]["model_version"] == bundle.version
+    # the cycled series it scored, stored beside the report (nothing of the truth in it)
+    nc = md.with_suffix(".nc")
+    assert f"series:{nc}" in output.replace(" ", "")
+    with xr.open_dataset(nc) as stored:
+        assert list(stored.data_vars) == ["analysis", "open_loop", "forecast"]
+        assert stored.attrs["model_version"] == bundle.version
+        for name in stored.data_vars:
+            xr.testing.assert_equal(stored[name].drop_attrs(), experiments[name].drop_attrs())
     assert report["meta"]["gain"] == str(GAIN) and report["meta"]["spinup_days"] == SPINUP
     # the same figures as the library on the same experiments
     truth = score_against_truth(experiments, world.truth(*PERIOD))
@@ -194,6 +202,24 @@ def test_evaluate_json_is_the_report_and_an_error_is_a_json_error(
     assert {k: doc[k] for k in written} == written and Path(doc["report"]["markdown"]).exists()
     assert doc["tables"]["truth"]["soil_moisture"]["n_days"] == 31
     assert (Path(doc["report"]["json"]).parent / "region.json").exists()
+    assert "series" not in doc["report"]  # scoring a file stores no series
+    assert not list(Path(doc["report"]["json"]).parent.glob("*.nc"))
     assert late.exit_code == 1
     error = json.loads(late.stdout)
     assert error["exit_code"] == 1 and "has no day in 2016-01-01..2016-01-31" in error["error"]
+
+
+def test_evaluate_json_names_the_stored_series(
+    data_dir: Path, bundle: ModelBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMDA_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("SMDA_REGION", raising=False)
+    args = ["--start", "2015-05-01", "--end", "2015-05-31", REGION, "--truth", "twin"]
+    options = ["--seed", "7", "--gain", str(GAIN), "--spinup-days", "0", "--json"]
+    result = CliRunner().invoke(app, ["evaluate", *args, *options])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    series = data_dir / REPORTS / "evaluation_2015-05-01_2015-05-31.nc"
+    assert doc["report"]["series"] == str(series)
+    with xr.open_dataset(series) as stored:
+        assert stored.sizes["time"] == 31 and stored.attrs["spinup_days"] == 0

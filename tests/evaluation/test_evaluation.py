@@ -13,7 +13,14 @@ import pytest
 import xarray as xr
 from evaluation_helpers import GAIN, HAWAII, ISMN, PERIOD, SPINUP, pytesmo_at_stations
 
-from smda.ops.evaluate import report_directory, run_experiments, score_tables, write_report
+from smda.ops.evaluate import (
+    CYCLED,
+    report_directory,
+    run_experiments,
+    score_tables,
+    write_report,
+    write_series,
+)
 from smda.ops.references import read_series, read_stations
 from smda.science.bundle import ModelBundle
 from smda.science.cycle import climatology_state
@@ -191,6 +198,39 @@ def test_report_is_written_with_the_table_and_the_protocol(
     ]
     with pytest.raises(ValueError, match="start"):
         write_report(tables, directory, meta={"region": "x"})
+
+
+def test_the_cycled_series_are_stored_beside_the_report(
+    experiments: xr.Dataset, world: World, tmp_path: Path
+) -> None:
+    """Analysis, open loop and forecast of every day, as computed; no product or reference."""
+    import netCDF4
+
+    directory = report_directory(tmp_path, world.grid)
+    path = write_series(experiments, directory)
+    assert path == directory / "evaluation_2015-05-01_2015-06-30.nc"
+    assert [p.name for p in directory.iterdir()] == [path.name]  # no temporary left
+    with xr.open_dataset(path) as stored:
+        assert list(stored.data_vars) == list(CYCLED) == ["analysis", "open_loop", "forecast"]
+        np.testing.assert_array_equal(stored["time"].values, pd.date_range(*PERIOD).values)
+        for name in CYCLED:
+            assert stored[name].dtype == np.float32 and stored[name].attrs["units"] == "m3 m-3"
+            np.testing.assert_array_equal(stored[name].values, experiments[name].values)
+        np.testing.assert_array_equal(stored["lat"].values, world.grid.lats)
+        assert {k: stored.attrs[k] for k in ("start", "end", "gain", "model_version")} == {
+            "start": "2015-05-01",
+            "end": "2015-06-30",
+            "gain": str(GAIN),
+            "model_version": experiments.attrs["model_version"],
+        }
+        assert stored.attrs["spinup_days"] == SPINUP
+    with netCDF4.Dataset(path) as nc:  # the state files' CF time axis, compressed fields
+        time = nc["time"]
+        assert time.units == "days since 1970-01-01" and time.calendar == "standard"
+        assert time[0] == (PERIOD[0] - date(1970, 1, 1)).days
+        assert nc["open_loop"].filters()["zlib"]
+    with pytest.raises(ValueError, match="no open_loop"):
+        write_series(experiments.drop_vars("open_loop"), tmp_path)
 
 
 def test_nothing_to_score_against(experiments: xr.Dataset) -> None:

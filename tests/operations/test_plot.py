@@ -13,13 +13,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
+from matplotlib.lines import Line2D
 from ops_runtime import LAST, RUN
 from PIL import Image
 from state_helpers import small_result, small_uncertainty
 
 from smda.cli import run
 from smda.ops import Runtime, backfill_days
-from smda.ops.plot import OPEN_LOOP_NOTE, PointError, plot_day, point_series, render_point_series
+from smda.ops.evaluate import report_directory, run_experiments, write_series
+from smda.ops.plot import (
+    OPEN_LOOP_NOTE,
+    PointError,
+    PointSeries,
+    open_loop_label,
+    plot_day,
+    point_figure,
+    point_series,
+    render_point_series,
+)
 from smda.science.cycle import FLAG_ASSIMILATED
 from smda.storage.inputs import load_series
 from smda.storage.quicklook import SEA_COLOUR, colour_of, quicklook_layout
@@ -114,7 +126,8 @@ def test_the_series_of_a_point_follows_the_chain_and_the_store(rt: Runtime, tmp_
             assert series.smap_rescaled[i] == pytest.approx(
                 float(cell["forecast"]) + float(cell["innovations"])
             )
-    assert series.notes == [OPEN_LOOP_NOTE]
+    assert series.notes == [OPEN_LOOP_NOTE] and series.open_loop_from == []
+    assert np.isnan(series.open_loop).all() and not _open_loop_line(series)
     out = render_point_series(series, tmp_path / "series.png")
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size == (1000, 480)
@@ -192,3 +205,68 @@ def test_cli_plot_errors_are_one_line(
     assert problem in _one_line_error(output)
     assert got == code
     assert not list(tmp_path.glob("*.png"))
+
+
+def _cell_open_loop(series: xr.Dataset, day: date) -> float:
+    return float(series["open_loop"].sel(time=np.datetime64(day, "ns")).values[1, 2])
+
+
+def _open_loop_line(series: PointSeries) -> list[Line2D]:
+    return [
+        line
+        for line in point_figure(series).axes[0].get_lines()
+        if str(line.get_label()).startswith("open loop")
+    ]
+
+
+def test_the_open_loop_is_drawn_from_the_stored_evaluations(
+    rt: Runtime, smda_plot: Cli, tmp_path: Path
+) -> None:
+    """Two stored evaluations overlap the period: each day comes from the newest file covering
+    it; a day no evaluation covers has none."""
+    backfill_days(rt, RUN, LAST)
+    bundle, folder = rt.registry.current(), report_directory(rt.settings.data_dir, rt.grid)
+    mid = RUN + timedelta(days=3)
+    old = run_experiments(rt.store, bundle, RUN, mid, gain=0.3, spinup_days=3)
+    new = run_experiments(rt.store, bundle, RUN + timedelta(days=2), LAST, gain=0.3, spinup_days=0)
+    os.utime(write_series(old, folder), (1e9, 1e9))  # older than the one written next
+    write_series(new, folder)
+    overlap = RUN + timedelta(days=2)
+    assert _cell_open_loop(old, overlap) != _cell_open_loop(new, overlap)  # who wins shows
+
+    start = RUN - timedelta(days=1)
+    lon, lat = float(rt.grid.lons[2]), float(rt.grid.lats[1])
+    series = point_series(rt, lon, lat, start, LAST)
+
+    assert np.isnan(series.open_loop[0])  # no evaluation covers the day before RUN
+    for i, day in enumerate(series.days[1:], start=1):
+        source = old if day < overlap else new
+        assert series.open_loop[i] == _cell_open_loop(source, day), day
+    assert series.open_loop_from == [(RUN, mid), (overlap, LAST)]
+    assert OPEN_LOOP_NOTE not in series.notes
+    label = "open loop (from smda evaluate 2015-06-11…2015-06-14, 2015-06-13…2015-06-16)"
+    assert open_loop_label(series) == label
+    (line,) = _open_loop_line(series)
+    assert line.get_label() == label.replace("evaluate ", "evaluate\n").replace(", ", ",\n")
+    assert line.get_linestyle() == "--"
+    np.testing.assert_array_equal(np.asarray(line.get_ydata(), dtype=float), series.open_loop)
+
+    # a shorter period names only the evaluations that gave it days
+    assert point_series(rt, lon, lat, LAST, LAST).open_loop_from == [(overlap, LAST)]
+    assert point_series(rt, lon, lat, RUN, RUN).open_loop_from == [(RUN, mid)]
+
+    period = ["--start", str(RUN), "--end", str(LAST), "-o", "p.png"]
+    code, output = smda_plot([f"--point={lon},{lat}", *period])
+    assert code == 0, output
+    assert f"drawn: {label}" in output and OPEN_LOOP_NOTE not in output
+
+
+def test_an_unreadable_evaluation_is_skipped_with_a_note(rt: Runtime) -> None:
+    backfill_days(rt, RUN, LAST)
+    folder = report_directory(rt.settings.data_dir, rt.grid)
+    folder.mkdir(parents=True)
+    (folder / f"evaluation_{RUN}_{LAST}.nc").write_bytes(b"not a netCDF file")
+    series = point_series(rt, float(rt.grid.lons[2]), float(rt.grid.lats[1]), RUN, LAST)
+    assert np.isnan(series.open_loop).all() and series.open_loop_from == []
+    assert series.notes[-1] == OPEN_LOOP_NOTE
+    assert series.notes[0].startswith(f"evaluation_{RUN}_{LAST}.nc skipped (unreadable")
