@@ -205,6 +205,7 @@ def _evaluate(rt: Runtime, cfg: DemoConfig, start: date, report: DemoReport) -> 
         run_experiments,
         score_tables,
         write_report,
+        write_series,
     )
     from smda_twin.world import WorldSpec
 
@@ -236,12 +237,14 @@ def _evaluate(rt: Runtime, cfg: DemoConfig, start: date, report: DemoReport) -> 
     }
     directory = report_directory(rt.settings.data_dir, rt.grid)
     report.report = write_report(tables, directory, meta=meta)
+    cycled = write_series(series, directory)  # `smda plot --point` draws its open loop
     report.paths = {
         "catalog": str(rt.publisher.catalog_path),
         "cogs": str(rt.publisher.root / "cog"),
         "state": rt.chain.url,
         "model": str(rt.registry.path(bundle.version)),
         "report": str(report.report),
+        "series": str(cycled),
     }
 
 
