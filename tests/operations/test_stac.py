@@ -8,14 +8,20 @@ import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import odc.stac
 import pystac
 import pytest
 import rasterio
+from jsonschema import Draft7Validator
 from ops_runtime import RUN, runtime_for
 from pystac.extensions.classification import Bitfield, ClassificationExtension
+from pystac.validation import validate_dict
+from pystac.validation.local_validator import get_local_schema_cache
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
 from state_helpers import provenance, small_result, small_uncertainty
 
 from smda.config import Settings, load_settings
@@ -184,3 +190,28 @@ def test_a_bad_public_url_is_refused_in_one_line(bad: str) -> None:
         load_settings(products_public_url=bad)
     assert "\n" not in str(error.value) and "pw" not in str(error.value)
     assert Settings(products_public_url="https://x.org/p/").products_public_url == "https://x.org/p"
+
+
+SCHEMAS = Path(__file__).resolve().parent / "stac_schemas"
+
+
+def test_documents_validate_against_the_extension_schemas_offline(tmp_path: Path) -> None:
+    """The core schemas (pystac's copies) and every extension schema with a local copy in
+    ``stac_schemas/``; classification has none and is checked by the flag-table test."""
+    _, publisher = _month(tmp_path)
+    local = {}
+    for path in sorted(SCHEMAS.glob("*.json")):
+        schema = json.loads(path.read_text())
+        local[schema["$id"].rstrip("#")] = schema
+    registry: Registry[Any] = Registry().with_resources(
+        (uri, Resource.from_contents(schema, default_specification=DRAFT7))
+        for uri, schema in {**get_local_schema_cache(), **local}.items()
+    )
+    classification = ClassificationExtension.get_schema_uri()
+    for path in (publisher.item_path(JULY[0]), publisher.collection_path):
+        document = json.loads(path.read_text())
+        validate_dict(document, extensions=[])
+        extensions = set(document["stac_extensions"])
+        assert extensions - set(local) == {classification}, path
+        for uri in sorted(extensions & set(local)):
+            Draft7Validator(local[uri], registry=registry).validate(document)
