@@ -98,7 +98,7 @@ DATA_COG = CogSpec(
     ),
 )
 FLAGS_COG = CogSpec(
-    key="flags",
+    key="quality",
     suffix="_flags",
     title="analysis flags and SMAP observation count",
     dtype="uint8",

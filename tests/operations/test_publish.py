@@ -221,7 +221,7 @@ def test_items_carry_projection_and_raster_extensions(
     bands = RasterExtension.ext(item.assets["data"]).bands or []
     assert [b.unit for b in bands] == ["m3 m-3", "m3 m-3"]
     assert {(b.data_type, b.nodata, b.scale) for b in bands} == {("float32", "nan", 1.0)}
-    ints = RasterExtension.ext(item.assets["flags"]).bands or []
+    ints = RasterExtension.ext(item.assets["quality"]).bands or []
     assert [b.unit for b in ints] == ["1", "1"]
     assert {(b.data_type, b.nodata, b.scale) for b in ints} == {("uint8", 255, 1.0)}
     names = [b["name"] for spec in COGS for b in item.assets[spec.key].extra_fields["bands"]]
@@ -287,7 +287,7 @@ def test_base_url_makes_every_href_an_absolute_url(tmp_path: Path) -> None:
     base = "https://data.example.org/smda"
     item = json.loads(out.item.read_text())
     assert item["assets"]["data"]["href"] == f"{base}/cog/2024/smda_sm_20240701.tif"
-    assert item["assets"]["flags"]["href"] == f"{base}/cog/2024/smda_sm_20240701_flags.tif"
+    assert item["assets"]["quality"]["href"] == f"{base}/cog/2024/smda_sm_20240701_flags.tif"
     links = {link["rel"]: link["href"] for link in item["links"] if link["rel"] != "license"}
     assert links == {
         "self": f"{base}/stac/smda-sm/2024/smda_sm_20240701.json",

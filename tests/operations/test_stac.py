@@ -61,6 +61,8 @@ def _items(publisher: Publisher) -> list[pystac.Item]:
 def test_a_month_of_items_loads_with_odc_stac_as_the_state_files(tmp_path: Path) -> None:
     chain, publisher = _month(tmp_path)
     cube = odc.stac.load(_items(publisher), bands=list(VARIABLES))
+    # without `bands=` every band is named as in the state files (no asset key shadows a band)
+    assert set(odc.stac.load(_items(publisher)[:1]).data_vars) == set(VARIABLES)
     assert [str(d)[:10] for d in cube.time.values] == [d.isoformat() for d in JULY]
     assert cube["flags"].dtype == np.uint8 and cube["obs_count"].dtype == np.uint8
     assert cube["analysis"].dtype == np.float32 and cube["uncertainty"].dtype == np.float32
@@ -113,7 +115,7 @@ def test_collection_describes_item_assets_and_summaries(tmp_path: Path) -> None:
     collection = json.loads(publisher.collection_path.read_text())
     assets = collection["item_assets"]
     assert (
-        set(assets) == {spec.key for spec in COGS} | {"thumbnail"} == {"data", "flags", "thumbnail"}
+        set(assets) == {spec.key for spec in COGS} | {"thumbnail"} == {"data", "quality", "thumbnail"}
     )
     assert assets["thumbnail"]["type"] == "image/png"
     for spec in COGS:
@@ -132,7 +134,7 @@ def test_collection_describes_item_assets_and_summaries(tmp_path: Path) -> None:
 
 
 def _bitfields(item: pystac.Item) -> list[Bitfield]:
-    flags_band = item.assets["flags"].extra_fields["raster:bands"][0]
+    flags_band = item.assets["quality"].extra_fields["raster:bands"][0]
     return [Bitfield(d) for d in flags_band["classification:bitfields"]]
 
 
@@ -180,7 +182,7 @@ def test_public_url_makes_the_runs_hrefs_urls(rt: Runtime, world: World) -> None
     item = json.loads(public.publisher.item_path(RUN).read_text())
     hrefs = [link["href"] for link in item["links"]] + [a["href"] for a in item["assets"].values()]
     assert all(h.startswith("https://") for h in hrefs)
-    assert item["assets"]["flags"]["href"] == f"{base}/cog/2015/smda_sm_20150611_flags.tif"
+    assert item["assets"]["quality"]["href"] == f"{base}/cog/2015/smda_sm_20150611_flags.tif"
     assert public.publisher.catalog_href == f"{base}/stac/catalog.json"
 
 
