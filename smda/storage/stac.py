@@ -17,7 +17,7 @@ input of the day was provisional — ERA5T, MSWEP NRT — so the day will be rec
 ``smda:forecast_only``, one ``license`` link per source's terms of use (:data:`SOURCES`; the
 product's ``license`` is ``other``), the projection extension v2.0.0 (``proj:code``
 ``EPSG:4326`` — the successor of ``proj:epsg`` — ``proj:shape``, ``proj:transform``) on its
-properties, and one asset per COG (:data:`smda.storage.cog.COGS`: ``data`` and ``flags``) with
+properties, and one asset per COG (:data:`smda.storage.cog.COGS`: ``data`` and ``quality``) with
 the raster extension v1.1.0 (``raster:bands``: data type, nodata, unit, scale, offset), STAC 1.1
 ``bands`` and ``eo:bands`` names (odc-stac and stackstac name the loaded bands by them), the
 file extension v2.1.0 (``file:size``, ``file:checksum``: the COG's SHA-256 as a multihash),
