@@ -31,7 +31,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from smda_twin.faults import Fault, FaultPlan
 
-__all__ = ["LOOPBACK", "Network", "ReplicaServer", "Request", "RequestLog", "RequestRecord", "Response", "Route"]
+__all__ = [
+    "LOOPBACK",
+    "Network",
+    "ReplicaServer",
+    "Request",
+    "RequestLog",
+    "RequestRecord",
+    "Response",
+    "Route",
+]
 
 LOG = logging.getLogger(__name__)
 

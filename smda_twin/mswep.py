@@ -28,7 +28,16 @@ import numpy.typing as npt
 from smda_twin.clock import Clock
 from smda_twin.faults import FaultPlan
 from smda_twin.formats import mswep as mswep_format
-from smda_twin.httpbase import LOOPBACK, HttpError, Network, ReplicaServer, Request, RequestLog, Response, Route
+from smda_twin.httpbase import (
+    LOOPBACK,
+    HttpError,
+    Network,
+    ReplicaServer,
+    Request,
+    RequestLog,
+    Response,
+    Route,
+)
 from smda_twin.scenario import pinned, variant
 
 __all__ = ["MswepReplica"]

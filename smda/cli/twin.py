@@ -118,10 +118,9 @@ def twin_serve(
     """
     _settings()
     from smda_twin.faults import Fault
+    from smda_twin.httpbase import Network
     from smda_twin.scenario import Scenario, ScenarioError
     from smda_twin.service import Twin
-
-    from smda_twin.httpbase import Network
 
     try:
         network = Network(bind=bind, host=host, login_host=login_host)
