@@ -367,7 +367,8 @@ def test_the_products_server_serves_the_products_read_only() -> None:
     )
     assert published, port
     public = str(environment(worker)["SMDA_PRODUCTS_PUBLIC_URL"])
-    assert public == f"${{SMDA_PRODUCTS_PUBLIC_URL:-http://localhost:{published.group(1)}}}"
+    default = f"http://localhost:${{SMDA_PRODUCTS_PORT:-{published.group(1)}}}"
+    assert public == f"${{SMDA_PRODUCTS_PUBLIC_URL:-{default}}}"
 
 
 def test_monitoring_files_are_mounted_where_their_configs_point() -> None:

@@ -30,7 +30,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from smda.errors import CredentialsError
-from smda.ingest.credentials import file_credentials_env
+from smda.ingest.credentials import file_credentials
 from smda.ingest.endpoints import Endpoints, client_environment
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "cds_client",
     "client_env",
     "earthdata_login",
+    "file_credentials_env",
     "http_session",
     "single_attempt",
 ]
@@ -59,6 +60,24 @@ def client_env(endpoints: Endpoints | None) -> Iterator[None]:
     os.environ.update(env)
     try:
         yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def file_credentials_env() -> Iterator[dict[str, str]]:
+    """Export the providers' credentials given as files (``CDSAPI_KEY_FILE`` …, Docker secrets:
+    :func:`smda.ingest.credentials.file_credentials`) for the duration of the block, where the
+    providers' own clients look for them; yields them (never log them)."""
+    found = file_credentials(os.environ)
+    saved = {k: os.environ.get(k) for k in found}
+    os.environ.update(found)
+    try:
+        yield found
     finally:
         for key, value in saved.items():
             if value is None:

@@ -8,18 +8,17 @@ value (surrounding whitespace removed). An empty file counts as unset, so a stac
 empty secret for a provider it does not use. Setting both ``NAME`` and ``NAME_FILE`` is an error.
 
 Values read here are never logged: errors name the variable and the path, not the content.
+:func:`smda.ingest.clients.file_credentials_env` exports them where the clients look for them.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 from smda.errors import CredentialsError
 
-__all__ = ["CREDENTIAL_VARIABLES", "file_credentials", "file_credentials_env"]
+__all__ = ["CREDENTIAL_VARIABLES", "file_credentials"]
 
 #: The credential variables that may also be given as ``<NAME>_FILE``.
 CREDENTIAL_VARIABLES = (
@@ -56,20 +55,3 @@ def file_credentials(environ: Mapping[str, str]) -> dict[str, str]:
         if value:
             found[name] = value
     return found
-
-
-@contextmanager
-def file_credentials_env() -> Iterator[dict[str, str]]:
-    """Export the credentials of :func:`file_credentials` (from ``os.environ``) for the
-    duration of the block, where the providers' clients look for them; yields them."""
-    found = file_credentials(os.environ)
-    saved = {k: os.environ.get(k) for k in found}
-    os.environ.update(found)
-    try:
-        yield found
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -18,7 +18,8 @@ a line it does not know how to follow:
   each flow run Completed;
 - ``curl …``: the URL from the products server (the STAC catalog, a COG).
 
-Then the daily run's metrics are on the Pushgateway. Slow (about 5 minutes on 2 cores).
+Then the daily run's metrics are on the Pushgateway. Slow (about 5 minutes on 2 cores: the
+twin's global SMAP and MSWEP files dominate).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 import requests
@@ -282,23 +284,18 @@ def chain_queue_limit(api: str, auth: str) -> int | None:
         return limit
 
 
-def last_run_state(api: str, auth: str, deployment: str) -> Any:
+def flow_run_state(api: str, auth: str, output: str) -> Any:
+    """The state of the flow run ``prefect deployment run`` reported creating (its UUID)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-    from prefect.client.schemas.sorting import FlowRunSort
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
+    match = re.search(r"UUID: ([0-9a-f-]{36})", output)
+    assert match, f"no flow run in the output:\n{output}"
     with (
         temporary_settings(updates={PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: auth}),
         get_client(sync_client=True) as client,
     ):
-        found = client.read_deployment_by_name(deployment)
-        [run] = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
-            sort=FlowRunSort.START_TIME_DESC,
-            limit=1,
-        )
-        return run.state
+        return client.read_flow_run(UUID(match.group(1))).state
 
 
 @pytest.fixture
@@ -334,7 +331,7 @@ def test_the_readme_steps_run_natively(stack: NativeStack) -> None:
                 assert args[:2] == ["deployment", "run"] and "--watch" in args, step
                 out = stack.run("prefect", args, timeout=420)
                 deployment = args[2]
-                state = last_run_state(stack.api, f"smda:{password}", deployment)
+                state = flow_run_state(stack.api, f"smda:{password}", out)
                 worker = stack.log("worker")[-6000:]
                 assert state.is_completed(), f"{deployment}: {state.message}\n{out}\n{worker}"
                 ran.append(deployment)
