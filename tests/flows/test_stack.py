@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 from uuid import UUID
 
 import pytest
@@ -298,6 +299,18 @@ def flow_run_state(api: str, auth: str, output: str) -> Any:
         return client.read_flow_run(UUID(match.group(1))).state
 
 
+def on_this_machine(stack: NativeStack, url: str) -> str:
+    """A products URL of the README on this machine's products server."""
+    return url.replace("http://localhost:8000", f"http://127.0.0.1:{stack.ports[8000]}")
+
+
+def link(url: str, rel: str) -> str:
+    """The absolute URL of the first link ``rel`` of the STAC document at ``url``."""
+    document = requests.get(url, timeout=30).json()
+    href = next(entry["href"] for entry in document["links"] if entry["rel"] == rel)
+    return urljoin(url, href)
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[NativeStack]:
     running = NativeStack(tmp_path)
@@ -336,10 +349,7 @@ def test_the_readme_steps_run_natively(stack: NativeStack) -> None:
                 assert state.is_completed(), f"{deployment}: {state.message}\n{out}\n{worker}"
                 ran.append(deployment)
             case ["curl", "-s", *args]:
-                url = args[-1].replace(
-                    "http://localhost:8000", f"http://127.0.0.1:{stack.ports[8000]}"
-                )
-                fetched[args[-1]] = requests.get(url, timeout=30)
+                fetched[args[-1]] = requests.get(on_this_machine(stack, args[-1]), timeout=30)
             case _:
                 pytest.fail(f"docker/README.md step not followed by this test: {shlex.join(step)}")
     assert ran == ["smda-train/train", "smda-daily/daily"]
@@ -352,6 +362,12 @@ def test_the_readme_steps_run_natively(stack: NativeStack) -> None:
     assert cog.status_code == 200, cog_url
     assert cog.content[:4] in (b"II*\x00", b"II+\x00"), "not a (little-endian) TIFF"
     assert (stack.data / "products" / cog_url.split(":8000/", 1)[1]).read_bytes() == cog.content
+    # the catalog is browsable over HTTP: catalog → collection → item → the COG asset
+    collection = link(on_this_machine(stack, catalog_url), "child")
+    item_url = link(collection, "item")
+    item = requests.get(item_url, timeout=30).json()
+    asset = requests.get(urljoin(item_url, item["assets"]["data"]["href"]), timeout=30)
+    assert asset.status_code == 200 and asset.content == cog.content
     # read-only: the products server refuses writes
     put = requests.put(f"http://127.0.0.1:{stack.ports[8000]}/x", data=b"x", timeout=10)
     assert put.status_code == 501
