@@ -45,7 +45,16 @@ import numpy.typing as npt
 from smda_twin.clock import Clock
 from smda_twin.faults import FaultPlan
 from smda_twin.formats import era5 as era5_format
-from smda_twin.httpbase import HttpError, ReplicaServer, Request, RequestLog, Response, Route
+from smda_twin.httpbase import (
+    LOOPBACK,
+    HttpError,
+    Network,
+    ReplicaServer,
+    Request,
+    RequestLog,
+    Response,
+    Route,
+)
 from smda_twin.scenario import pinned
 
 __all__ = ["DATASETS", "CdsReplica"]
@@ -226,6 +235,7 @@ class CdsReplica:
         faults: FaultPlan,
         key: str | None = None,
         workers: int = 2,
+        network: Network = LOOPBACK,
     ) -> None:
         self.world = world
         self.clock = clock
@@ -246,7 +256,15 @@ class CdsReplica:
             Route("GET", api + r"/jobs/(?P<job>[\w-]+)/results", self._job_results),
             Route("GET", r"/download/(?P<job>[\w-]+)/(?P<name>[\w.-]+)", self._download),
         ]
-        self.server = ReplicaServer("cds", routes, log=log, faults=faults, error_body=_error_body)
+        self.server = ReplicaServer(
+            "cds",
+            routes,
+            log=log,
+            faults=faults,
+            error_body=_error_body,
+            host=network.bind,
+            url_host=network.host,
+        )
 
     # -- life cycle ---------------------------------------------------------------------------
     @property

@@ -3,8 +3,8 @@
 Three :class:`~smda_twin.httpbase.ReplicaServer` instances share one request log and one
 fault plan (provider ``"earthdata"``), as the real services are three different hosts:
 
-**Earthdata Login** (HTTPS with a ``trustme`` CA, URL host ``localhost``; the CMR and data hosts
-use ``127.0.0.1`` so that earthaccess never sends EDL credentials to them)::
+**Earthdata Login** (HTTPS with a ``trustme`` CA, URL host ``localhost`` by default; the CMR and
+data hosts use ``127.0.0.1``, another name (:class:`~smda_twin.httpbase.Network`), so that earthaccess never sends EDL credentials to them)::
 
     POST /api/users/find_or_create_token  Basic auth → access_token, token_type, expiration_date
     GET  /api/users/tokens                Basic auth → [{access_token, expiration_date}]
@@ -77,7 +77,16 @@ from smda_twin.cmr import (
 )
 from smda_twin.faults import FaultPlan
 from smda_twin.granules import EarthdataWorld, GranuleFiles, granule_at, published
-from smda_twin.httpbase import HttpError, ReplicaServer, Request, RequestLog, Response, Route
+from smda_twin.httpbase import (
+    LOOPBACK,
+    HttpError,
+    Network,
+    ReplicaServer,
+    Request,
+    RequestLog,
+    Response,
+    Route,
+)
 
 if TYPE_CHECKING:
     from earthaccess.system import System
@@ -130,6 +139,7 @@ class EarthdataReplica:
         first_day: date | None = None,
         max_page_size: int = MAX_PAGE_SIZE,
         token_lifetime: timedelta = timedelta(days=60),
+        network: Network = LOOPBACK,
     ) -> None:
         self.world = world
         self.clock = clock
@@ -149,7 +159,7 @@ class EarthdataReplica:
         self._files = GranuleFiles(world, self.workdir)
         self._ca = trustme.CA()
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert("localhost").configure_cert(server_ctx)
+        self._ca.issue_cert(network.login_host).configure_cert(server_ctx)
         self.edl = ReplicaServer(
             "earthdata",
             [
@@ -161,7 +171,8 @@ class EarthdataReplica:
             ],
             log=log,
             faults=faults,
-            url_host="localhost",
+            host=network.bind,
+            url_host=network.login_host,
             ssl_context=server_ctx,
             error_body=_edl_error,
         )
@@ -174,10 +185,18 @@ class EarthdataReplica:
             log=log,
             faults=faults,
             error_body=cmr_error,
+            host=network.bind,
+            url_host=network.host,
         )
         routes = [Route("GET", c.path_regex, self._download) for c in self.collections.values()]
         self.data = ReplicaServer(
-            "earthdata", routes, log=log, faults=faults, error_body=_data_error
+            "earthdata",
+            routes,
+            log=log,
+            faults=faults,
+            error_body=_data_error,
+            host=network.bind,
+            url_host=network.host,
         )
 
     # -- life cycle and description -------------------------------------------------------------
@@ -199,7 +218,7 @@ class EarthdataReplica:
     @property
     def edl_host(self) -> str:
         """EDL host name with port (``localhost:PORT``), for ``System(edl_hostname=...)``."""
-        return f"localhost:{self.edl.port}"
+        return f"{self.edl.url_host}:{self.edl.port}"
 
     @property
     def cmr_base_url(self) -> str:

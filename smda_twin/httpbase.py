@@ -31,7 +31,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from smda_twin.faults import Fault, FaultPlan
 
-__all__ = ["ReplicaServer", "Request", "RequestLog", "RequestRecord", "Response", "Route"]
+__all__ = [
+    "LOOPBACK",
+    "Network",
+    "ReplicaServer",
+    "Request",
+    "RequestLog",
+    "RequestRecord",
+    "Response",
+    "Route",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -149,6 +158,45 @@ class Route:
     method: str
     pattern: str
     handler: Handler
+
+
+@dataclass(frozen=True)
+class Network:
+    """Where the twin's servers listen and the host names their URLs use.
+
+    The default is loopback only. In a container network (the compose profile ``twin``) the
+    servers bind every interface and the URLs use the service's names, which the other
+    containers resolve.
+
+    Attributes
+    ----------
+    bind:
+        Address every server binds (``127.0.0.1``; ``0.0.0.0`` for a container network).
+    host:
+        Host name in the URLs of the CDS, CMR, data, MSWEP and control servers.
+    login_host:
+        Host name of Earthdata Login (HTTPS; its certificate is issued for this name). It must
+        differ from ``host`` as the real EDL is another host: earthaccess sends the login's
+        credentials to that host only.
+    """
+
+    bind: str = "127.0.0.1"
+    host: str = "127.0.0.1"
+    login_host: str = "localhost"
+
+    def __post_init__(self) -> None:
+        if self.login_host == self.host:
+            raise ValueError(
+                f"the login host must differ from the data host (both {self.host!r}): "
+                "Earthdata Login is another host than CMR and the data"
+            )
+        for name in (self.host, self.login_host):
+            if not name or any(c in name for c in "/:@ "):
+                raise ValueError(f"not a host name: {name!r}")
+
+
+LOOPBACK = Network()
+"""The twin on loopback: ``127.0.0.1`` for the data hosts, ``localhost`` for the login."""
 
 
 class ReplicaServer:

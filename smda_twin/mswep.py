@@ -28,7 +28,16 @@ import numpy.typing as npt
 from smda_twin.clock import Clock
 from smda_twin.faults import FaultPlan
 from smda_twin.formats import mswep as mswep_format
-from smda_twin.httpbase import HttpError, ReplicaServer, Request, RequestLog, Response, Route
+from smda_twin.httpbase import (
+    LOOPBACK,
+    HttpError,
+    Network,
+    ReplicaServer,
+    Request,
+    RequestLog,
+    Response,
+    Route,
+)
 from smda_twin.scenario import pinned, variant
 
 __all__ = ["MswepReplica"]
@@ -46,7 +55,14 @@ class MswepReplica:
     """HTTP file server for MSWEP NRT daily files (see the module docstring)."""
 
     def __init__(
-        self, world: PrecipWorld, clock: Clock, workdir: Path, *, log: RequestLog, faults: FaultPlan
+        self,
+        world: PrecipWorld,
+        clock: Clock,
+        workdir: Path,
+        *,
+        log: RequestLog,
+        faults: FaultPlan,
+        network: Network = LOOPBACK,
     ):
         self.world = world
         self.clock = clock
@@ -57,7 +73,9 @@ class MswepReplica:
             Route("GET", ROOT, self._index),
             Route("GET", ROOT + r"(?P<year>\d{4})(?P<doy>\d{3})\.nc", self._file),
         ]
-        self.server = ReplicaServer("mswep", routes, log=log, faults=faults)
+        self.server = ReplicaServer(
+            "mswep", routes, log=log, faults=faults, host=network.bind, url_host=network.host
+        )
 
     @property
     def url_template(self) -> str:

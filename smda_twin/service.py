@@ -5,7 +5,7 @@ replicas plus a small control API, and describes them as :class:`~smda.ingest.en
 Tests use it as a context manager; ``smda twin serve`` runs it until interrupted and writes
 the endpoints file.
 
-Control API (loopback, for tests and for the demo running in other processes)::
+Control API (on the twin's network, loopback by default, for tests and for the demo running in other processes)::
 
     GET    /_twin/status            today, newest day per product, request counts
     POST   /_twin/clock             {"today": "YYYY-MM-DD"}  or  {"advance": 1}
@@ -34,7 +34,15 @@ from smda_twin.cds import CdsReplica
 from smda_twin.clock import Clock, Latencies
 from smda_twin.earthdata import EarthdataReplica
 from smda_twin.faults import Fault, FaultPlan
-from smda_twin.httpbase import HttpError, ReplicaServer, Request, RequestLog, Response, Route
+from smda_twin.httpbase import (
+    HttpError,
+    Network,
+    ReplicaServer,
+    Request,
+    RequestLog,
+    Response,
+    Route,
+)
 from smda_twin.mswep import MswepReplica
 from smda_twin.scenario import Scenario, ScenarioError, ScenarioWorld
 from smda_twin.world import World, WorldSpec
@@ -50,12 +58,14 @@ PRODUCTS = ("era5", "era5land", "smap", "mswep", "gldas")
 @dataclass(frozen=True)
 class TwinConfig:
     """What the twin simulates: the world, the date it believes is today, latencies, and
-    the drift scenario it starts with (:mod:`smda_twin.scenario`; none by default)."""
+    the drift scenario it starts with (:mod:`smda_twin.scenario`; none by default); and where
+    its servers listen (:class:`~smda_twin.httpbase.Network`: loopback by default)."""
 
     world: WorldSpec
     today: date
     latencies: Latencies = Latencies()
     scenario: Scenario = Scenario()
+    network: Network = Network()
 
 
 class Twin:
@@ -80,8 +90,14 @@ class Twin:
         self.clock = Clock(config.today, config.latencies)
         self.log = RequestLog()
         self.faults = {p: FaultPlan() for p in PROVIDERS}
+        net = config.network
         self.cds = CdsReplica(
-            self.world, self.clock, self.workdir / "cds", log=self.log, faults=self.faults["cds"]
+            self.world,
+            self.clock,
+            self.workdir / "cds",
+            log=self.log,
+            faults=self.faults["cds"],
+            network=net,
         )
         self.earthdata = EarthdataReplica(
             self.world,
@@ -89,6 +105,7 @@ class Twin:
             self.workdir / "earthdata",
             log=self.log,
             faults=self.faults["earthdata"],
+            network=net,
         )
         self.mswep = MswepReplica(
             self.world,
@@ -96,6 +113,7 @@ class Twin:
             self.workdir / "mswep",
             log=self.log,
             faults=self.faults["mswep"],
+            network=net,
         )
         self.control = ReplicaServer(
             "control",
@@ -111,6 +129,8 @@ class Twin:
             ],
             log=RequestLog(),
             faults=FaultPlan(),
+            host=net.bind,
+            url_host=net.host,
         )
         self._started = False
 

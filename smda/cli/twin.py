@@ -99,17 +99,34 @@ def twin_serve(
             "'bias': 0.05}, ...] (README: Drift scenarios)."
         ),
     ] = None,
+    bind: Annotated[
+        str, typer.Option(help="Address the servers bind (0.0.0.0 in a container network).")
+    ] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Host name of the data servers in the endpoints' URLs.")
+    ] = "127.0.0.1",
+    login_host: Annotated[
+        str,
+        typer.Option(help="Host name of the Earthdata Login server (another name than --host)."),
+    ] = "localhost",
 ) -> None:
     """Run the offline twin's replicas (CDS, Earthdata, MSWEP) until interrupted.
 
-    Writes the endpoints file; `export SMDA_ENDPOINTS=<file>` points smda at the twin.
+    Writes the endpoints file; `export SMDA_ENDPOINTS=<file>` points smda at the twin. On
+    loopback by default; in a container network give --bind 0.0.0.0 and the names the other
+    containers resolve (docker/compose.yaml, profile twin).
     """
     _settings()
     from smda_twin.faults import Fault
+    from smda_twin.httpbase import Network
     from smda_twin.scenario import Scenario, ScenarioError
     from smda_twin.service import Twin
 
-    config = _twin_config(region, today, seed, epoch)
+    try:
+        network = Network(bind=bind, host=host, login_host=login_host)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--host/--login-host") from exc
+    config = replace(_twin_config(region, today, seed, epoch), network=network)
     if scenario is not None:
         try:
             config = replace(config, scenario=Scenario.read(scenario))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 from unittest import mock
 
@@ -30,6 +30,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from smda.errors import CredentialsError
+from smda.ingest.credentials import file_credentials
 from smda.ingest.endpoints import Endpoints, client_environment
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "cds_client",
     "client_env",
     "earthdata_login",
+    "file_credentials_env",
     "http_session",
     "single_attempt",
 ]
@@ -58,6 +60,24 @@ def client_env(endpoints: Endpoints | None) -> Iterator[None]:
     os.environ.update(env)
     try:
         yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def file_credentials_env() -> Iterator[dict[str, str]]:
+    """Export the providers' credentials given as files (``CDSAPI_KEY_FILE`` …, Docker secrets:
+    :func:`smda.ingest.credentials.file_credentials`) for the duration of the block, where the
+    providers' own clients look for them; yields them (never log them)."""
+    found = file_credentials(os.environ)
+    saved = {k: os.environ.get(k) for k in found}
+    os.environ.update(found)
+    try:
+        yield found
     finally:
         for key, value in saved.items():
             if value is None:
@@ -103,8 +123,9 @@ def cds_client(
 
     Retries are smda's (module docstring). ``sleep_max`` (seconds) only caps the client's own
     job polling, which smda does not use (it polls with a deadline). Credentials come from
-    ``endpoints`` (twin) or from cdsapi's own lookup: ``CDSAPI_URL``/``CDSAPI_KEY`` or
-    ``~/.cdsapirc``. The key is never logged.
+    ``endpoints`` (twin) or from cdsapi's own lookup: ``CDSAPI_URL``/``CDSAPI_KEY`` (or
+    ``CDSAPI_KEY_FILE``, a Docker secret: :mod:`smda.ingest.credentials`) or ``~/.cdsapirc``.
+    The key is never logged.
     """
     import cdsapi
 
@@ -112,16 +133,19 @@ def cds_client(
     if endpoints is not None:
         url, key = endpoints.cds.url, endpoints.cds.key
     try:
-        return cdsapi.Client(
-            url=url,
-            key=key,
-            quiet=quiet,
-            progress=False,
-            retry_max=CLIENT_ATTEMPTS,
-            sleep_max=sleep_max,
-            timeout=timeout,
-            session=single_attempt(requests.Session()),
-        )
+        with file_credentials_env() if endpoints is None else nullcontext():
+            return cdsapi.Client(
+                url=url,
+                key=key,
+                quiet=quiet,
+                progress=False,
+                retry_max=CLIENT_ATTEMPTS,
+                sleep_max=sleep_max,
+                timeout=timeout,
+                session=single_attempt(requests.Session()),
+            )
+    except CredentialsError:
+        raise
     except Exception as exc:  # cdsapi raises bare Exception when nothing is configured
         raise CredentialsError(
             "no CDS credentials: set CDSAPI_URL and CDSAPI_KEY (your personal access token from "
@@ -135,7 +159,8 @@ def earthdata_login(endpoints: Endpoints | None = None) -> Any:
 
     With ``endpoints`` (twin), earthaccess is pointed at the replica's EDL and CMR through its
     ``System`` and logs in with the twin's token. Otherwise earthaccess's own lookup is used:
-    ``EARTHDATA_TOKEN``, ``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD`` or ``~/.netrc``.
+    ``EARTHDATA_TOKEN``, ``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD`` (each also as
+    ``<NAME>_FILE``, a Docker secret: :mod:`smda.ingest.credentials`) or ``~/.netrc``.
     """
     import earthaccess
     from earthaccess.store import Store
@@ -143,7 +168,8 @@ def earthdata_login(endpoints: Endpoints | None = None) -> Any:
 
     system = PROD
     if endpoints is None:
-        auth = earthaccess.login(strategy="all", system=system)
+        with file_credentials_env():
+            auth = earthaccess.login(strategy="all", system=system)
     else:
         ed = endpoints.earthdata
         edl = f"https://{ed.edl_hostname}/"

@@ -89,3 +89,49 @@ def test_twin_serve_command_writes_endpoints_and_stops_cleanly(tmp_path: Path) -
     assert proc.returncode == 0, err.decode()
     assert b"twin stopped" in err
     assert json.loads(endpoints.read_text())["cds"]["url"].startswith("http://127.0.0.1:")
+
+
+def test_a_twin_on_named_hosts_serves_its_urls_and_a_login_certificate_for_its_name(
+    tmp_path: Path,
+) -> None:
+    """The compose profile's twin: URLs use the names other containers resolve, and the
+    Earthdata Login certificate is issued for the login name (here loopback names swapped)."""
+    from dataclasses import replace
+    from datetime import date
+    from urllib.parse import urlsplit
+
+    from smda.geo.grid import BBox
+    from smda.ingest.clients import earthdata_login
+    from smda_twin.httpbase import Network
+    from smda_twin.service import TwinConfig
+    from smda_twin.world import WorldSpec
+
+    config = TwinConfig(
+        world=WorldSpec(seed=7, region=BBox(-100, 35, -99, 36), epoch=date(2024, 1, 1)),
+        today=date(2024, 7, 20),
+    )
+    config = replace(config, network=Network(host="localhost", login_host="127.0.0.1"))
+    with Twin(config, tmp_path / "twin") as twin:
+        ep = twin.endpoints()
+        assert urlsplit(ep.cds.url).hostname == "localhost"
+        assert urlsplit(ep.earthdata.cmr_base_url).hostname == "localhost"
+        assert urlsplit(ep.control_url).hostname == "localhost"
+        assert urlsplit(ep.mswep.url_template).hostname == "localhost"
+        assert ep.earthdata.edl_hostname.startswith("127.0.0.1:")
+        assert earthdata_login(ep).authenticated
+        login = f"https://{ep.earthdata.edl_hostname}/api/v1/statuses"
+        verified = requests.get(login, verify=ep.earthdata.ca_bundle, timeout=10)
+        assert verified.status_code == 200
+
+
+def test_twin_serve_refuses_one_name_for_login_and_data(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "smda", "twin", "serve", "--host", "twin", "--login-host", "twin"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "the login host must differ from the data host" in done.stderr
