@@ -15,7 +15,6 @@ from staged_world import TINY_TRAINING, stage_world
 from smda.config import Settings
 from smda.ops import Runtime, open_runtime
 from smda.ops.train import train_from_store
-from smda.storage.regions import REGION_FILE
 from smda_twin.world import World
 
 TRAIN = (date(2015, 4, 1), date(2015, 6, 10))
@@ -39,12 +38,11 @@ def make_template(root: Path, world: World) -> Path:
 
 
 def digests(rt: Runtime) -> dict[str, str]:
-    """SHA-256 of every state and product file (not ``region.json``: it records when its
-    folder was made, :mod:`smda.storage.regions`)."""
+    """SHA-256 of every state and product file."""
     roots = [Path(rt.chain.url), rt.publisher.root]
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for root in roots
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.endswith(".lock") and p.name != REGION_FILE
+        if p.is_file() and not p.name.endswith(".lock")
     }

@@ -516,8 +516,7 @@ def test_worker_environment_uses_smda_settings() -> None:
     fields = {f"SMDA_{name.upper()}" for name in Settings.model_fields}
     env = environment(compose()["services"]["worker"])
     unknown = {k for k in env if k.startswith("SMDA_")} - fields
-    # SMDA_PRODUCTS_PUBLIC_URL: the products' public URL, being added to Settings (issue 13 #4)
-    assert unknown <= {"SMDA_PRODUCTS_PUBLIC_URL"}, f"not smda settings (smda/config.py): {unknown}"
+    assert not unknown, f"not smda settings (smda/config.py): {unknown}"
 
 
 def test_only_authenticated_services_follow_smda_bind(tmp_path: Path) -> None:

@@ -78,7 +78,8 @@ def test_region_json_is_written_once_and_read_back(tmp_path: Path) -> None:
     assert doc["key"] == region_key(grid) and doc["grid_shape"] == {"lat": 80, "lon": 80}
     assert doc["bbox"] == {"west": 170.0, "south": -20.0, "east": -170.0, "north": 0.0}
     info = read_region_file(folder)
-    assert info is not None and info.grid == grid and info.created == doc["created"]
+    assert info is not None and info.grid == grid and info.from_file
+    assert "created" not in doc  # no time: the same bytes in every data directory
     assert [p.name for p in folder.iterdir()] == [REGION_FILE]  # no temporary file left
 
 
@@ -111,7 +112,7 @@ def test_find_regions_lists_key_folders_with_or_without_region_json(tmp_path: Pa
     found = find_regions([tmp_path / "state", tmp_path / "models", tmp_path / "missing"])
 
     assert sorted(found) == sorted([region_key(a), region_key(b)])
-    assert found[region_key(a)].created is not None and found[region_key(b)].created is None
+    assert found[region_key(a)].from_file and not found[region_key(b)].from_file
     assert found[region_key(b)].grid == b
 
 

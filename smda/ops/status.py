@@ -176,7 +176,6 @@ class RegionStatus:
             "bbox": info["bbox"],
             "resolution_deg": info["resolution_deg"],
             "grid_shape": info["grid_shape"],
-            "created": info["created"],
             "locations": self.locations,
             "chain": self.chain.to_json(self.today),
             "model": self.model.to_json(),

@@ -11,8 +11,7 @@ first time a writer of the region holds its lock::
     {"format": 1, "key": "r0.25_200_300_40x40",
      "bbox": {"west": -105.0, "south": 30.0, "east": -95.0, "north": 40.0},
      "resolution_deg": 0.25, "grid_shape": {"lat": 40, "lon": 40},
-     "grid_origin": {"row": 200, "col": 300}, "crs": "EPSG:4326",
-     "created": "2024-07-20T06:00:00+00:00"}
+     "grid_origin": {"row": 200, "col": 300}, "crs": "EPSG:4326"}
 
 ``bbox`` holds the outer edges of the window's cells; :func:`region_grid` of it is the window
 again, exactly (:func:`key_bbox`), so a key given where a region is expected (``--region``)
@@ -28,7 +27,6 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +118,13 @@ class RegionInfo:
 
     key: str
     grid: Grid
-    created: str | None = None
-    """When the folder's ``region.json`` was written (ISO 8601 UTC); None when not written."""
+    from_file: bool = False
+    """Read from the folder's ``region.json`` (False: derived from the folder's name). The file
+    holds no time, so every data directory of a region writes the same bytes."""
 
     @classmethod
-    def of_grid(cls, grid: Grid, *, created: str | None = None) -> RegionInfo:
-        return cls(region_key(grid), grid, created)
+    def of_grid(cls, grid: Grid) -> RegionInfo:
+        return cls(region_key(grid), grid)
 
     @property
     def bbox(self) -> BBox:
@@ -143,7 +142,6 @@ class RegionInfo:
             "grid_shape": {"lat": self.grid.nrows, "lon": self.grid.ncols},
             "grid_origin": {"row": self.grid.row0, "col": self.grid.col0},
             "crs": Grid.crs,
-            "created": self.created,
         }
 
     @classmethod
@@ -156,7 +154,7 @@ class RegionInfo:
             If the key is not one, or the box or shape disagree with it.
         """
         grid = grid_of_key(str(data["key"]))
-        info = cls(str(data["key"]), grid, data.get("created"))
+        info = cls(str(data["key"]), grid, from_file=True)
         shape = data.get("grid_shape", {})
         box = data.get("bbox", {})
         written = [box.get(k) for k in ("west", "south", "east", "north")]
@@ -182,8 +180,7 @@ def ensure_region_file(location: str | Path, grid: Grid) -> bool:
     -------
     True when this call wrote it.
     """
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    data = json.dumps(RegionInfo.of_grid(grid, created=now).to_json(), indent=1).encode()
+    data = json.dumps(RegionInfo.of_grid(grid).to_json(), indent=1).encode()
     fs, root = _fs(location)
     if isinstance(fs, LocalFileSystem):
         return atomic_create_bytes(Path(root) / REGION_FILE, data)
@@ -230,7 +227,7 @@ def find_regions(roots: Iterable[str | Path]) -> dict[str, RegionInfo]:
             except ValueError:
                 continue
             known = found.get(name)
-            if known is not None and known.created is not None:
+            if known is not None and known.from_file:
                 continue
             info = read_region_file(f"{root}/{name}")
             ok = info is not None and info.key == name

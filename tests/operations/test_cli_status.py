@@ -126,7 +126,7 @@ def test_each_region_folder_gets_region_json_once(cli: Runtime, world: World) ->
         assert info is not None and info.key == rt.region and info.grid == rt.grid, folder
         doc = json.loads((folder / REGION_FILE).read_text())
         assert doc["grid_shape"] == {"lat": rt.grid.nrows, "lon": rt.grid.ncols}
-        assert region_grid(key_bbox(info.grid)) == rt.grid and info.created
+        assert region_grid(key_bbox(info.grid)) == rt.grid and info.from_file
         written[folder] = (folder / REGION_FILE).read_bytes()
 
     _backfill(rt, str(world.spec.region), "--force")
@@ -155,7 +155,7 @@ def test_a_data_dir_without_region_json_still_resolves_its_keys(cli: Runtime, wo
     status = _json(["status", "--offline", "--json", f"--region={rt.region}"])
     again = _backfill(rt, rt.region)
 
-    assert status["regions"][0]["key"] == rt.region and status["regions"][0]["created"] is None
+    assert status["regions"][0]["key"] == rt.region
     assert again["days_skipped"] == 6
     assert read_region_file(rt.chain.root) is not None  # the writer wrote it when missing
 

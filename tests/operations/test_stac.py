@@ -115,7 +115,9 @@ def test_collection_describes_item_assets_and_summaries(tmp_path: Path) -> None:
     collection = json.loads(publisher.collection_path.read_text())
     assets = collection["item_assets"]
     assert (
-        set(assets) == {spec.key for spec in COGS} | {"thumbnail"} == {"data", "quality", "thumbnail"}
+        set(assets)
+        == {spec.key for spec in COGS} | {"thumbnail"}
+        == {"data", "quality", "thumbnail"}
     )
     assert assets["thumbnail"]["type"] == "image/png"
     for spec in COGS:

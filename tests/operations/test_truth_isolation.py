@@ -18,7 +18,6 @@ from smda.cli.twin import truth_of
 from smda.config import Settings
 from smda.ops import backfill_days, open_runtime
 from smda.ops.train import train_from_store
-from smda.storage.regions import REGION_FILE
 from smda_twin.waterbalance import TruthModel
 from smda_twin.world import World
 
@@ -50,7 +49,7 @@ def _train_and_run(root: Path, world: World) -> tuple[str, dict[str, str]]:
         str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
         for base in (Path(rt.chain.url), rt.publisher.root)
         for p in sorted(base.rglob("*"))
-        if p.is_file() and p.name != REGION_FILE  # it records when its folder was made
+        if p.is_file()
     }
     return outcome.bundle.version, outputs
 
