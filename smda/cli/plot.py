@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from smda.cli.common import console, parse_date, settings
+from smda.cli.common import console, parse_date, parse_region, settings
 from smda.cli.ops import RegionArg
 
 __all__ = ["parse_point", "plot"]
@@ -64,7 +64,8 @@ def plot(
         if start is not None or end is not None:
             raise typer.BadParameter("--start/--end go with --point, not with DAY")
         when = parse_date(day, "DAY")
-        rt = open_runtime(settings(), region=region)
+        cfg = settings()
+        rt = open_runtime(cfg, region=parse_region(region, cfg) if region else None)
         path = plot_day(rt, when, out or Path(f"smda_sm_{when:%Y%m%d}.png"))
     else:
         if start is None or end is None:
@@ -73,7 +74,8 @@ def plot(
         first, last = parse_date(start, "--start"), parse_date(end, "--end")
         if last < first:
             raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
-        rt = open_runtime(settings(), region=region)
+        cfg = settings()
+        rt = open_runtime(cfg, region=parse_region(region, cfg) if region else None)
         series = point_series(rt, lon, lat, first, last)
         name = f"smda_point_{lon:g}_{lat:g}_{first:%Y%m%d}_{last:%Y%m%d}.png"
         path = render_point_series(series, out or Path(name))

@@ -56,7 +56,8 @@ def smda_plot(
     monkeypatch.chdir(tmp_path)
 
     def call(args: list[str]) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["smda", "plot", *args, f"--region={world.spec.region}"])
+        argv = ["smda", "plot", f"--region={world.spec.region}", *args]  # a later --region wins
+        monkeypatch.setattr(sys, "argv", argv)
         with pytest.raises(SystemExit) as exited:
             run()
         out = capsys.readouterr()
@@ -175,6 +176,16 @@ def test_cli_plot_writes_the_map_and_the_series(
     assert str(tmp_path / "p.png") in output.splitlines()  # the path on stdout, the note on stderr
     assert (tmp_path / "p.png").exists()
     assert OPEN_LOOP_NOTE in output
+
+
+def test_cli_plot_takes_a_region_key(smda_plot: Cli, rt: Runtime, tmp_path: Path) -> None:
+    _write_days(rt, [RUN])
+    code, output = smda_plot([RUN.isoformat(), f"--region={rt.region}"])  # the last --region wins
+    assert code == 0, output
+    assert (tmp_path / f"smda_sm_{RUN:%Y%m%d}.png").exists()
+
+    code, output = smda_plot([RUN.isoformat(), "--region=r0.25_0_0_1x1"])
+    assert code == 2 and "known regions" in output, output
 
 
 @pytest.mark.parametrize(
