@@ -11,7 +11,8 @@ variable                    meaning
                             state chain, products). Default ``./data``.
 ``SMDA_ENDPOINTS``          path of the endpoints JSON written by ``smda twin serve``. When set,
                             every provider client is pointed at those (twin) endpoints.
-``SMDA_REGION``             default region ``west,south,east,north`` (default: the globe).
+``SMDA_REGION``             default region ``west,south,east,north`` or a region key such as
+                            ``r0.25_200_300_40x40`` (default: the globe).
 ``SMDA_MSWEP_URL``          MSWEP daily file URL template (fsspec URL with ``{yyyy}{ddd}``),
                             e.g. the path of an rclone-synced mirror.
 ``SMDA_LOG_LEVEL``          logging level (INFO).
@@ -43,6 +44,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smda.errors import ConfigError
 from smda.geo.grid import BBox
+from smda.geo.keys import bbox_of_region
 
 __all__ = ["Settings", "load_settings"]
 
@@ -58,7 +60,9 @@ class Settings(BaseSettings):
     endpoints: Path | None = Field(
         default=None, description="Endpoints JSON written by `smda twin serve` (twin mode)."
     )
-    region: str | None = Field(default=None, description="Default region 'west,south,east,north'.")
+    region: str | None = Field(
+        default=None, description="Default region 'west,south,east,north' or a region key."
+    )
     mswep_url: str | None = Field(
         default=None, description="MSWEP daily file URL template with {yyyy} and {ddd}."
     )
@@ -88,7 +92,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_region(cls, value: str | None) -> str | None:
         if value is not None:
-            BBox.parse(value)
+            bbox_of_region(value)
         return value
 
     @field_validator("products_public_url")
@@ -113,7 +117,7 @@ class Settings(BaseSettings):
 
     @property
     def bbox(self) -> BBox | None:
-        return BBox.parse(self.region) if self.region else None
+        return bbox_of_region(self.region) if self.region else None
 
 
 def load_settings(**overrides: object) -> Settings:

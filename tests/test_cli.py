@@ -17,7 +17,7 @@ import smda
 from smda.cli import app, run
 from smda.config import load_settings
 from smda.errors import ConfigError
-from smda.geo.grid import REGION_FORM
+from smda.geo.grid import REGION_FORM, BBox
 
 runner = CliRunner()
 
@@ -56,6 +56,14 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: ob
     monkeypatch.setenv("SMDA_REGION", "-105,30,-95,40")
     s = load_settings()
     assert str(s.data_dir) == "/srv/smda" and s.bbox is not None and s.bbox.north == 40
+
+
+def test_smda_region_takes_a_region_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMDA_REGION", "r0.25_200_300_40x40")
+    assert load_settings().bbox == BBox(-105, 30, -95, 40)
+    monkeypatch.setenv("SMDA_REGION", "r0.25_700_300_40x40")
+    with pytest.raises(ConfigError, match="names no grid window"):
+        load_settings()
 
 
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
