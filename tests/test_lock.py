@@ -179,3 +179,14 @@ def test_the_image_installs_the_runtime_lock_with_hashes_then_smda_without_depen
     assert runs.index(lock_install) < runs.index(project_install)
     ignore = (ROOT / "docker" / "Dockerfile.dockerignore").read_text("utf-8").splitlines()
     assert "!requirements/runtime.lock" in ignore, "the lock must reach the build context"
+
+
+def test_the_deployments_name_the_locked_prefect() -> None:
+    import yaml
+
+    declared = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text("utf-8"))
+    locked = {pin.version for pin in pins(RUNTIME_LOCK)["prefect"]}
+    assert locked == {str(declared["prefect-version"])}, (
+        f"deployments/prefect.yaml says prefect-version {declared['prefect-version']}, "
+        f"requirements/runtime.lock pins {sorted(locked)}: make them agree"
+    )
