@@ -148,7 +148,7 @@ def served_url(path: Path, root: Path, base_url: str | None) -> str | None:
     return f"{base_url.rstrip('/')}/{path.relative_to(root).as_posix()}"
 
 
-def quicklook_markdown(day: date, region: str, path: Path, url: str | None) -> str:
+def quicklook_markdown(day: date, region: str, path: Path | str, url: str | None) -> str:
     """The text of the quick-look artifact: the image from ``url``, or the file's path and how
     to make it viewable when the products are not served."""
     title = f"## Soil moisture analysis of {day} ({region})\n\n"
@@ -174,12 +174,13 @@ def publish_quicklook_artifact(flow: str, run: RunContext, day: date) -> str | N
     """
     rt = open_runtime(run)
     path = rt.publisher.quicklook_path(day)
-    if not path.exists():
+    if not rt.publisher.exists(path):
         return None
     url = served_url(path, rt.publisher.root, rt.publisher.base_url)
     key = artifact_key(flow, rt.region, "quicklook")
+    where = rt.publisher.location(path)
     create_markdown_artifact(
-        quicklook_markdown(day, region_label(rt.grid.lats, rt.grid.lons), path, url),
+        quicklook_markdown(day, region_label(rt.grid.lats, rt.grid.lons), where, url),
         key=key,
         description=f"quick-look of the smda analysis of {day} ({rt.region})",
     )

@@ -203,9 +203,12 @@ def _run_daily(region: str | None, out: TextIO | None) -> None:
     outcome = daily_outcome(plan, report, missing)
     report_metrics(rt, "smda_daily", runs, plan=plan, outcome=outcome, started_at=started)
     _print_runs([r.as_row() for r in runs])
-    console.print(f"products: {rt.publisher.catalog_path}")
+    console.print(f"products: {rt.publisher.location(rt.publisher.catalog_path)}")
     if doc is not None:
-        doc.update(days=[_day_json(r) for r in runs], catalog=str(rt.publisher.catalog_path))
+        doc.update(
+            days=[_day_json(r) for r in runs],
+            catalog=rt.publisher.location(rt.publisher.catalog_path),
+        )
     _finish("run", None, outcome, started, doc)
 
 
@@ -287,13 +290,13 @@ def _backfill(
     report_metrics(rt, "smda_backfill", runs, started_at=started)
     done = sum(r.status != "skipped" for r in runs)
     console.print(
-        f"{done} day(s) computed, {len(runs) - done} already done; products: {rt.publisher.catalog_path}"
+        f"{done} day(s) computed, {len(runs) - done} already done; products: {rt.publisher.location(rt.publisher.catalog_path)}"
     )
     if doc is not None:
         doc.update(
             days_computed=done,
             days_skipped=len(runs) - done,
             days=[_day_json(r) for r in runs],
-            catalog=str(rt.publisher.catalog_path),
+            catalog=rt.publisher.location(rt.publisher.catalog_path),
         )
         _finish("backfill", None, RunOutcome("completed"), started, doc)

@@ -122,7 +122,7 @@ def _uncertainty(result: CycleResult, bundle: ModelBundle) -> Any:
 
 def _published(rt: Runtime, day: date) -> bool:
     pub = rt.publisher
-    return all(path.exists() for path in pub.files(day))
+    return all(pub.exists(path) for path in pub.files(day))
 
 
 def _provenance_of(rt: Runtime, day: date, bundle: ModelBundle) -> dict[str, Any]:
@@ -198,8 +198,8 @@ def _run_day(
             day,
             "skipped",
             bundle.version,
-            cog=str(rt.publisher.cog_path(day)),
-            item=str(rt.publisher.item_path(day)),
+            cog=rt.publisher.location(rt.publisher.cog_path(day)),
+            item=rt.publisher.location(rt.publisher.item_path(day)),
             state=rt.chain.location(day),
         )
     result = _step_day(rt, day, bundle, predict, prov)

@@ -145,14 +145,16 @@ class Runtime:
         with lock() as holder:
             if first:
                 sweep_orphans(self.chain_dirs)
-            for folder in (self.chain.url, self.registry.root, self.publisher.root):
+            for folder in (self.chain.url, self.registry.root, self.publisher.url):
                 ensure_region_file(folder, self.grid)
             yield holder
 
     @property
     def chain_dirs(self) -> list[Path]:
-        """The local folders only the chain writer writes (models, products, a local chain)."""
-        roots = [self.registry.root, self.publisher.root]
+        """The local folders only the chain writer writes (models, local products and chain)."""
+        roots = [self.registry.root]
+        if self.publisher.is_local:
+            roots.append(self.publisher.root)
         if self.chain.is_local:
             roots.append(Path(self.chain.root))
         return roots
@@ -192,7 +194,7 @@ def data_paths(rt: Runtime) -> dict[str, str]:
     return {
         "state": redact_url(rt.chain.url),
         "models": str(rt.registry.root),
-        "products": str(rt.publisher.root),
+        "products": redact_url(rt.publisher.url),
         "catalog": rt.publisher.catalog_href,
         "staged": str(Path(rt.store.root) / "staged" / region_key(rt.grid)),
     }

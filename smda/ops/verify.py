@@ -243,7 +243,7 @@ def _published(rt: Runtime, checked: dict[str, int], bad_days: set[date]) -> lis
             found.append(
                 Finding(
                     "published",
-                    str(pub.cog_path(day)),
+                    pub.location(pub.cog_path(day)),
                     problem,
                     "publish it again from the state",
                     day=day,
@@ -255,7 +255,7 @@ def _published(rt: Runtime, checked: dict[str, int], bad_days: set[date]) -> lis
         found.append(
             Finding(
                 "published",
-                str(pub.collection_path),
+                pub.location(pub.collection_path),
                 f"unreadable ({exc})",
                 "publish the chain's days again",
             )
@@ -266,7 +266,7 @@ def _published(rt: Runtime, checked: dict[str, int], bad_days: set[date]) -> lis
         found.append(
             Finding(
                 "published",
-                str(pub.cog_path(day)),
+                pub.location(pub.cog_path(day)),
                 "published, but the day is not in the state chain",
                 "withdraw it",
                 day=day,
@@ -277,7 +277,7 @@ def _published(rt: Runtime, checked: dict[str, int], bad_days: set[date]) -> lis
             found.append(
                 Finding(
                     "published",
-                    str(pub.collection_path),
+                    pub.location(pub.collection_path),
                     f"the collection does not link {day}",
                     "publish it again from the state",
                     day=day,

@@ -43,7 +43,6 @@ import json
 import logging
 import re
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -59,6 +58,7 @@ from smda.science.flags import FLAGS
 from smda.storage.atomic import atomic_path, atomic_write_bytes
 from smda.storage.integrity import sha256_of
 from smda.storage.iolock import HDF5_IO
+from smda.storage.objects import put_atomically
 
 if TYPE_CHECKING:  # the chain stores results; it does not need the model to do so
     from smda.science.cycle import CycleResult
@@ -277,15 +277,7 @@ class StateChain:
 
     def _publish_key(self, key: str, upload: Callable[[str], object]) -> None:
         """Upload to a temporary sibling key, then move it onto ``key``."""
-        parent = key.rsplit("/", 1)[0]
-        part = f"{parent}/.{key.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.part"
-        self.fs.makedirs(parent, exist_ok=True)
-        try:
-            upload(part)
-            self.fs.mv(part, key)
-        finally:
-            if self.fs.exists(part):
-                self.fs.rm(part)
+        put_atomically(self.fs, key, upload)
 
     def _remove(self, key: str) -> None:
         if self._local:

@@ -5,13 +5,16 @@ The COGs are described in :mod:`smda.storage.cog`, the quick-look (the item's th
 :mod:`smda.storage.quicklook`, the STAC tree and its layout in :mod:`smda.storage.stac`, the
 provenance they carry (secrets removed) in :mod:`smda.storage.provenance`.
 
-Everything is written atomically (temporary sibling, then rename), and the same inputs give
-byte-identical files. Publishing a day writes its COGs and item and rewrites only the
-collection (its extent and one link per day, ~120 bytes a day) and the catalog — never the
-other days' items.
+``root`` is a local folder or an object-storage URL (``s3://bucket/prefix``:
+:mod:`smda.storage.objects`). Everything is written atomically (locally a temporary sibling,
+then rename; on object storage a local temporary file uploaded to a temporary key, then copied
+onto the final key), and the same inputs give byte-identical files wherever they go.
+Publishing a day writes its COGs and item and rewrites only the collection (its extent and one
+link per day, ~120 bytes a day) and the catalog — never the other days' items.
 
 One writer per root: the operations that publish hold the writer lock of the region's chain
-(:mod:`smda.storage.locks`); the collection's read-modify-write is also locked on its own.
+(:mod:`smda.storage.locks`); the collection's read-modify-write is also locked on its own
+(locally: object storage has no locks, one writer per prefix is the operator's job).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import xarray as xr
 
 from smda.storage.cog import BANDS, COGS, BandSpec, CogSpec, cog_bands, cog_tags, grid_of, write_cog
 from smda.storage.integrity import file_digest, multihash
-from smda.storage.locks import locked_file
+from smda.storage.objects import Files
 from smda.storage.provenance import is_provisional, public_provenance
 from smda.storage.stac import (
     COLLECTION_ID,
@@ -67,7 +70,7 @@ class Publisher:
     Parameters
     ----------
     root:
-        Local folder of the published products.
+        Folder of the published products: a local path or an fsspec URL (``s3://b/prefix``).
     base_url:
         Public URL at which ``root`` is served (e.g. ``https://data.example.org/smda``): asset
         hrefs become absolute URLs and documents get ``self`` links. Without it the catalog is
@@ -80,14 +83,34 @@ class Publisher:
     def __init__(
         self, root: Path | str, *, base_url: str | None = None, license: str = "other"
     ) -> None:
-        self.tree = ProductTree(Path(root), base_url.rstrip("/") if base_url else None)
+        self.store = Files.at(root)
+        base = base_url.rstrip("/") if base_url else None
+        self.tree = ProductTree(self.store.root, base, self.store)
         self.license = license
         self._lock = threading.Lock()
 
     # -- layout ---------------------------------------------------------------------------------
     @property
     def root(self) -> Path:
+        """The tree's root path (on object storage not a local file: see :attr:`url`)."""
         return self.tree.root
+
+    @property
+    def url(self) -> str:
+        """Where the products are: the local folder or the object-storage URL."""
+        return self.store.url
+
+    @property
+    def is_local(self) -> bool:
+        return self.store.is_local
+
+    def location(self, path: Path) -> str:
+        """Where the file ``path`` of the tree is, for people: a local path or a URL."""
+        return self.store.location(path)
+
+    def exists(self, path: Path) -> bool:
+        """Whether the file ``path`` of the tree exists."""
+        return self.store.exists(path)
 
     @property
     def base_url(self) -> str | None:
@@ -103,8 +126,8 @@ class Publisher:
 
     @property
     def catalog_href(self) -> str:
-        """Where people open the catalog: its public URL, else its local path."""
-        return self.tree.url(self.catalog_path) or str(self.catalog_path)
+        """Where people open the catalog: its public URL, else its location."""
+        return self.tree.url(self.catalog_path) or self.location(self.catalog_path)
 
     def cog_path(self, day: date, spec: CogSpec = COGS[0]) -> Path:
         """The COG ``spec`` (default: the data COG, analysis and uncertainty) of ``day``."""
@@ -124,7 +147,7 @@ class Publisher:
 
     def days_on_disk(self) -> list[date]:
         """The days that have a COG on disk (linked or not), ascending."""
-        found = (_COG.search(p.name) for p in (self.root / "cog").glob("*/smda_sm_*.tif"))
+        found = (_COG.search(p.name) for p in self.store.glob("cog/*/smda_sm_*.tif"))
         return sorted(
             {date(int(d[:4]), int(d[4:6]), int(d[6:8])) for m in found if m for d in [m[1]]}
         )
@@ -161,15 +184,19 @@ class Publisher:
         bands, tags = cog_bands(dataset), cog_tags(day, public)
         from smda.storage.quicklook import render_quicklook  # matplotlib: only when publishing
 
-        written = []
+        written: list[Path] = []
+        digests: dict[str, tuple[str, int] | None] = {}
         try:
             for spec in COGS:
-                write_cog(self.cog_path(day, spec), spec, bands[spec.key], grid, tags)
+                with self.store.writing(self.cog_path(day, spec)) as out:
+                    write_cog(out, spec, bands[spec.key], grid, tags)
+                    digests[spec.key] = file_digest(out)
                 written.append(self.cog_path(day, spec))
-            render_quicklook(dataset, self.quicklook_path(day), day=day)
+            with self.store.writing(self.quicklook_path(day)) as out:
+                render_quicklook(dataset, out, day=day)
         except BaseException:
             for path in written:  # no half-published day: the item needs every file
-                path.unlink(missing_ok=True)
+                self.store.unlink(path)
             raise
         item = day_item(
             self.tree,
@@ -179,16 +206,19 @@ class Publisher:
             forecast_only=bool(dataset.attrs.get("smda_forecast_only", 0)),
             provisional=is_provisional(public),
         )
-        digests = {spec.key: file_digest(self.cog_path(day, spec)) for spec in COGS}
         add_cog_assets(item, self.tree, day, digests)
         add_thumbnail_asset(item, self.tree, day)
-        write_json(self.item_path(day), item.to_dict(include_self_link=True, transform_hrefs=False))
-        with self._lock, locked_file(self.collection_path):  # other processes too
+        write_json(
+            self.tree,
+            self.item_path(day),
+            item.to_dict(include_self_link=True, transform_hrefs=False),
+        )
+        with self._lock, self.store.lock(self.collection_path):  # other processes too
             current = self.tree.read_collection()
             days = sorted({*linked_days(current), day})
             write_collection(self.tree, days, extent_union(current, grid), license=self.license)
             write_catalog(self.tree)
-        log.info("published %s: %s", day, self.cog_path(day))
+        log.info("published %s: %s", day, self.location(self.cog_path(day)))
         return PublishedDay(self.cog_path(day), self.item_path(day), self.quicklook_path(day))
 
     def unpublish(self, days: Iterable[date]) -> list[date]:
@@ -199,8 +229,8 @@ class Publisher:
         The days that had been published, ascending.
         """
         drop = set(days)
-        removed = sorted(d for d in drop if any(p.exists() for p in self.files(d)))
-        with self._lock, locked_file(self.collection_path):  # other processes too
+        removed = sorted(d for d in drop if any(self.store.exists(p) for p in self.files(d)))
+        with self._lock, self.store.lock(self.collection_path):  # other processes too
             current = self.tree.read_collection()
             if current is not None:
                 remaining = [d for d in linked_days(current) if d not in drop]
@@ -208,26 +238,26 @@ class Publisher:
                 write_collection(self.tree, remaining, bbox, license=self.license)
         for d in removed:
             for path in [self.item_path(d), *self.files(d)]:  # the item first
-                path.unlink(missing_ok=True)
+                self.store.unlink(path)
         if removed:
-            log.info("unpublished %d days from %s", len(removed), self.root)
+            log.info("unpublished %d days from %s", len(removed), self.url)
         return removed
 
     def problem(self, day: date) -> str | None:
         """What is wrong with the published ``day``: None when each COG matches its item's
         asset (``file:size`` and ``file:checksum``). An item of the one-COG layout (no
         ``flags`` asset) is out of date: publishing the day again replaces it."""
-        item_path = self.item_path(day)
-        if not item_path.exists():
+        raw = self.store.read_bytes(self.item_path(day))
+        if raw is None:
             return "STAC item missing"
         try:
-            assets: dict[str, Any] = json.loads(item_path.read_text())["assets"]
+            assets: dict[str, Any] = json.loads(raw)["assets"]
         except (OSError, ValueError, KeyError) as exc:
             return f"the STAC item is unreadable ({exc})"
         problems = []
         for spec in COGS:
             cog, asset = self.cog_path(day, spec), assets.get(spec.key)
-            if (got := file_digest(cog)) is None:
+            if (got := self.store.digest(cog)) is None:
                 problems.append(f"{cog.name} missing")
             elif asset is None:
                 problems.append(f"the STAC item has no {spec.key!r} asset (an older layout)")

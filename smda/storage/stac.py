@@ -1,7 +1,7 @@
 """The STAC tree of the published days: where each file goes, and the documents.
 
-Layout under ``root`` (a local folder; serve it or sync it to object storage as is: every
-STAC link is relative, and with ``base_url`` the documents also carry absolute ``self``
+Layout under ``root`` (a local folder or an object-storage prefix, :mod:`smda.storage.objects`;
+every STAC link is relative, and with ``base_url`` the documents also carry absolute ``self``
 links and asset URLs)::
 
     cog/YYYY/smda_sm_YYYYMMDD.tif                   the day's COG of analysis and uncertainty
@@ -57,9 +57,9 @@ from pystac.extensions.raster import DataType, NoDataStrings, RasterBand, Raster
 
 from smda.geo.grid import Grid
 from smda.science.flags import FLAGS
-from smda.storage.atomic import atomic_write_bytes
 from smda.storage.cog import BANDS, COGS, CogSpec
 from smda.storage.integrity import multihash
+from smda.storage.objects import Files
 
 __all__ = [
     "COLLECTION_ID",
@@ -141,13 +141,22 @@ class ProductTree:
     Parameters
     ----------
     root:
-        Local folder of the published products.
+        Folder of the published products (on object storage, the path that ``files`` maps onto
+        its keys).
     base_url:
         Public URL at which ``root`` is served (no trailing slash), or None.
+    files:
+        Where the files really are (default: the local folder ``root``).
     """
 
     root: Path
     base_url: str | None = None
+    files: Files | None = None
+
+    @property
+    def store(self) -> Files:
+        """The files of the tree (:class:`smda.storage.objects.Files`)."""
+        return self.files if self.files is not None else Files.at(self.root)
 
     @property
     def catalog_path(self) -> Path:
@@ -190,9 +199,10 @@ class ProductTree:
 
     def read_collection(self) -> dict[str, Any] | None:
         """The collection document, or None before the first day is published."""
-        if not self.collection_path.exists():
+        raw = self.store.read_bytes(self.collection_path)
+        if raw is None:
             return None
-        document: dict[str, Any] = json.loads(self.collection_path.read_text())
+        document: dict[str, Any] = json.loads(raw)
         return document
 
 
@@ -234,12 +244,13 @@ def extent_union(collection: Mapping[str, Any] | None, grid: Grid) -> list[float
     return [min(old[0], new[0]), min(old[1], new[1]), max(old[2], new[2]), max(old[3], new[3])]
 
 
-def write_json(path: Path, document: Mapping[str, Any]) -> None:
-    """Write a STAC document atomically (not at all when the file already holds it)."""
+def write_json(tree: ProductTree, path: Path, document: Mapping[str, Any]) -> None:
+    """Write a STAC document of ``tree`` atomically (not at all when the file already holds
+    it)."""
     data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
-    if path.exists() and path.read_bytes() == data:
+    if tree.store.read_bytes(path) == data:
         return
-    atomic_write_bytes(path, data)
+    tree.store.write_bytes(path, data)
 
 
 def day_item(
@@ -433,7 +444,7 @@ def write_collection(
         }
         for d in days
     ]
-    write_json(tree.collection_path, document)
+    write_json(tree, tree.collection_path, document)
 
 
 def write_catalog(tree: ProductTree) -> None:
@@ -450,7 +461,9 @@ def write_catalog(tree: ProductTree) -> None:
             [("root", tree.catalog_path), ("child", tree.collection_path)],
         )
     )
-    write_json(tree.catalog_path, catalog.to_dict(include_self_link=True, transform_hrefs=False))
+    write_json(
+        tree, tree.catalog_path, catalog.to_dict(include_self_link=True, transform_hrefs=False)
+    )
 
 
 _DESCRIPTION = (
