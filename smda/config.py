@@ -20,8 +20,8 @@ variable                    meaning
                             carries (estimated from its training data: :mod:`smda.science.gain`).
 ``SMDA_SPINUP_DAYS``        days of spin-up before the first day of a cold start (default 30).
 ``SMDA_STATE_URL``          fsspec URL of the state chain (default ``<data_dir>/state``).
-``SMDA_PRODUCTS_URL``       where COGs and the STAC catalog are published (default
-                            ``<data_dir>/products``).
+``SMDA_PRODUCTS_URL``       where COGs and the STAC catalog are published: a folder or an
+                            ``s3://bucket/prefix`` URL (default ``<data_dir>/products``).
 ``SMDA_PRODUCTS_PUBLIC_URL`` HTTP(S) URL at which the products folder (``SMDA_PRODUCTS_URL``) is
                             served, e.g. ``https://data.example.org/smda``: STAC hrefs and the
                             runs' catalog links become URLs under it (default: none; relative
@@ -33,6 +33,9 @@ variable                    meaning
 Provider credentials are not smda settings: they are read by the providers' own clients from
 their usual places (``CDSAPI_URL``/``CDSAPI_KEY`` or ``~/.cdsapirc``; ``EARTHDATA_TOKEN`` or
 ``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD`` or ``~/.netrc``) or from Prefect blocks.
+Object storage (``s3://`` state and products) takes its endpoint and credentials from the
+standard AWS environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``,
+``AWS_REGION``...), read by s3fs and botocore.
 """
 
 from __future__ import annotations
