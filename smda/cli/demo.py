@@ -239,8 +239,8 @@ def _evaluate(rt: Runtime, cfg: DemoConfig, start: date, report: DemoReport) -> 
     report.report = write_report(tables, directory, meta=meta)
     cycled = write_series(series, directory)  # `smda plot --point` draws its open loop
     report.paths = {
-        "catalog": str(rt.publisher.catalog_path),
-        "cogs": str(rt.publisher.root / "cog"),
+        "catalog": rt.publisher.location(rt.publisher.catalog_path),
+        "cogs": rt.publisher.location(rt.publisher.root / "cog"),
         "state": rt.chain.url,
         "model": str(rt.registry.path(bundle.version)),
         "report": str(report.report),
