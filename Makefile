@@ -39,7 +39,7 @@ test: $(STAMP) system-deps
 	$(BIN)/pytest
 
 test-all: test
-	$(BIN)/pytest -m slow
+	$(BIN)/pytest -m slow --durations=0
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -65,8 +65,11 @@ def test_the_image_builds_on_a_debootstrap_base_and_runs_the_demo(
     assert computed and int(computed.group(1)) >= 40 + 3, out[-3000:]
     # and its products, written by the image's user into the mounted /data
     cogs = sorted((data / "products" / REGION / "cog").rglob("*.tif"))
-    assert len(cogs) == 40 + 3  # the backfill and three daily runs
-    with rasterio.open(cogs[-1]) as src:
+    analyses = [p for p in cogs if not p.stem.endswith("_flags")]
+    # the backfill and three daily runs, each day a float COG, an integer COG and a quick-look
+    assert len(analyses) == 40 + 3 and len(cogs) == 2 * len(analyses)
+    assert len(list((data / "products" / REGION / "cog").rglob("*.png"))) == len(analyses)
+    with rasterio.open(analyses[-1]) as src:
         assert src.crs.to_epsg() == 4326 and src.res == (0.25, 0.25)
     assert (data / "products" / REGION / "stac" / "catalog.json").is_file()
     assert all(p.stat().st_uid == 1000 for p in cogs), "the image runs as uid 1000"
