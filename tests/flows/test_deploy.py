@@ -11,8 +11,6 @@ Completed. Every child process is started in its own process group and killed at
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +34,7 @@ from flow_helpers import (
     start_twin,
     today_for,
 )
+from monitoring_stack import free_port, stop_group
 from pydantic import TypeAdapter
 from staged_world import stage_world, tiny_world
 
@@ -51,26 +50,6 @@ PREFECT = str(Path(sys.executable).with_name("prefect"))
 POOL = "smda-process"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate a child's process group (then kill it if it lingers)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-
-
 def _tail(path: Path, n: int = 4000) -> str:
     return path.read_text(errors="replace")[-n:] if path.exists() else ""
 
@@ -83,7 +62,7 @@ class Cluster:
         self.procs: list[subprocess.Popen[bytes]] = []
         home = tmp / "prefect-home"
         home.mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}/api"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
@@ -135,7 +114,7 @@ class Cluster:
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
-            _stop(proc)
+            stop_group(proc)
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from uuid import UUID
 import pytest
 import requests
 import yaml
+from monitoring_stack import free_port, stop_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -59,14 +60,6 @@ def readme_steps() -> list[list[str]]:
     assert block, f"{README}: no bash block under {SECTION!r}"
     lines = block.group(1).replace("\\\n", " ").splitlines()
     return [shlex.split(line, comments=True) for line in lines if line.strip()]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def interpolate(value: str, variables: dict[str, str]) -> str:
@@ -211,19 +204,8 @@ class NativeStack:
         pytest.fail(f"{what} not ready in {timeout} s:\n{self.log(what)[-4000:]}")
 
     def stop(self) -> None:
-        import signal
-
         for proc in reversed(self.procs):
-            if proc.poll() is not None:
-                continue
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
+            stop_group(proc)
 
     # -- the README's steps ---------------------------------------------------------------------
     def up(self) -> None:
