@@ -55,17 +55,8 @@ def client_env(endpoints: Endpoints | None) -> Iterator[None]:
     if endpoints is None:
         yield
         return
-    env = client_environment(endpoints)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with _exported(client_environment(endpoints)):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextmanager
@@ -74,10 +65,17 @@ def file_credentials_env() -> Iterator[dict[str, str]]:
     :func:`smda.ingest.credentials.file_credentials`) for the duration of the block, where the
     providers' own clients look for them; yields them (never log them)."""
     found = file_credentials(os.environ)
-    saved = {k: os.environ.get(k) for k in found}
-    os.environ.update(found)
-    try:
+    with _exported(found):
         yield found
+
+
+@contextmanager
+def _exported(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env`` in the process environment for the block, then restore what was there."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
