@@ -431,6 +431,11 @@ def _targets(config: Config, points: list[Point], cells: int, floor: float) -> l
     ]
 
 
+def _per_m_rows(per_row: float) -> str:
+    """``per_row`` seconds as seconds per million rows."""
+    return f"{per_row * 1e6:.2f} s per M rows"
+
+
 def _projection(config: Config, points: list[Point], fits: dict[str, Any], cells: int) -> list[str]:
     stage, stepp, pub = (_at(points, part, cells) for part in ("staging", "stepping", "publishing"))
     a_step, b_step = fits["stepping"]["s"]
@@ -441,6 +446,11 @@ def _projection(config: Config, points: list[Point], fits: dict[str, Any], cells
     rows = cells * TRAIN_DAYS * rows_per_cell_day
     ta, tb = fits["training"]["s"]
     ma, mb = fits["training"]["mb"]
+    largest = max(train, key=lambda p: p.extra["rows"])
+    how = f"fitted: s = {ta:.1f} + {tb * 1e6:.2f} per M rows"
+    if tb <= 0:  # load on a shared machine can make the small fits slower than the large
+        ta, tb = 0.0, largest.seconds / largest.extra["rows"]
+        how += f" ≤ 0 per row (noise); used instead: proportional to the largest fit, {_per_m_rows(tb)}"
     lines = [
         f"projection ({cells} land cells; N workers, each like this machine: 2 cores)",
         "  assumptions: cost linear in cells and days along the fitted lines (negative intercepts"
@@ -459,8 +469,8 @@ def _projection(config: Config, points: list[Point], fits: dict[str, Any], cells
         lines.append(f"    N = {n:2d}: {hours:7.2f} h, ≤ {mem:.0f} MB per worker")
     lines += [
         f"  5-year training ({TRAIN_DAYS} days × {cells} cells × {rows_per_cell_day:.2f} rows per"
-        f" cell-day = {rows / 1e6:.0f} M rows): labels + features + one fit, s = {ta:.1f} +"
-        f" {tb * 1e6:.2f} per M rows, from {max(p.extra['rows'] for p in train)} rows at most"
+        f" cell-day = {rows / 1e6:.0f} M rows): labels + features + one fit ({how}),"
+        f" from {largest.extra['rows']} rows at most ({largest.extra['trees']} trees)"
         " (an extrapolation over orders of magnitude); data-parallel LightGBM (lightgbm.dask)"
         " with rows split evenly, the same number of trees, no communication cost; the CV folds,"
         " DAgger rounds and comparison schemes of `smda train` multiply it",
