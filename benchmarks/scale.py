@@ -448,9 +448,9 @@ def _projection(config: Config, points: list[Point], fits: dict[str, Any], cells
     ma, mb = fits["training"]["mb"]
     largest = max(train, key=lambda p: p.extra["rows"])
     how = f"fitted: s = {ta:.1f} + {tb * 1e6:.2f} per M rows"
-    if tb <= 0:  # load on a shared machine can make the small fits slower than the large
+    if tb <= 0:  # the smaller fits were slower (load, or an unexplained per-fit cost)
         ta, tb = 0.0, largest.seconds / largest.extra["rows"]
-        how += f" ≤ 0 per row (noise); used instead: proportional to the largest fit, {_per_m_rows(tb)}"
+        how += f" ≤ 0 per row (smaller fits were slower); used instead: proportional to the largest fit, {_per_m_rows(tb)}"
     lines = [
         f"projection ({cells} land cells; N workers, each like this machine: 2 cores)",
         "  assumptions: cost linear in cells and days along the fitted lines (negative intercepts"
@@ -466,7 +466,7 @@ def _projection(config: Config, points: list[Point], fits: dict[str, Any], cells
         per_day = (stage.per_day + pub.per_day + b_step * cells) / n + max(a_step, 0.0)
         hours = (BACKFILL_DAYS * per_day + startup) / 3600
         mem = max(stage.peak_mb, pub.peak_mb, max(m0, 0.0) + m1 * cells / n)
-        lines.append(f"    N = {n:2d}: {hours:7.2f} h, ≤ {mem:.0f} MB per worker")
+        lines.append(f"    N = {n:2d}: {hours:9.3g} h, ≤ {mem:.0f} MB per worker")
     lines += [
         f"  5-year training ({TRAIN_DAYS} days × {cells} cells × {rows_per_cell_day:.2f} rows per"
         f" cell-day = {rows / 1e6:.0f} M rows): labels + features + one fit ({how}),"
@@ -478,7 +478,7 @@ def _projection(config: Config, points: list[Point], fits: dict[str, Any], cells
     for n in WORKERS:
         hours = (max(ta, 0.0) + tb * rows / n) / 3600
         mem = max(ma, 0.0) + mb * rows / n
-        lines.append(f"    N = {n:2d}: {hours:7.2f} h, {mem / 1024:7.1f} GB per worker")
+        lines.append(f"    N = {n:2d}: {hours:9.3g} h, {mem / 1024:7.1f} GB per worker")
     return lines
 
 
