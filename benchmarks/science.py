@@ -124,20 +124,27 @@ def _medians(pred: np.ndarray, obs: np.ndarray) -> list[float]:
 
 def _global_inputs() -> Path:
     """Write one global day of staged-like inputs (npz) once; returns the file."""
-    path = WORK / "global_day.npz"
+    from smda.geo.grid import GLOBAL_025
+
+    return _day_inputs(GLOBAL_025, WORK / "global_day.npz")
+
+
+def _day_inputs(g: Any, path: Path) -> Path:
+    """Write one day of staged-like inputs on the grid ``g`` (a window of the 0.25° grid, or
+    all of it) to the npz ``path`` once; returns the file."""
     if path.exists():
         return path
     import xarray as xr
 
-    from smda.geo.grid import GLOBAL_025, BBox
+    from smda.geo.grid import BBox
     from smda.ingest.staging.era5 import era5_static
     from smda_twin.world import World, WorldSpec
 
     t0 = time.perf_counter()
     world = World(WorldSpec(region=BBox(-100, 35, -99, 36)))
-    g = GLOBAL_025
-    lat = np.arange(90.0, -90.25, -0.25)
-    lon = np.arange(-180.0, 180.0, 0.25)
+    b = g.bounds
+    lat = np.arange(b.north, b.south - 0.25, -0.25)
+    lon = np.arange(b.west, b.east if g.is_global else b.east + 0.25, 0.25)
     inv = world.invariants(lat, lon)
     points = xr.Dataset(
         {k: (("latitude", "longitude"), v) for k, v in inv.items()},
@@ -167,9 +174,11 @@ def _global_inputs() -> Path:
     arrays["state"] = np.where(land, 0.1 + 0.3 * rng.random(g.shape), np.nan).astype(np.float32)
     seen = land & (rng.random(g.shape) < 0.35)  # about one SMAP swath-day of coverage
     arrays["smap"] = np.where(seen, 0.05 + 0.4 * rng.random(g.shape), np.nan).astype(np.float32)
-    WORK.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
-    print(f"prepared global inputs in {time.perf_counter() - t0:.0f} s: {path}", file=sys.stderr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)  # atomic: a crash leaves no half-written inputs
+    print(f"prepared the day's inputs in {time.perf_counter() - t0:.0f} s: {path}", file=sys.stderr)
     return path
 
 
