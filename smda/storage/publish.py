@@ -19,11 +19,13 @@ One writer per root: the operations that publish hold the writer lock of the reg
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import Any
 
 import xarray as xr
 
+from smda.geo.grid import Grid
 from smda.storage.cog import BANDS, COGS, BandSpec, CogSpec, cog_bands, cog_tags, grid_of, write_cog
 from smda.storage.integrity import file_digest, multihash
 from smda.storage.objects import Files
@@ -181,23 +184,7 @@ class Publisher:
             dataset = dataset.isel(lat=slice(None, None, -1))
         grid = grid_of(dataset)
         public = public_provenance(provenance)
-        bands, tags = cog_bands(dataset), cog_tags(day, public)
-        from smda.storage.quicklook import render_quicklook  # matplotlib: only when publishing
-
-        written: list[Path] = []
-        digests: dict[str, tuple[str, int] | None] = {}
-        try:
-            for spec in COGS:
-                with self.store.writing(self.cog_path(day, spec)) as out:
-                    write_cog(out, spec, bands[spec.key], grid, tags)
-                    digests[spec.key] = file_digest(out)
-                written.append(self.cog_path(day, spec))
-            with self.store.writing(self.quicklook_path(day)) as out:
-                render_quicklook(dataset, out, day=day)
-        except BaseException:
-            for path in written:  # no half-published day: the item needs every file
-                self.store.unlink(path)
-            raise
+        digests = self._write_files(day, dataset, grid, public)
         item = day_item(
             self.tree,
             day,
@@ -220,6 +207,43 @@ class Publisher:
             write_catalog(self.tree)
         log.info("published %s: %s", day, self.location(self.cog_path(day)))
         return PublishedDay(self.cog_path(day), self.item_path(day), self.quicklook_path(day))
+
+    def _write_files(
+        self, day: date, dataset: xr.Dataset, grid: Grid, public: Mapping[str, Any]
+    ) -> dict[str, tuple[str, int] | None]:
+        """Write the day's COGs and quick-look concurrently (GDAL compresses without the GIL
+        while matplotlib draws); their digests by COG key.
+
+        Each file is written atomically; when one fails, those that were written are removed
+        (no half-published day: the item needs every file) and the first failure is raised.
+        """
+        from smda.storage.quicklook import render_quicklook  # matplotlib: only when publishing
+
+        bands, tags = cog_bands(dataset), cog_tags(day, public)
+
+        def cog(spec: CogSpec) -> tuple[str, int] | None:
+            with self.store.writing(self.cog_path(day, spec)) as out:
+                write_cog(out, spec, bands[spec.key], grid, tags)
+                return file_digest(out)
+
+        def quicklook() -> None:
+            with self.store.writing(self.quicklook_path(day)) as out:
+                render_quicklook(dataset, out, day=day)
+
+        jobs: dict[Path, Callable[[], tuple[str, int] | None]] = {
+            self.cog_path(day, spec): functools.partial(cog, spec) for spec in COGS
+        }
+        jobs[self.quicklook_path(day)] = quicklook
+        with ThreadPoolExecutor(len(jobs), thread_name_prefix="publish") as pool:
+            futures = {path: pool.submit(job) for path, job in jobs.items()}
+            wait(futures.values())  # an interrupt here still waits for the writers (shutdown)
+        failures = [e for f in futures.values() if (e := f.exception()) is not None]
+        if failures:
+            for path, future in futures.items():
+                if future.exception() is None:
+                    self.store.unlink(path)
+            raise failures[0]
+        return {spec.key: futures[self.cog_path(day, spec)].result() for spec in COGS}
 
     def unpublish(self, days: Iterable[date]) -> list[date]:
         """Withdraw days: their collection links first, then their items and COGs.

@@ -4,6 +4,7 @@ loads, with the projection and raster extensions, updated day by day."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -345,3 +346,38 @@ def test_wrong_inputs_are_refused(tmp_path: Path) -> None:
     shifted = ds.assign_coords(lon=ds["lon"] + 0.1)
     with pytest.raises(ValueError, match="not a north-up window of the global"):
         publisher.publish(D0, shifted, provenance())
+
+
+def test_failed_quicklook_removes_the_cogs_written_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COGs and the quick-look are written concurrently: a failing quick-look still leaves
+    no file of the day (the COGs that finished are removed) and raises its own error."""
+    import smda.storage.quicklook
+
+    def crash(*args: object, **kwargs: object) -> Path:
+        raise OSError("quick-look disk full")
+
+    monkeypatch.setattr(smda.storage.quicklook, "render_quicklook", crash)
+    publisher = Publisher(tmp_path / "pub")
+    with pytest.raises(OSError, match="quick-look disk full"):
+        publisher.publish(D0, state(tmp_path), provenance())
+    assert [p for p in publisher.root.rglob("*") if p.is_file()] == []
+    assert publisher.published_days() == []
+
+
+def test_concurrent_writers_give_the_same_bytes_as_one_at_a_time(
+    tmp_path: Path, published: tuple[Publisher, xr.Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing with the files written one after the other (a single worker) gives the same
+    bytes as the concurrent publish of the fixture."""
+    import smda.storage.publish as publish
+
+    concurrent, ds = published
+    serial = functools.partial(publish.ThreadPoolExecutor, 1)
+    monkeypatch.setattr(publish, "ThreadPoolExecutor", lambda n, **kw: serial(**kw))
+    one = Publisher(tmp_path / "serial")
+    one.publish(D0, ds, SECRET_PROVENANCE)
+    for path in (*[concurrent.cog_path(D0, s) for s in COGS], concurrent.quicklook_path(D0)):
+        other = one.root / path.relative_to(concurrent.root)
+        assert other.read_bytes() == path.read_bytes(), path.name
