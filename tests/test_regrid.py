@@ -83,3 +83,27 @@ def test_points_to_cells_rejects_missing_points() -> None:
         points_to_cells(
             np.zeros((lat.size, lon.size)), lat, lon, GLOBAL_025.subset(BBox(-105, 30, -95, 40))
         )
+
+
+def test_points_to_cells_sums_the_four_points_in_float64_bit_for_bit() -> None:
+    """Across the antimeridian, with leading dims and NaNs: exactly (float32 of) the float64
+    sum NW + NE + SW + SE over 4, so that staged files keep their bytes."""
+    from smda.geo.regrid import _quad_index
+
+    lat = np.arange(2.0, -2.25, -0.25)
+    lon = np.concatenate([np.arange(178.0, 180.0, 0.25), np.arange(-180.0, -177.75, 0.25)])
+    rng = np.random.default_rng(3)
+    field = rng.normal(280.0, 10.0, (3, lat.size, lon.size)).astype(np.float32)
+    field[1, 6, 5] = np.nan  # the point (0.5° N, 179.25° E)
+    dst = GLOBAL_025.subset(BBox(179, -1, -179, 1))
+    rn, rs, cw, ce = _quad_index(lat, lon, dst)
+    nw = field[..., rn[:, None], cw[None, :]].astype(np.float64)
+    expected = (
+        (nw + field[..., rn[:, None], ce[None, :]])
+        + field[..., rs[:, None], cw[None, :]]
+        + field[..., rs[:, None], ce[None, :]]
+    ) / 4.0
+    out = points_to_cells(field, lat, lon, dst)
+    assert out.dtype == np.float32 and out.shape == (3, 8, 8)
+    assert np.isnan(out[1]).sum() == 4  # the four cells around the NaN point
+    np.testing.assert_array_equal(out, expected.astype(np.float32))

@@ -171,11 +171,12 @@ def points_to_cells(
     """
     rn, rs, cw, ce = _quad_index(lat, lon, dst)
     data = np.asarray(field)
-    quad = (
-        data[..., rn[:, None], cw[None, :]].astype(np.float64)
-        + data[..., rn[:, None], ce[None, :]]
-        + data[..., rs[:, None], cw[None, :]]
-        + data[..., rs[:, None], ce[None, :]]
+    north, south = data.take(rn, axis=-2), data.take(rs, axis=-2)  # rows, then columns: one
+    quad = (  # gather per axis is cheaper than a broadcast (rows × columns) fancy index
+        north.take(cw, axis=-1).astype(np.float64)
+        + north.take(ce, axis=-1)
+        + south.take(cw, axis=-1)
+        + south.take(ce, axis=-1)
     )
     return np.asarray(quad / 4.0, dtype=np.float32)
 
