@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
@@ -33,6 +32,7 @@ if TYPE_CHECKING:  # smda.ops is imported lazily: the CLI starts fast
     from smda.ops import DayRun, Runtime
     from smda.ops.outcome import RunOutcome
     from smda.ops.plan import DailyPlan
+    from smda.ops.tiles import Tiling
 
 __all__ = ["backfill", "run_daily"]
 
@@ -284,18 +284,13 @@ def backfill(
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
     tiles = None
     if dask_scheduler or tile_cells:
-        tiles = _Tiling(dask_scheduler or None, tile_cells, block_days)
+        from smda.ops.tiles import DEFAULT_TILE_CELLS, Tiling
+
+        tiles = Tiling(dask_scheduler or None, tile_cells or DEFAULT_TILE_CELLS, block_days)
     with json_stdout(as_json) as out:
         _backfill(
             first, last, region, force=force, fetch=fetch, out=out if as_json else None, tiles=tiles
         )
-
-
-@dataclass(frozen=True)
-class _Tiling:
-    scheduler: str | None
-    tile_cells: int | None
-    block_days: int
 
 
 def _step(
@@ -305,14 +300,14 @@ def _step(
     *,
     force: bool,
     progress: Callable[[DayRun], None],
-    tiles: _Tiling | None,
+    tiles: Tiling | None,
 ) -> list[DayRun]:
     """Step the days in one process, or in tiles on Dask."""
     from smda.ops import backfill_days
 
     if tiles is None:
         return backfill_days(rt, first, last, force=force, progress=progress)
-    from smda.ops.tiles import DEFAULT_TILE_CELLS, dask_client, tiled_backfill
+    from smda.ops.tiles import dask_client, tiled_backfill
 
     with dask_client(tiles.scheduler) as client:
         done = tiled_backfill(
@@ -320,7 +315,7 @@ def _step(
             first,
             last,
             client,
-            tile_cells=tiles.tile_cells or DEFAULT_TILE_CELLS,
+            tile_cells=tiles.tile_cells,
             block_days=tiles.block_days,
             force=force,
             progress=progress,
@@ -337,7 +332,7 @@ def _backfill(
     force: bool,
     fetch: bool,
     out: TextIO | None,
-    tiles: _Tiling | None = None,
+    tiles: Tiling | None = None,
 ) -> None:
     from smda.ops import open_runtime, report_metrics
     from smda.ops.outcome import RunOutcome

@@ -26,7 +26,7 @@ BLOCKS = len({d.toordinal() // 2 for d in DAYS})
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
-    with Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as c:
+    with Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=":0") as c:
         yield c
 
 
