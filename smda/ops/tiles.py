@@ -45,6 +45,7 @@ import xarray as xr
 from smda import __version__
 from smda.ops.days import (
     DayRun,
+    check_inputs,
     commit_day,
     mend_chain,
     provenance,
@@ -274,6 +275,8 @@ def tiled_backfill(
             return run
 
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        if force:  # every input first: a forced run must not withdraw days it cannot redo
+            check_inputs(rt, [*days, *(d for d in rt.chain.days() if d > end)], bundle)
         days = days[_first_to_compute(rt, days, bundle, force=force, one=one) :]
         if days:
             _advance(rt, days, bundle, predict, client, out, progress, tile_cells, block_days)
