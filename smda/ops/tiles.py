@@ -333,13 +333,13 @@ def _advance(
 
 
 def dask_client(address: str | None) -> Client:
-    """A client of the Dask scheduler at ``address`` (``tcp://host:8786``), or of a
-    LocalCluster sized to the machine (one single-threaded worker process per core)."""
-    from distributed import Client, LocalCluster
+    """A client of the Dask scheduler at ``address`` (``tcp://host:8786``), or of a local
+    cluster sized to the machine (one single-threaded worker process per core, closed with the
+    client)."""
+    from distributed import Client
 
     if address:
         return Client(address)  # type: ignore[no-untyped-call]
-    cluster = LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=os.cpu_count() or 1, threads_per_worker=1
+    return Client(  # type: ignore[no-untyped-call]
+        n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0"
     )
-    return Client(cluster)  # type: ignore[no-untyped-call]
