@@ -18,6 +18,11 @@ Task runner: threads by default (:class:`~prefect.task_runners.ThreadPoolTaskRun
 ``SMDA_TASK_RUNNER=dask`` (a local Dask cluster) or ``SMDA_TASK_RUNNER=tcp://scheduler:8786``
 (an existing cluster) to run the parallel fetch on Dask through prefect-dask, or pass a runner:
 ``backfill.with_options(task_runner=DaskTaskRunner(...))``.
+
+Stepping at scale: with ``dask_scheduler`` (or ``SMDA_DASK_SCHEDULER``) or ``tile_cells``, the
+step is one task that cuts the region into tiles advancing through the days on Dask workers
+and assembles each day (:mod:`smda.ops.tiles`: the same bytes as stepping day by day; a retry
+or a new run reuses the tiles already done).
 """
 
 from __future__ import annotations
@@ -44,12 +49,14 @@ from flows.tasks import (
     provider_tag,
     run_context,
     run_day_task,
+    tiled_steps_task,
     validate_task,
 )
 from smda.errors import ConfigError
 from smda.ingest.fetch import IngestReport
 from smda.ingest.sources import OPERATIONAL
 from smda.ops import DayRun, RunContext, broken_link, days_to_recompute, open_runtime
+from smda.ops.tiles import DEFAULT_BLOCK_DAYS, DEFAULT_TILE_CELLS, Tiling
 
 __all__ = ["Chunk", "backfill", "chunks", "fetch_parallel", "task_runner_from_env"]
 
@@ -177,6 +184,9 @@ def backfill(
     region: str | None = None,
     fetch: bool = True,
     per_provider: int = 2,
+    dask_scheduler: str | None = None,
+    tile_cells: int | None = None,
+    block_days: int = DEFAULT_BLOCK_DAYS,
 ) -> list[DayRun]:
     """Backfill ``start`` … ``end`` (inclusive) for ``region`` (default ``SMDA_REGION``).
 
@@ -188,6 +198,11 @@ def backfill(
         Fetch and stage the inputs first (False: they are staged already).
     per_provider:
         Fetch chunks in flight per provider.
+    dask_scheduler, tile_cells, block_days:
+        Step the days in tiles of about ``tile_cells`` cells advancing ``block_days`` days per
+        Dask task (:mod:`smda.ops.tiles`), on the scheduler at ``dask_scheduler`` (default
+        ``SMDA_DASK_SCHEDULER``) or, given only ``tile_cells``, on a local cluster. Without
+        either, the days are stepped one by one in this process.
     """
     started = time.time()
     log = get_run_logger()
@@ -197,7 +212,12 @@ def backfill(
     if fetch:
         report = fetch_parallel(run, chunks(days), per_provider=per_provider)
         log.info("fetch: %s", report.counts())
-    runs = _step(run, days, force=force)
+    scheduler = dask_scheduler or os.environ.get("SMDA_DASK_SCHEDULER") or None
+    if scheduler or tile_cells:
+        tiling = Tiling(scheduler, tile_cells or DEFAULT_TILE_CELLS, block_days)
+        runs = tiled_steps_task(run, start, end, tiling, force=force)
+    else:
+        runs = _step(run, days, force=force)
     computed = [r.day for r in runs if r.status != "skipped"]
     validation = validate_task(run, computed) if computed else None
     metrics_task(run, "smda_backfill", runs, None, validation, None, started)

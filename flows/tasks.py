@@ -56,6 +56,7 @@ from smda.ops import (
 )
 from smda.ops.fetch import fetch_for_training
 from smda.ops.outcome import RunOutcome
+from smda.ops.tiles import Tiling, dask_client, tiled_backfill
 from smda.ops.train import TrainOutcome
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "run_context",
     "run_day_task",
     "send_smda_logs",
+    "tiled_steps_task",
     "train_task",
     "validate_task",
 ]
@@ -180,6 +182,31 @@ def fetch_task(run: RunContext, days: Sequence[date], sources: Sequence[str]) ->
 def run_day_task(run: RunContext, day: date, force: bool = False) -> DayRun:
     """Forecast, nudge, persist and publish one day (:func:`run_day`; skips a day done)."""
     return run_day(open_runtime(run), day, force=force)
+
+
+@task(
+    name="tiled-steps",
+    task_run_name="tiled-steps {start}…{end}",
+    **RETRY_TRANSIENT,
+    timeout_seconds=7 * 24 * 3600,
+    cache_policy=NO_CACHE,
+)
+def tiled_steps_task(
+    run: RunContext, start: date, end: date, tiling: Tiling, force: bool = False
+) -> list[DayRun]:
+    """Step ``start`` … ``end`` in tiles on Dask (:func:`smda.ops.tiles.tiled_backfill`; a retry
+    reuses the tiles already done)."""
+    with dask_client(tiling.scheduler) as client:
+        rt = open_runtime(run)
+        return tiled_backfill(
+            rt,
+            start,
+            end,
+            client,
+            tile_cells=tiling.tile_cells,
+            block_days=tiling.block_days,
+            force=force,
+        ).runs
 
 
 @task(

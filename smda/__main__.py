@@ -2,4 +2,5 @@
 
 from smda.cli import run
 
-run()
+if __name__ == "__main__":  # not when a worker process of a local Dask cluster re-imports it
+    run()

@@ -6,6 +6,7 @@ Same code paths as the Prefect flows (:mod:`smda.ops`), with a progress bar.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # smda.ops is imported lazily: the CLI starts fast
     from smda.ops import DayRun, Runtime
     from smda.ops.outcome import RunOutcome
     from smda.ops.plan import DailyPlan
+    from smda.ops.tiles import Tiling
 
 __all__ = ["backfill", "run_daily"]
 
@@ -245,9 +247,33 @@ def backfill(
         bool, typer.Option(help="Recompute days already done (invalidates the later days).")
     ] = False,
     fetch: Annotated[bool, typer.Option(help="Fetch and stage the inputs first.")] = True,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SMDA_DASK_SCHEDULER",
+            help="Step the days in tiles on the Dask scheduler at ADDRESS (tcp://host:8786); "
+            "its workers need the data directory.",
+        ),
+    ] = None,
+    tile_cells: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Step in tiles of about N cells (whole grid rows) on Dask: the scheduler's "
+            "workers, else a local cluster of one worker per core. Default with a scheduler: "
+            "10000.",
+        ),
+    ] = None,
+    block_days: Annotated[
+        int, typer.Option(min=1, help="Days a tile advances per Dask task (tiled runs).")
+    ] = 8,
     as_json: JsonOpt = False,
 ) -> None:
     """Backfill a date range: fetch inputs, then step the days in order (resumable).
+
+    With --dask-scheduler (or SMDA_DASK_SCHEDULER) or --tile-cells, the region is cut into
+    tiles that advance through the days on Dask workers; the days are assembled into the same
+    files, byte for byte, and a re-run recomputes only the tiles not done.
 
     Exit code 0 when every day is in the chain, 1 when the backfill failed (an input could not
     be fetched or staged, an error), 73 when another process writes the region; a re-run
@@ -256,14 +282,59 @@ def backfill(
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
+    tiles = None
+    if dask_scheduler or tile_cells:
+        from smda.ops.tiles import DEFAULT_TILE_CELLS, Tiling
+
+        tiles = Tiling(dask_scheduler or None, tile_cells or DEFAULT_TILE_CELLS, block_days)
     with json_stdout(as_json) as out:
-        _backfill(first, last, region, force=force, fetch=fetch, out=out if as_json else None)
+        _backfill(
+            first, last, region, force=force, fetch=fetch, out=out if as_json else None, tiles=tiles
+        )
+
+
+def _step(
+    rt: Runtime,
+    first: date,
+    last: date,
+    *,
+    force: bool,
+    progress: Callable[[DayRun], None],
+    tiles: Tiling | None,
+) -> list[DayRun]:
+    """Step the days in one process, or in tiles on Dask."""
+    from smda.ops import backfill_days
+
+    if tiles is None:
+        return backfill_days(rt, first, last, force=force, progress=progress)
+    from smda.ops.tiles import dask_client, tiled_backfill
+
+    with dask_client(tiles.scheduler) as client:
+        done = tiled_backfill(
+            rt,
+            first,
+            last,
+            client,
+            tile_cells=tiles.tile_cells,
+            block_days=tiles.block_days,
+            force=force,
+            progress=progress,
+        )
+    console.print(f"tiles: {done.computed} block(s) computed, {done.reused} reused")
+    return done.runs
 
 
 def _backfill(
-    first: date, last: date, region: str | None, *, force: bool, fetch: bool, out: TextIO | None
+    first: date,
+    last: date,
+    region: str | None,
+    *,
+    force: bool,
+    fetch: bool,
+    out: TextIO | None,
+    tiles: Tiling | None = None,
 ) -> None:
-    from smda.ops import backfill_days, open_runtime, report_metrics
+    from smda.ops import open_runtime, report_metrics
     from smda.ops.outcome import RunOutcome
 
     cfg = settings()
@@ -283,7 +354,7 @@ def _backfill(
             def advance(run: DayRun) -> None:
                 bar.update(task, advance=1, description=f"cycle {run.day} {run.status}")
 
-            runs = backfill_days(rt, first, last, force=force, progress=advance)
+            runs = _step(rt, first, last, force=force, progress=advance, tiles=tiles)
     except SmdaError as exc:
         _finish("backfill", rt, _failed(exc), started, doc)
         return

@@ -24,6 +24,7 @@ from typing import Any
 from smda import __version__
 from smda.errors import MalformedFile, SmdaError
 from smda.ops.dayrun import DayRun, Status, forecast_smap_r, innovation_stats, round_or_none
+from smda.ops.mending import broken_link, days_to_recompute, mend_chain
 from smda.ops.runtime import Runtime
 from smda.science.bundle import ModelBundle, Predict
 from smda.science.cycle import CycleResult, cold_start, step
@@ -45,11 +46,16 @@ __all__ = [
     "backfill_days",
     "broken_link",
     "check_inputs",
+    "commit_day",
     "days_to_recompute",
+    "mend_chain",
     "provenance",
+    "provenance_of",
     "repair_day",
     "round_or_none",
     "run_day",
+    "same_provenance",
+    "state_before",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -79,7 +85,7 @@ def provenance(rt: Runtime, day: date, bundle: ModelBundle) -> dict[str, Any]:
     }
 
 
-def _state_before(rt: Runtime, day: date, bundle: ModelBundle, predict: Predict) -> Any:
+def state_before(rt: Runtime, day: date, bundle: ModelBundle, predict: Predict) -> Any:
     """The state of D−1: from the chain, or a cold start."""
     before = day - timedelta(days=1)
     if rt.chain.has(before):
@@ -125,7 +131,7 @@ def _published(rt: Runtime, day: date) -> bool:
     return all(pub.exists(path) for path in pub.files(day))
 
 
-def _provenance_of(rt: Runtime, day: date, bundle: ModelBundle) -> dict[str, Any]:
+def provenance_of(rt: Runtime, day: date, bundle: ModelBundle) -> dict[str, Any]:
     """:func:`provenance` plus where the day's starting state comes from: the D−1 file's
     digest (the chain's hash link) or a cold start."""
     prov = provenance(rt, day, bundle)
@@ -190,8 +196,8 @@ def _run_day(
 ) -> DayRun:
     t0 = time.perf_counter()
     bundle = bundle or rt.registry.current()
-    prov = _provenance_of(rt, day, bundle)
-    if not force and rt.chain.has(day) and _same(rt, day, prov, bundle):
+    prov = provenance_of(rt, day, bundle)
+    if not force and rt.chain.has(day) and same_provenance(rt, day, prov, bundle):
         if not _published(rt, day):  # a crash between committing the state and publishing
             _publish(rt, day, bundle)
         return DayRun(
@@ -203,6 +209,16 @@ def _run_day(
             state=rt.chain.location(day),
         )
     result = _step_day(rt, day, bundle, predict, prov)
+    return commit_day(rt, result, bundle, prov, started=t0)
+
+
+def commit_day(
+    rt: Runtime, result: CycleResult, bundle: ModelBundle, prov: dict[str, Any], *, started: float
+) -> DayRun:
+    """Persist and publish the computed ``result`` of a day with its provenance; a day that
+    replaces one in the chain invalidates (and unpublishes) the later days. The caller holds
+    the chain writer lock (:func:`run_day`, :func:`smda.ops.tiles.tiled_backfill`)."""
+    day = result.day
     invalidated = rt.chain.invalidate_after(day) if rt.chain.has(day) else []
     if invalidated:
         rt.publisher.unpublish(invalidated)
@@ -216,7 +232,7 @@ def _run_day(
         day,
         status,
         bundle.version,
-        seconds=time.perf_counter() - t0,
+        seconds=time.perf_counter() - started,
         cog=str(published.cog),
         item=str(published.item),
         state=path,
@@ -242,13 +258,13 @@ def _step_day(
     ``prov["state_before"]`` is set to the digest of the D−1 actually stepped from."""
     inputs = day_inputs(rt.store, day, bundle.spec.history_days)  # MissingInputs says what to fetch
     predict = predict or rt.registry.predictor(bundle)
-    state = _state_before(rt, day, bundle, predict)
+    state = state_before(rt, day, bundle, predict)
     if prov["state_origin"] == "chain":  # a repair of D−1 may have rewritten it
         prov["state_before"] = rt.chain.digest(day - timedelta(days=1))
     return step(state, inputs, bundle, gain=rt.gain, predict=predict)
 
 
-def _same(rt: Runtime, day: date, prov: dict[str, Any], bundle: ModelBundle) -> bool:
+def same_provenance(rt: Runtime, day: date, prov: dict[str, Any], bundle: ModelBundle) -> bool:
     """Whether ``day`` was committed with ``prov`` (an unreadable sidecar: repaired first)."""
     try:
         return rt.chain.same_provenance(day, prov)
@@ -295,7 +311,7 @@ def repair_day(
             recorded: str | None = rt.chain.digest(day)
         except (MalformedFile, StateMissing):
             recorded = None
-        prov = _provenance_of(rt, day, bundle)
+        prov = provenance_of(rt, day, bundle)
         result = _step_day(rt, day, bundle, predict, prov)
         path = rt.chain.write(result, uncertainty=_uncertainty(result, bundle), provenance=prov)
         if rt.chain.digest(day) != recorded:
@@ -321,12 +337,6 @@ def repair_day(
 def _expected_sd(bundle: ModelBundle) -> float:
     """The spread of O−F the bundle's training expects (NaN without a gain estimate)."""
     return expected_innovation_sd(bundle.gain.provenance) if bundle.gain else float("nan")
-
-
-def days_to_recompute(runs: Sequence[DayRun], last: date) -> list[date]:
-    """The days after ``last`` that the re-runs among ``runs`` invalidated, in order: a backfill
-    of ``… last`` recomputes them (the chain was whole up to the last of them)."""
-    return sorted({d for run in runs for d in run.invalidated if d > last})
 
 
 def backfill_days(
@@ -364,33 +374,8 @@ def backfill_days(
 
         for day in days:
             one(day, forced=force)
-        for day in days_to_recompute(runs, end):
-            one(day, forced=False)
-        after = max(r.day for r in runs) + timedelta(days=1)
-        if broken_link(rt, after):  # stepped from another state (a cold start, another writer)
-            done = len(runs)
-            one(after, forced=False)
-            for day in days_to_recompute(runs[done:], after):
-                one(day, forced=False)
+        mend_chain(rt, runs, end, lambda day: one(day, forced=False))
         return runs
-
-
-def broken_link(rt: Runtime, day: date) -> bool:
-    """Whether the chain holds ``day`` and the day before, but ``day`` was not stepped from
-    that state: a cold start, or a ``state_before`` digest that differs (days written before
-    digests were recorded count as linked). A backfill that fills the days before such a day
-    recomputes it, and what follows; ``smda verify`` reports it.
-    """
-    before = day - timedelta(days=1)
-    if not (rt.chain.has(day) and rt.chain.has(before)):
-        return False
-    try:
-        prov, digest = rt.chain.provenance(day), rt.chain.digest(before)
-    except MalformedFile:  # a corrupt day: repaired when read
-        return False
-    if prov.get("state_origin") != "chain":
-        return True
-    return "state_before" in prov and prov["state_before"] != digest
 
 
 def check_inputs(rt: Runtime, days: Sequence[date], bundle: ModelBundle) -> None:

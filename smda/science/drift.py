@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CALENDAR_FEATURES", "FeatureStats", "expected_innovation_sd", "feature_drift"]
+__all__ = [
+    "CALENDAR_FEATURES",
+    "FeatureStats",
+    "column_sums",
+    "expected_innovation_sd",
+    "feature_drift",
+]
 
 CALENDAR_FEATURES = frozenset({"doy_sin", "doy_cos"})
 """Features that follow the calendar, not the inputs: a day outside the training *season* is
@@ -53,9 +59,15 @@ class FeatureStats:
         x = np.asarray(values, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.names) or x.shape[0] == 0:
             return math.nan
-        finite = np.isfinite(x)
+        return self.drift_of_sums(*column_sums(x))
+
+    def drift_of_sums(self, sums: npt.NDArray[np.float64], counts: npt.NDArray[np.int64]) -> float:
+        """:meth:`drift` from the per-feature sums and counts of the finite values
+        (:func:`column_sums`; the sums of a region's tiles add up to the region's)."""
+        if not np.asarray(counts).sum():
+            return math.nan
         with np.errstate(invalid="ignore", divide="ignore"):
-            today = np.where(finite, x, 0.0).sum(axis=0) / finite.sum(axis=0)
+            today = np.asarray(sums, np.float64) / np.asarray(counts)
         inputs = np.array([name not in CALENDAR_FEATURES for name in self.names])
         return feature_drift(self.mean[inputs], self.sd[inputs], today[inputs])
 
@@ -117,3 +129,10 @@ def feature_drift(
     if not ok.any():
         return math.nan
     return float(np.max(np.abs(today[ok] - mu[ok]) / sd[ok]))
+
+
+def column_sums(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Per column of ``values`` (rows × features): the sum and the count of the finite values."""
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x)
+    return np.where(finite, x, 0.0).sum(axis=0), finite.sum(axis=0).astype(np.int64)

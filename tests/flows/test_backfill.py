@@ -158,6 +158,18 @@ def test_killed_backfill_resumes_to_identical_bytes(
     assert hash_outputs(data) == uninterrupted.hashes
 
 
+def test_a_tiled_backfill_flow_writes_the_uninterrupted_runs_bytes(
+    uninterrupted: Reference, on_twin: Callable[..., Path]
+) -> None:
+    data = on_twin(uninterrupted.data, outputs=False)  # the inputs are staged, no state yet
+
+    state = backfill(START, END, fetch=False, tile_cells=4, block_days=2, return_state=True)
+
+    assert state.is_completed(), state.message
+    assert [(r.day, r.status) for r in state.result()] == [(d, "analysis") for d in DAYS]
+    assert hash_outputs(data) == uninterrupted.hashes
+
+
 def test_forced_rerun_of_a_middle_day_invalidates_and_recomputes_the_later_days(
     uninterrupted: Reference, on_twin: Callable[..., Path]
 ) -> None:
