@@ -130,7 +130,12 @@ def compiled_predictor(
             os.replace(built, lib)  # atomic: a reader sees no half-written library
         record = {"file": lib.name, "sha256": sha, "size": size, "bundle": bundle.version}
         atomic_write_bytes(_record_path(lib), json.dumps(record, indent=1).encode())
-    predictor = tl2cgen.Predictor(str(lib), nthread=n)
+    try:
+        predictor = tl2cgen.Predictor(str(lib), nthread=n)
+    except tl2cgen.TL2cgenError as exc:  # more threads than OpenMP allows here (a Dask worker)
+        if "nthread" not in str(exc):
+            raise
+        predictor = tl2cgen.Predictor(str(lib), nthread=-1)  # -1: as many as OpenMP allows
 
     def predict(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         out = predictor.predict(tl2cgen.DMatrix(np.asarray(rows, np.float32), dtype="float32"))

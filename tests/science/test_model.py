@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -193,3 +194,39 @@ def test_compiled_predictor_matches_native(
     again = compiled_predictor(bundle, tmp_path)  # cached: not compiled again
     assert lib.stat().st_mtime_ns == stamp
     np.testing.assert_array_equal(again(fm.values[:10]), predict(fm.values[:10]))
+
+
+def test_compiled_predictor_loads_where_openmp_allows_fewer_threads(
+    bundle: ModelBundle, data: tuple[FeatureMatrix, np.ndarray], tmp_path: Path
+) -> None:
+    """A Dask worker runs with OMP_NUM_THREADS=1: the predictor asked for 2 threads still loads
+    (on what OpenMP allows) and predicts the same values."""
+    pytest.importorskip("tl2cgen")
+    import pickle
+    import subprocess
+    import sys
+
+    from smda.storage.bundle_io import compiled_predictor
+
+    fm, _ = data
+    expected = compiled_predictor(bundle, tmp_path, threads=2)(fm.values)
+    (tmp_path / "bundle.pkl").write_bytes(pickle.dumps(bundle))
+    np.save(tmp_path / "rows.npy", fm.values)
+    script = (
+        "import pickle, sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from smda.storage.bundle_io import compiled_predictor\n"
+        "d = Path(sys.argv[1])\n"
+        "b = pickle.loads((d / 'bundle.pkl').read_bytes())\n"
+        "np.save(d / 'out.npy', compiled_predictor(b, d, threads=2)(np.load(d / 'rows.npy')))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
