@@ -28,6 +28,16 @@ label. ``dagger_rounds`` (default 1) repeats this, each round using the latest m
 added nothing). The final model is fitted on all cells with the number of trees set to the median of the
 folds' early-stopping iterations.
 
+Cost
+----
+Early stopping ends a fit when ``early_stopping_rounds`` trees in a row lower the
+early-stopping cells' RMSE by less than ``HyperParams.early_stopping_min_delta`` (1e-4 m3 m-3):
+without that tolerance the loss creeps down by tiny amounts and every fit runs to the tree cap.
+The labelled rows are binned once (:class:`BinnedRows`); each fold's teacher-forced rows are a
+subset of that dataset and the DAgger rows are binned with its bin mappers, so no fit bins
+afresh. Only the primary scheme is cross-validated unless ``TrainConfig.compare`` asks for
+more (each comparison scheme costs as much as the primary CV).
+
 Science core: numpy and lightgbm; the bundle itself is :mod:`smda.science.bundle`.
 """
 
@@ -47,6 +57,7 @@ from smda.science.features import FeatureMatrix, FeatureSpec
 from smda.science.metrics import pearson_r, ubrmsd
 
 __all__ = [
+    "BinnedRows",
     "CVConfig",
     "FoldModels",
     "TrainConfig",
@@ -95,8 +106,9 @@ class TrainConfig:
 
     hyper: HyperParams = field(default_factory=HyperParams)
     cv: CVConfig = field(default_factory=CVConfig)
-    compare: tuple[Scheme, ...] = ("random",)
-    """Further CV schemes run and reported beside ``cv.scheme`` (same folds count)."""
+    compare: tuple[Scheme, ...] = ()
+    """Further CV schemes run and reported beside ``cv.scheme`` (same folds count), e.g.
+    ``("random",)``: opt-in, each costs as much as the primary CV."""
     dagger_rounds: int = 1
 
 
@@ -232,6 +244,44 @@ def _rows(matrix: FeatureMatrix, labels: F32) -> tuple[F32, F32]:
     return matrix.values[ok], y[ok]
 
 
+@dataclass(frozen=True, eq=False)
+class BinnedRows:
+    """The teacher-forced rows of a matrix binned once (module docstring, "Cost").
+
+    Attributes
+    ----------
+    dataset:
+        The constructed ``lightgbm.Dataset`` of every labelled row (day-major, as
+        ``FeatureMatrix.values``), labels attached: its bin mappers serve every fit.
+    index:
+        (n_days, n_cells) position of each row in ``dataset``; −1 where the label is missing.
+    """
+
+    dataset: lgb.Dataset
+    index: IntArray
+
+    @classmethod
+    def of(cls, matrix: FeatureMatrix, labels: F32, hyper: HyperParams) -> BinnedRows:
+        """Bin ``matrix``'s labelled rows (labels (n_days, n_cells))."""
+        y = np.asarray(labels, np.float32).reshape(-1)
+        ok = np.isfinite(y)
+        index = np.where(ok, np.cumsum(ok) - 1, -1).reshape(np.shape(labels))
+        data = lgb.Dataset(
+            matrix.values[ok], y[ok], feature_name=list(matrix.names), params=hyper.lgb_params()
+        )
+        return cls(data.construct(), index.astype(np.int64))
+
+    def subset(self, cells: npt.NDArray[np.bool_]) -> lgb.Dataset:
+        """The teacher-forced rows of ``cells`` (a mask over the matrix's cells), in the order
+        of ``FeatureMatrix.select(cells)``, without binning again."""
+        pos = self.index[:, cells].reshape(-1)
+        return self.dataset.subset(np.sort(pos[pos >= 0]).tolist())
+
+    def rows(self, x: F32, y: F32) -> lgb.Dataset:
+        """Other rows (e.g. DAgger's) binned with the same bin mappers."""
+        return lgb.Dataset(x, y, reference=self.dataset)
+
+
 def fit_booster(
     train: tuple[FeatureMatrix, F32],
     valid: tuple[FeatureMatrix, F32] | None,
@@ -239,6 +289,8 @@ def fit_booster(
     *,
     dagger_rounds: int = 1,
     rounds: int | None = None,
+    binned: BinnedRows | None = None,
+    cells: tuple[npt.NDArray[np.bool_], ...] = (),
 ) -> lgb.Booster:
     """Fit one booster with early stopping on ``valid`` (or exactly ``rounds`` trees), plus
     ``dagger_rounds`` DAgger refits (module docstring).
@@ -247,6 +299,13 @@ def fit_booster(
     ----------
     train, valid:
         (teacher-forced features, labels (n_days, n_cells)) to fit on and to stop early on.
+    binned:
+        Rows binned once (:class:`BinnedRows`, of a matrix ``train`` and ``valid`` were
+        selected from): every dataset uses its bin mappers instead of binning afresh.
+    cells:
+        With ``binned``: the cell masks ``train`` (and ``valid``) were selected with, so the
+        teacher-forced rows are subsets of ``binned`` (bit-identical to binning them with its
+        bin mappers, without the cost).
     """
     sets = [s for s in (train, valid) if s is not None]
     rows = [_rows(m, y) for m, y in sets]  # teacher-forced rows
@@ -260,15 +319,38 @@ def fit_booster(
                 x_dg, y_dg = _rows(m.with_state(_lag_of(free, first)), y)
                 x_tf, y_tf = _rows(m, y)
                 rows[i] = (np.concatenate([x_tf, x_dg]), np.concatenate([y_tf, y_dg]))
-        data = lgb.Dataset(*rows[0], feature_name=list(train[0].names), free_raw_data=True)
+        data, check = _datasets(rows, list(train[0].names), binned, cells if round_ == 0 else ())
         kwargs: dict[str, Any] = {"num_boost_round": rounds or hyper.max_rounds}
         if valid is not None and rounds is None:
-            kwargs["valid_sets"] = [lgb.Dataset(*rows[1], reference=data)]
-            kwargs["callbacks"] = [lgb.early_stopping(hyper.early_stopping_rounds, verbose=False)]
+            kwargs["valid_sets"] = [check]
+            kwargs["callbacks"] = [
+                lgb.early_stopping(
+                    hyper.early_stopping_rounds,
+                    verbose=False,
+                    min_delta=hyper.early_stopping_min_delta,
+                )
+            ]
         booster = lgb.train(hyper.lgb_params(), data, **kwargs)
         log.debug("fit round %d: %d trees on %d rows", round_, booster.num_trees(), len(rows[0][1]))
     assert booster is not None
     return booster
+
+
+def _datasets(
+    rows: list[tuple[F32, F32]],
+    names: list[str],
+    binned: BinnedRows | None,
+    cells: tuple[npt.NDArray[np.bool_], ...],
+) -> tuple[lgb.Dataset, lgb.Dataset | None]:
+    """The training dataset and the early-stopping one (None without it) of ``rows``."""
+    if binned is None:
+        data = lgb.Dataset(*rows[0], feature_name=names, free_raw_data=True)
+        return data, (lgb.Dataset(*rows[1], reference=data) if len(rows) > 1 else None)
+    made = [
+        binned.subset(cells[i]) if i < len(cells) else binned.rows(*rows[i])
+        for i in range(len(rows))
+    ]
+    return made[0], (made[1] if len(made) > 1 else None)
 
 
 @dataclass(frozen=True)
@@ -301,9 +383,16 @@ def cross_validate(
 
 
 def _cross_validate(
-    matrix: FeatureMatrix, labels: F32, *, hyper: HyperParams, cv: CVConfig, dagger_rounds: int
+    matrix: FeatureMatrix,
+    labels: F32,
+    *,
+    hyper: HyperParams,
+    cv: CVConfig,
+    dagger_rounds: int,
+    binned: BinnedRows | None = None,
 ) -> tuple[dict[str, Any], FoldModels]:
     folds = assign_folds(matrix.lat, matrix.lon, cv)
+    binned = binned or BinnedRows.of(matrix, labels, hyper)
     predictors: list[Predict] = []
     tf = np.full(labels.shape, np.nan, np.float32)
     fr = np.full(labels.shape, np.nan, np.float32)
@@ -316,6 +405,8 @@ def _cross_validate(
             (matrix.select(stop), labels[:, stop]),
             hyper,
             dagger_rounds=dagger_rounds,
+            binned=binned,
+            cells=(fit, stop),
         )
         best.append(int(booster.best_iteration or booster.num_trees()))
         held = matrix.select(test)
@@ -395,17 +486,25 @@ def train_with_folds(
         )
     report: dict[str, dict[str, Any]] = {}
     fold_models: FoldModels | None = None
+    binned = BinnedRows.of(matrix, y, cfg.hyper)
     for scheme in (cfg.cv.scheme, *cfg.compare):
         cv, note = fit_cv_to_region(replace(cfg.cv, scheme=scheme), matrix.lat, matrix.lon)
         report[scheme], models = _cross_validate(
-            matrix, y, hyper=cfg.hyper, cv=cv, dagger_rounds=cfg.dagger_rounds
+            matrix, y, hyper=cfg.hyper, cv=cv, dagger_rounds=cfg.dagger_rounds, binned=binned
         )
         if note is not None:
             report[scheme]["note"] = note
         fold_models = fold_models or models
     n_trees = max(1, round(float(np.median(report[cfg.cv.scheme]["best_iterations"]))))
+    everything = np.ones(matrix.n_cells, dtype=bool)
     booster = fit_booster(
-        (matrix, y), None, cfg.hyper, dagger_rounds=cfg.dagger_rounds, rounds=n_trees
+        (matrix, y),
+        None,
+        cfg.hyper,
+        dagger_rounds=cfg.dagger_rounds,
+        rounds=n_trees,
+        binned=binned,
+        cells=(everything,),
     )
     hashes = {
         "features": content_hash(matrix.values),
