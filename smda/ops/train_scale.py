@@ -112,7 +112,7 @@ def dask_client(address: str | None) -> Iterator[Any]:
 
     if address:
         try:
-            client = Client(address, timeout="20s")
+            client = Client(address, timeout="20s")  # type: ignore[no-untyped-call]
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         with client:
@@ -123,14 +123,14 @@ def dask_client(address: str | None) -> Iterator[Any]:
     workers = max(1, os.cpu_count() or 1)
     memory = int(psutil.virtual_memory().total // workers)
     with (
-        LocalCluster(
+        LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             memory_limit=memory,
             dashboard_address=None,
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):
         yield client
 
