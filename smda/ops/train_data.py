@@ -207,16 +207,22 @@ def matrix_block(
     target: xr.DataArray,
     static: xr.Dataset,
     keep: Mask,
+    *,
+    rows: slice | None = None,
 ) -> tuple[FeatureMatrix, npt.NDArray[np.float32]]:
     """Teacher-forced features and labels of the days of ``target`` (the label on those days;
     ``state`` the label of each day before, :func:`lagged`) over the land cells where ``keep``;
-    reads the block's ERA5 and MSWEP from the store (a Dask worker can run it)."""
+    reads the block's ERA5 and MSWEP from the store (a Dask worker can run it). With ``rows``
+    (a band of the grid's rows) ``state``, ``target`` and ``static`` are that band's, and so
+    are the features (their ``cells`` index the band)."""
     days = pd.DatetimeIndex(target["time"].values)
     first, last = days[0].date(), days[-1].date()
     era5 = load_era5(store, first, last)
     precip = load_series(
         store, "mswep", "precipitation", first - timedelta(days=spec.history_days - 1), last
     )
+    if rows is not None:
+        era5, precip = era5.isel(lat=rows), precip.isel(lat=rows)
     fm = build_features(spec, days, era5=era5, precip=precip, static=static, state=state)
     y = target.values.reshape(len(days), -1)[:, fm.cells]
     return fm.select(keep), np.ascontiguousarray(y[:, keep], dtype=np.float32)

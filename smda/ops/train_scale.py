@@ -14,9 +14,11 @@
    shared file system).
 3. **Model**: cross-validation, DAgger and the final booster on the kept rows
    (:func:`smda.science.model.train_with_folds`, unchanged).
-4. **CDF tables over every cell**: the region's labelled cells are cut into tiles of
-   ``tile_cells`` cells; each tile is one Dask task that builds its features block by block,
-   runs the final model free and fits the tiles' tables; the tables are joined. So every cell
+4. **CDF tables over every cell**: the grid is cut into bands of rows holding about
+   ``tile_cells`` labelled cells; each band is one Dask task that gets only its band of the
+   label, SMAP and static fields, builds its features block by block (reading its band of
+   ERA5 and MSWEP), runs the final model free and fits the band's tables; the tables are
+   joined (by global cell id). So every cell
    of the region gets its SMAP CDF table, sampled or not. The gain is estimated on the kept
    cells (held-out cycles of the CV models); a cell outside them takes the field's default.
 
@@ -61,6 +63,7 @@ __all__ = [
     "cdf_tables_tiled",
     "dask_client",
     "join_tables",
+    "row_bands",
     "sampled_cells",
     "scaled_matrix",
 ]
@@ -88,13 +91,13 @@ class ScaleOptions:
     chunk_days:
         Days per feature-building task.
     tile_cells:
-        Cells per CDF-table task.
+        Labelled cells per CDF-table task (a band of whole grid rows).
     """
 
     scheduler: str | None = None
     row_budget: int | None = None
     seed: int = 0
-    chunk_days: int = 31
+    chunk_days: int = 7
     tile_cells: int = 20_000
 
     def __post_init__(self) -> None:
@@ -200,7 +203,7 @@ def scaled_matrix(
     return fm, y, labelled, sampling
 
 
-def _tile_tables(
+def _band_tables(
     root: Path,
     grid: Grid,
     spec: FeatureSpec,
@@ -208,12 +211,14 @@ def _tile_tables(
     blocks: list[tuple[xr.DataArray, xr.DataArray]],
     smap: xr.DataArray,
     static: xr.Dataset,
-    tile: Mask,
+    keep: Mask,
+    rows: slice,
     min_samples: int,
 ) -> CdfTables:
-    """CDF tables of one tile of cells: features block by block, the model run free."""
+    """CDF tables of one band of rows: its features block by block, the model run free."""
     store = Store(root, grid)
-    fm, _ = join_blocks([matrix_block(store, spec, s, t, static, tile) for s, t in blocks])
+    parts = [matrix_block(store, spec, s, t, static, keep, rows=rows) for s, t in blocks]
+    fm, _ = join_blocks(parts)
     free = rollout(bundle.predict, fm)
     return fit_cdf(free, smap_rows(fm, smap), fm.cell_ids, min_samples=min_samples)
 
@@ -231,6 +236,21 @@ def join_tables(parts: list[CdfTables]) -> CdfTables:
     )
 
 
+def row_bands(land: Mask, labelled: Mask, tile_cells: int) -> list[slice]:
+    """Bands of whole grid rows holding about ``tile_cells`` labelled land cells each."""
+    per_row = np.zeros(land.shape[0], dtype=np.int64)
+    np.add.at(per_row, np.flatnonzero(land.ravel())[labelled] // land.shape[1], 1)
+    bands, start, count = [], 0, 0
+    for r, n in enumerate(per_row):
+        count += int(n)
+        if count >= tile_cells:
+            bands.append(slice(start, r + 1))
+            start, count = r + 1, 0
+    if count:
+        bands.append(slice(start, land.shape[0]))
+    return bands
+
+
 def cdf_tables_tiled(
     client: Any,
     store: Store,
@@ -244,26 +264,30 @@ def cdf_tables_tiled(
     options: ScaleOptions,
     min_samples: int,
 ) -> CdfTables:
-    """SMAP CDF tables of every labelled cell, one Dask task per tile of ``tile_cells`` cells."""
-    idx = np.flatnonzero(labelled)
-    blocks = block_args(label, days, options.chunk_days)
-    smap_days = smap.sel(time=days)
-    shared = client.scatter([bundle, blocks, smap_days, static], broadcast=True)
+    """SMAP CDF tables of every labelled cell: one Dask task per band of grid rows holding
+    about ``tile_cells`` labelled cells; each task gets only its band's label, SMAP and
+    static fields (and reads its band of ERA5 and MSWEP)."""
+    land = np.asarray(static["land"].values, dtype=bool)
+    first_land = np.concatenate([[0], np.cumsum(land.sum(axis=1))])
+    model = client.scatter(bundle, broadcast=True)
     futures = []
-    for start in range(0, idx.size, options.tile_cells):
-        tile = np.zeros(labelled.size, dtype=bool)
-        tile[idx[start : start + options.tile_cells]] = True
+    for rows in row_bands(land, labelled, options.tile_cells):
+        keep = labelled[first_land[rows.start] : first_land[rows.stop]]
+        if not keep.any():
+            continue
+        band = label.isel(lat=rows)
         futures.append(
             client.submit(
-                _tile_tables,
+                _band_tables,
                 store.root,
                 store.grid,
                 spec,
-                shared[0],
-                shared[1],
-                shared[2],
-                shared[3],
-                tile,
+                model,
+                block_args(band, days, options.chunk_days),
+                smap.isel(lat=rows).sel(time=days),
+                static.isel(lat=rows),
+                keep,
+                rows,
                 min_samples,
                 pure=False,
             )

@@ -25,7 +25,7 @@ import smda
 from smda.cli.train import train
 from smda.ops.train import TrainOutcome, train_from_store
 from smda.ops.train_data import label_instrument, merge, training_matrix
-from smda.ops.train_scale import ScaleOptions
+from smda.ops.train_scale import ScaleOptions, row_bands
 from smda.science.features import FeatureSpec
 from smda.storage.inputs import load_static
 from smda.storage.registry import ModelRegistry
@@ -176,7 +176,7 @@ def test_cli_trains_on_a_dask_scheduler(
         prefixes = client.run_on_scheduler(
             lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)
         )
-    assert "block" in prefixes and "tile_tables" in prefixes  # _block, _tile_tables
+    assert "block" in prefixes and "band_tables" in prefixes  # _block, _band_tables
     bad = CliRunner().invoke(app, [*args[:5], "--dask-scheduler", "tcp://127.0.0.1:1"])
     assert bad.exit_code == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in (
         bad.output
@@ -185,3 +185,13 @@ def test_cli_trains_on_a_dask_scheduler(
 
 def date_of(text: str) -> Any:
     return pd.Timestamp(text).date()
+
+
+def test_row_bands_cover_the_grid_in_bands_of_about_the_tile_size() -> None:
+    land = np.ones((6, 4), dtype=bool)
+    land[0, :2] = False  # 22 land cells
+    labelled = np.ones(22, dtype=bool)
+    labelled[:3] = False  # rows 0-1 hold 1 + 2 labelled cells
+    bands = row_bands(land, labelled, tile_cells=5)
+    assert bands == [slice(0, 3), slice(3, 5), slice(5, 6)]
+    assert row_bands(land, labelled, tile_cells=100) == [slice(0, 6)]
