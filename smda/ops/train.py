@@ -28,6 +28,10 @@
    one SHA-256 per source over the ledger digests of every staged file used (so the version
    changes when a staged input changes).
 
+At scale (``scale=``:class:`~smda.ops.train_scale.ScaleOptions`, ``smda train --dask-scheduler``
+or ``--row-budget``) steps 3 and 5 run on a Dask cluster block by block and the model is fitted
+on whole cells sampled to a row budget by a seeded hash (:mod:`smda.ops.train_scale`).
+
 :func:`describe` renders a :class:`TrainOutcome` as a short markdown summary (label flags, TC,
 CV blocked vs random, teacher-forced vs free-running) for the CLI and Prefect artifacts.
 """
