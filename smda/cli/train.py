@@ -51,6 +51,23 @@ def train(
         int, typer.Option(help="DAgger refits against exposure bias (0: none).")
     ] = 1,
     threads: Annotated[int, typer.Option(help="LightGBM threads.")] = 2,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SMDA_DASK_SCHEDULER",
+            metavar="ADDRESS",
+            help="Dask scheduler (tcp://host:8786) that builds the features and CDF tables.",
+        ),
+    ] = None,
+    row_budget: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Most cell-days to train on: whole cells sampled by a seeded hash "
+            "(uses Dask; a LocalCluster sized to the machine without --dask-scheduler).",
+        ),
+    ] = None,
+    sample_seed: Annotated[int, typer.Option(help="Seed of the --row-budget sampling.")] = 0,
 ) -> None:
     """Train a model on the staged inputs of START..END and make it the region's current model.
 
@@ -60,12 +77,17 @@ def train(
     model is fitted on START+1..END. Needs ERA5, SMAP, ERA5-Land, GLDAS and the static fields
     staged over the period, and MSWEP from 28 days before START (`smda fetch`); an error lists
     whatever is missing.
+
+    At scale (--dask-scheduler, SMDA_DASK_SCHEDULER or --row-budget) the features are built and
+    the CDF tables fitted on a Dask cluster block by block, and the model is fitted on the
+    cells sampled to the row budget; otherwise everything is in memory in this process.
     """
     cfg = settings()
     from rich.status import Status
 
     from smda.geo.grid import region_grid
     from smda.ops.train import describe, train_from_store
+    from smda.ops.train_scale import ScaleOptions
     from smda.science.bundle import HyperParams
     from smda.science.model import CVConfig, TrainConfig
     from smda.storage.registry import ModelRegistry, models_dir
@@ -90,10 +112,19 @@ def train(
         compare=("random",) if compare_random else (),
         dagger_rounds=dagger_rounds,
     )
+    scale = None
+    if dask_scheduler or row_budget is not None:
+        scale = ScaleOptions(scheduler=dask_scheduler, row_budget=row_budget, seed=sample_seed)
     try:
         with Status("training", console=console) as status:
             outcome = train_from_store(
-                store, first, last, config=config, min_n=min_n, progress=status.update
+                store,
+                first,
+                last,
+                config=config,
+                min_n=min_n,
+                progress=status.update,
+                scale=scale,
             )
         registry = ModelRegistry(models_dir(cfg.data_dir, region_key(grid)))
         path = registry.register(outcome.bundle)

@@ -28,6 +28,10 @@
    one SHA-256 per source over the ledger digests of every staged file used (so the version
    changes when a staged input changes).
 
+At scale (``scale=``:class:`~smda.ops.train_scale.ScaleOptions`, ``smda train --dask-scheduler``
+or ``--row-budget``) steps 3 and 5 run on a Dask cluster block by block and the model is fitted
+on whole cells sampled to a row budget by a seeded hash (:mod:`smda.ops.train_scale`).
+
 :func:`describe` renders a :class:`TrainOutcome` as a short markdown summary (label flags, TC,
 CV blocked vs random, teacher-forced vs free-running) for the CLI and Prefect artifacts.
 """
@@ -57,6 +61,7 @@ from smda.ops.train_data import (
     nudging_gain,
     training_matrix,
 )
+from smda.ops.train_scale import ScaleOptions, cdf_tables_tiled, dask_client, scaled_matrix
 from smda.ops.train_summary import (
     TrainOutcome,
     cv_summary,
@@ -127,6 +132,7 @@ def train_from_store(
     min_n: int = 100,
     cdf_min_samples: int = 30,
     progress: Progress | None = None,
+    scale: ScaleOptions | None = None,
 ) -> TrainOutcome:
     """Train a model bundle on the staged inputs of ``start … end`` (module docstring).
 
@@ -150,6 +156,9 @@ def train_from_store(
         Fewest days with both the free-running model and SMAP for a pixel's CDF table.
     progress:
         Called with a message at each step (also logged).
+    scale:
+        Train on a Dask cluster, on the cells sampled to a row budget
+        (:mod:`smda.ops.train_scale`); None: in memory, every cell.
 
     Raises
     ------
@@ -171,17 +180,35 @@ def train_from_store(
     instrument = label_instrument(store, spec, start, end)
     merged, smap = merge(store, label_products, reference, (start, end), min_n, instrument)
     days = pd.date_range(start + timedelta(days=1), end)
-    steps.start("features", f"building features of {len(days)} days")
-    fm, y = training_matrix(store, spec, merged.label, static, days)
-    steps.start("model", f"training on {fm.n_cells} cells × {len(days)} days (CV, DAgger)")
     hashes = input_hashes(store, label_products, start, end, spec.history_days)
-    bundle, folds = train_with_folds(fm, y, spec, config=cfg, input_hashes=hashes)
-    steps.start("cdf", "fitting SMAP CDF tables against the free-running model")
-    cdf = cdf_tables(bundle, fm, smap, cdf_min_samples)
+    if scale is None:
+        steps.start("features", f"building features of {len(days)} days")
+        fm, y = training_matrix(store, spec, merged.label, static, days)
+        steps.start("model", f"training on {fm.n_cells} cells × {len(days)} days (CV, DAgger)")
+        bundle, folds = train_with_folds(fm, y, spec, config=cfg, input_hashes=hashes)
+        steps.start("cdf", "fitting SMAP CDF tables against the free-running model")
+        cdf = cdf_tables(bundle, fm, smap, cdf_min_samples)
+        sampling = None
+    else:
+        with dask_client(scale.scheduler) as client:
+            where = scale.scheduler or "a local cluster"
+            steps.start("features", f"building features of {len(days)} days on {where}")
+            fm, y, labelled, sampling = scaled_matrix(
+                client, store, spec, merged.label, static, days, scale
+            )
+            steps.start("model", f"training on {fm.n_cells} cells × {len(days)} days")
+            bundle, folds = train_with_folds(fm, y, spec, config=cfg, input_hashes=hashes)
+            steps.start("cdf", f"fitting SMAP CDF tables of {int(labelled.sum())} cells")
+            cdf = cdf_tables_tiled(
+                client, store, spec, bundle, merged.label, smap, static, days, labelled,
+                scale, cdf_min_samples,
+            )  # fmt: skip
     steps.start("gain", "estimating the nudging gain from held-out cycles")
     gain = nudging_gain(fm, folds, smap, cdf, merged, label_products)
     tc = tc_summary(merged, land, label_products, min_n)
     tc["period"] = {"start": start.isoformat(), "end": end.isoformat()}
+    if sampling is not None:
+        tc["sampling"] = sampling
     bundle = (
         bundle.with_cdf(cdf)
         .with_tc_stats(tc)

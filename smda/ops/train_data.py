@@ -43,12 +43,16 @@ __all__ = [
     "LABEL_PRODUCTS",
     "LABEL_VARIABLES",
     "MERGE_DEFAULTS",
+    "block_args",
     "cdf_tables",
     "check_cv",
     "check_options",
     "check_staged",
     "input_hashes",
+    "join_blocks",
     "label_instrument",
+    "labelled_cells",
+    "matrix_block",
     "merge",
     "nudging_gain",
     "smap_rows",
@@ -68,6 +72,8 @@ LABEL_PRODUCTS = ("smap", "era5land", "gldas")
 """The default label triplet (SCIENCE.md §1)."""
 
 LOG = logging.getLogger(__name__)
+
+Mask = npt.NDArray[np.bool_]
 
 
 def check_options(products: Sequence[str], reference: str, start: date, end: date) -> None:
@@ -175,31 +181,102 @@ def merge(
     return merged, smap
 
 
+def labelled_cells(label: xr.DataArray, static: xr.Dataset, days: pd.DatetimeIndex) -> Mask:
+    """Which land cells (in :func:`build_features`' order) have a label on some of ``days``."""
+    land = np.flatnonzero(np.asarray(static["land"].values, dtype=bool).ravel())
+    keep = np.zeros(land.size, dtype=bool)
+    for block in _blocks(days, 31):  # a month of the label cube at a time
+        y = label.sel(time=block).values.reshape(len(block), -1)[:, land]
+        keep |= np.isfinite(y).any(axis=0)
+    if not keep.any():
+        raise ConfigError(
+            f"no land cell has a label over {days[0].date()}..{days[-1].date()}: the reference "
+            "product has no valid value; choose another period or reference"
+        )
+    return keep
+
+
+def _blocks(days: pd.DatetimeIndex, size: int) -> list[pd.DatetimeIndex]:
+    return [days[i : i + size] for i in range(0, len(days), size)]
+
+
+def matrix_block(
+    store: Store,
+    spec: FeatureSpec,
+    state: xr.DataArray,
+    target: xr.DataArray,
+    static: xr.Dataset,
+    keep: Mask,
+    *,
+    rows: slice | None = None,
+) -> tuple[FeatureMatrix, npt.NDArray[np.float32]]:
+    """Teacher-forced features and labels of the days of ``target`` (the label on those days;
+    ``state`` the label of each day before, :func:`lagged`) over the land cells where ``keep``;
+    reads the block's ERA5 and MSWEP from the store (a Dask worker can run it). With ``rows``
+    (a band of the grid's rows) ``state``, ``target`` and ``static`` are that band's, and so
+    are the features (their ``cells`` index the band)."""
+    days = pd.DatetimeIndex(target["time"].values)
+    first, last = days[0].date(), days[-1].date()
+    era5 = load_era5(store, first, last)
+    precip = load_series(
+        store, "mswep", "precipitation", first - timedelta(days=spec.history_days - 1), last
+    )
+    if rows is not None:
+        era5, precip = era5.isel(lat=rows), precip.isel(lat=rows)
+    fm = build_features(spec, days, era5=era5, precip=precip, static=static, state=state)
+    y = target.values.reshape(len(days), -1)[:, fm.cells]
+    return fm.select(keep), np.ascontiguousarray(y[:, keep], dtype=np.float32)
+
+
+def block_args(
+    label: xr.DataArray, days: pd.DatetimeIndex, chunk_days: int
+) -> list[tuple[xr.DataArray, xr.DataArray]]:
+    """(state, target) label slices of each block of ``chunk_days`` days (:func:`matrix_block`)."""
+    return [(lagged(label, b), label.sel(time=b)) for b in _blocks(days, max(1, chunk_days))]
+
+
+def join_blocks(
+    parts: Sequence[tuple[FeatureMatrix, npt.NDArray[np.float32]]],
+) -> tuple[FeatureMatrix, npt.NDArray[np.float32]]:
+    """The blocks of consecutive days as one matrix (day-major rows stay day-major)."""
+    fm0 = parts[0][0]
+    if len(parts) == 1:
+        return parts[0]
+    values = np.concatenate([fm.values for fm, _ in parts])
+    days = pd.DatetimeIndex(np.concatenate([fm.days.values for fm, _ in parts]))
+    y = np.concatenate([y for _, y in parts])
+    joined = FeatureMatrix(
+        values, fm0.names, days, fm0.cells, fm0.shape, fm0.lat, fm0.lon, fm0.upper
+    )
+    return joined, y
+
+
 def training_matrix(
     store: Store,
     spec: FeatureSpec,
     label: xr.DataArray,
     static: xr.Dataset,
     days: pd.DatetimeIndex,
+    *,
+    cells: Mask | None = None,
+    chunk_days: int | None = None,
 ) -> tuple[FeatureMatrix, npt.NDArray[np.float32]]:
     """Teacher-forced features of ``days`` and their labels (n_days, n_cells), over the land
-    cells that have a label on some day."""
-    first, last = days[0].date(), days[-1].date()
-    era5 = load_era5(store, first, last)
-    precip = load_series(
-        store, "mswep", "precipitation", first - timedelta(days=spec.history_days - 1), last
-    )
-    fm = build_features(
-        spec, days, era5=era5, precip=precip, static=static, state=lagged(label, days)
-    )
-    y = label.sel(time=days).values.reshape(len(days), -1)[:, fm.cells]
-    keep = np.isfinite(y).any(axis=0)
-    if not keep.any():
-        raise ConfigError(
-            f"no land cell has a label over {first}..{last}: the reference product has no "
-            "valid value; choose another period or reference"
-        )
-    return fm.select(keep), np.ascontiguousarray(y[:, keep], dtype=np.float32)
+    cells that have a label on some day (and, if given, where ``cells`` (land cells,) is true).
+
+    With ``chunk_days`` the features are built ``chunk_days`` days at a time and only the kept
+    cells of each block are held: the peak is the kept rows plus one block of the region, the
+    same matrix as in one piece."""
+    keep = labelled_cells(label, static, days)
+    if cells is not None:
+        keep &= np.asarray(cells, dtype=bool)
+        if not keep.any():
+            raise ConfigError("no labelled land cell is among the sampled cells")
+    parts = [
+        matrix_block(store, spec, state, target, static, keep)
+        for state, target in block_args(label, days, chunk_days or len(days))
+    ]
+    return join_blocks(parts)
 
 
 def smap_rows(fm: FeatureMatrix, smap: xr.DataArray) -> npt.NDArray[np.float32]:

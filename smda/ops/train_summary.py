@@ -160,6 +160,13 @@ def describe(outcome: TrainOutcome) -> str:
         f"- CDF tables: {outcome.cdf['pixels']} pixels "
         f"(median {fmt(outcome.cdf['median_n'], 0)} paired days with SMAP)"
     )
+    sampling = tc.get("sampling")
+    if sampling is not None:
+        lines.append(
+            f"- Sampled: {sampling['cells']} of {sampling['labelled_cells']} labelled cells "
+            f"({sampling['rows']} rows, budget {sampling['row_budget']}, seed "
+            f"{sampling['seed']}; {sampling['scheme']})"
+        )
     g = outcome.gain
     scores = ", ".join(f"{k} {v:.2e}" for k, v in g.get("scores", {}).items() if np.isfinite(v))
     lines.append(

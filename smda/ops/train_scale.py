@@ -1,0 +1,295 @@
+"""Training that scales out: a Dask cluster builds the features, a row budget bounds them.
+
+:func:`smda.ops.train.train_from_store` takes this path when it is given :class:`ScaleOptions`
+(``smda train --dask-scheduler ADDRESS``, ``SMDA_DASK_SCHEDULER``, or ``--row-budget``):
+
+1. **Cells to train on**: the labelled land cells, thinned to the row budget by the seeded
+   cell hash of :func:`smda.science.sampling.sample_cells` (whole cells, every day of each: the
+   free-running CV, DAgger, the gain need each cell's series). No budget, or rows within it:
+   every cell, the same matrix as the in-memory path.
+2. **Features on the cluster**: the target days are cut into blocks of ``chunk_days``; each
+   block is one Dask task (:func:`smda.ops.train_data.matrix_block`) that reads its ERA5 and
+   MSWEP from the store and returns only the kept cells' rows. The client holds the kept rows
+   and never the full region's matrix. Workers must see the store's path (one machine, or a
+   shared file system).
+3. **Model**: cross-validation, DAgger and the final booster on the kept rows
+   (:func:`smda.science.model.train_with_folds`, unchanged).
+4. **CDF tables over every cell**: the grid is cut into bands of rows holding about
+   ``tile_cells`` labelled cells; each band is one Dask task that gets only its band of the
+   label, SMAP and static fields, builds its features block by block (reading its band of
+   ERA5 and MSWEP), runs the final model free and fits the band's tables; the tables are
+   joined (by global cell id). So every cell
+   of the region gets its SMAP CDF table, sampled or not. The gain is estimated on the kept
+   cells (held-out cycles of the CV models); a cell outside them takes the field's default.
+
+Without an address a :class:`distributed.LocalCluster` is started: one single-threaded worker
+process per core, the machine's memory split between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import xarray as xr
+
+from smda.errors import ConfigError
+from smda.geo.grid import Grid
+from smda.ops.train_data import (
+    block_args,
+    join_blocks,
+    labelled_cells,
+    matrix_block,
+    smap_rows,
+)
+from smda.science.bundle import ModelBundle
+from smda.science.features import FeatureMatrix, FeatureSpec, global_cell_ids
+from smda.science.model import rollout
+from smda.science.nudging import CdfTables, fit_cdf
+from smda.science.sampling import cell_fraction, sample_cells
+from smda.storage.store import Store
+
+__all__ = [
+    "DASK_SCHEDULER_ENV",
+    "ScaleOptions",
+    "cdf_tables_tiled",
+    "dask_client",
+    "join_tables",
+    "row_bands",
+    "sampled_cells",
+    "scaled_matrix",
+]
+
+LOG = logging.getLogger(__name__)
+
+DASK_SCHEDULER_ENV = "SMDA_DASK_SCHEDULER"
+"""Environment variable: address of the Dask scheduler (e.g. ``tcp://host:8786``)."""
+
+Mask = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    """How the scaled-out training runs (module docstring).
+
+    Attributes
+    ----------
+    scheduler:
+        Address of a running Dask scheduler; None starts a LocalCluster sized to the machine.
+    row_budget:
+        Most teacher-forced rows (cells × days) to train on; None: every labelled cell.
+    seed:
+        Seed of the cell sampling (same seed and budget → same cells).
+    chunk_days:
+        Days per feature-building task.
+    tile_cells:
+        Labelled cells per CDF-table task (a band of whole grid rows).
+    """
+
+    scheduler: str | None = None
+    row_budget: int | None = None
+    seed: int = 0
+    chunk_days: int = 7
+    tile_cells: int = 20_000
+
+    def __post_init__(self) -> None:
+        if self.chunk_days < 1 or self.tile_cells < 1:
+            raise ConfigError("chunk_days and tile_cells must be ≥ 1")
+        if self.row_budget is not None and self.row_budget < 1:
+            raise ConfigError(f"the row budget must be ≥ 1 row, got {self.row_budget}")
+
+
+@contextmanager
+def dask_client(address: str | None) -> Iterator[Any]:
+    """A :class:`distributed.Client` of the scheduler at ``address``, or of a LocalCluster
+    (one single-threaded worker process per core) started here and closed on exit."""
+    from distributed import Client, LocalCluster
+
+    if address:
+        try:
+            client = Client(address, timeout="20s")  # type: ignore[no-untyped-call]
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        with client:
+            yield client
+        return
+    import psutil
+
+    workers = max(1, os.cpu_count() or 1)
+    memory = int(psutil.virtual_memory().total // workers)
+    with (
+        LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
+    ):
+        yield client
+
+
+def _block(
+    root: Path,
+    grid: Grid,
+    spec: FeatureSpec,
+    state: xr.DataArray,
+    target: xr.DataArray,
+    static: xr.Dataset,
+    keep: Mask,
+) -> tuple[FeatureMatrix, npt.NDArray[np.float32]]:
+    """:func:`matrix_block` on a worker (a store holds locks: it travels as its root and grid)."""
+    return matrix_block(Store(root, grid), spec, state, target, static, keep)  # fmt: skip
+
+
+def sampled_cells(
+    static: xr.Dataset, keep: Mask, n_days: int, options: ScaleOptions
+) -> tuple[Mask, float]:
+    """The labelled land cells ``keep`` thinned to the row budget, and the fraction kept."""
+    land = np.asarray(static["land"].values, dtype=bool)
+    lat2, lon2 = np.meshgrid(static["lat"].values, static["lon"].values, indexing="ij")
+    ids = global_cell_ids(lat2[land], lon2[land])
+    fraction = cell_fraction(int(keep.sum()), n_days, options.row_budget)
+    if fraction >= 1.0:
+        return keep, 1.0
+    chosen = keep & sample_cells(ids, fraction, options.seed)
+    if chosen.sum() < 2:  # too few for a CV; the smallest hashes of the labelled cells
+        order = np.argsort(np.where(keep, np.arange(keep.size), keep.size))[:2]
+        chosen = np.zeros_like(keep)
+        chosen[order] = True
+    return chosen, fraction
+
+
+def scaled_matrix(
+    client: Any,
+    store: Store,
+    spec: FeatureSpec,
+    label: xr.DataArray,
+    static: xr.Dataset,
+    days: pd.DatetimeIndex,
+    options: ScaleOptions,
+) -> tuple[FeatureMatrix, npt.NDArray[np.float32], Mask, dict[str, Any]]:
+    """The training matrix of the sampled cells, built block by block on the cluster; also the
+    mask of all labelled land cells and a description of the sampling."""
+    labelled = labelled_cells(label, static, days)
+    chosen, fraction = sampled_cells(static, labelled, len(days), options)
+    static_f = client.scatter(static, broadcast=True)
+    futures = [
+        client.submit(
+            _block, store.root, store.grid, spec, state, target, static_f, chosen, pure=False
+        )
+        for state, target in block_args(label, days, options.chunk_days)
+    ]
+    fm, y = join_blocks(client.gather(futures))
+    sampling = {
+        "scheme": "whole cells by seeded SplitMix64 hash of the global cell id",
+        "seed": options.seed,
+        "row_budget": options.row_budget,
+        "fraction": round(fraction, 6),
+        "cells": int(chosen.sum()),
+        "labelled_cells": int(labelled.sum()),
+        "rows": int(y.size),
+    }
+    LOG.info("train: %d of %d labelled cells (%d rows)", chosen.sum(), labelled.sum(), y.size)
+    return fm, y, labelled, sampling
+
+
+def _band_tables(
+    root: Path,
+    grid: Grid,
+    spec: FeatureSpec,
+    bundle: ModelBundle,
+    blocks: list[tuple[xr.DataArray, xr.DataArray]],
+    smap: xr.DataArray,
+    static: xr.Dataset,
+    keep: Mask,
+    rows: slice,
+    min_samples: int,
+) -> CdfTables:
+    """CDF tables of one band of rows: its features block by block, the model run free."""
+    store = Store(root, grid)
+    parts = [matrix_block(store, spec, s, t, static, keep, rows=rows) for s, t in blocks]
+    fm, _ = join_blocks(parts)
+    free = rollout(bundle.predict, fm)
+    return fit_cdf(free, smap_rows(fm, smap), fm.cell_ids, min_samples=min_samples)
+
+
+def join_tables(parts: list[CdfTables]) -> CdfTables:
+    """Tables of disjoint tiles as one (sorted by cell id)."""
+    ids = np.concatenate([p.cell_ids for p in parts])
+    order = np.argsort(ids, kind="stable")
+    return CdfTables(
+        ids[order],
+        parts[0].probs,
+        np.concatenate([p.obs for p in parts])[order],
+        np.concatenate([p.model for p in parts])[order],
+        np.concatenate([p.n for p in parts])[order],
+    )
+
+
+def row_bands(land: Mask, labelled: Mask, tile_cells: int) -> list[slice]:
+    """Bands of whole grid rows holding about ``tile_cells`` labelled land cells each."""
+    per_row = np.zeros(land.shape[0], dtype=np.int64)
+    np.add.at(per_row, np.flatnonzero(land.ravel())[labelled] // land.shape[1], 1)
+    bands, start, count = [], 0, 0
+    for r, n in enumerate(per_row):
+        count += int(n)
+        if count >= tile_cells:
+            bands.append(slice(start, r + 1))
+            start, count = r + 1, 0
+    if count:
+        bands.append(slice(start, land.shape[0]))
+    return bands
+
+
+def cdf_tables_tiled(
+    client: Any,
+    store: Store,
+    spec: FeatureSpec,
+    bundle: ModelBundle,
+    label: xr.DataArray,
+    smap: xr.DataArray,
+    static: xr.Dataset,
+    days: pd.DatetimeIndex,
+    labelled: Mask,
+    options: ScaleOptions,
+    min_samples: int,
+) -> CdfTables:
+    """SMAP CDF tables of every labelled cell: one Dask task per band of grid rows holding
+    about ``tile_cells`` labelled cells; each task gets only its band's label, SMAP and
+    static fields (and reads its band of ERA5 and MSWEP)."""
+    land = np.asarray(static["land"].values, dtype=bool)
+    first_land = np.concatenate([[0], np.cumsum(land.sum(axis=1))])
+    model = client.scatter(bundle, broadcast=True)
+    futures = []
+    for rows in row_bands(land, labelled, options.tile_cells):
+        keep = labelled[first_land[rows.start] : first_land[rows.stop]]
+        if not keep.any():
+            continue
+        band = label.isel(lat=rows)
+        futures.append(
+            client.submit(
+                _band_tables,
+                store.root,
+                store.grid,
+                spec,
+                model,
+                block_args(band, days, options.chunk_days),
+                smap.isel(lat=rows).sel(time=days),
+                static.isel(lat=rows),
+                keep,
+                rows,
+                min_samples,
+                pure=False,
+            )
+        )
+    return join_tables(client.gather(futures))
