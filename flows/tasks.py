@@ -54,9 +54,10 @@ from smda.ops import (
     train_model,
     validate_days,
 )
+from smda.ops.cluster import dask_client
 from smda.ops.fetch import fetch_for_training
 from smda.ops.outcome import RunOutcome
-from smda.ops.tiles import Tiling, dask_client, tiled_backfill
+from smda.ops.tiles import Tiling, tiled_backfill
 from smda.ops.train import TrainOutcome
 
 __all__ = [

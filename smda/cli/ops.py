@@ -307,7 +307,8 @@ def _step(
 
     if tiles is None:
         return backfill_days(rt, first, last, force=force, progress=progress)
-    from smda.ops.tiles import dask_client, tiled_backfill
+    from smda.ops.cluster import dask_client
+    from smda.ops.tiles import tiled_backfill
 
     with dask_client(tiles.scheduler) as client:
         done = tiled_backfill(

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,7 +69,6 @@ __all__ = [
     "TilePlan",
     "TiledBackfill",
     "Tiling",
-    "dask_client",
     "plan_tiles",
     "run_tiles",
     "tiled_backfill",
@@ -330,16 +328,3 @@ def _advance(
         previous = outcomes
     for path in files.glob("*.npz"):
         files.unlink(path)
-
-
-def dask_client(address: str | None) -> Client:
-    """A client of the Dask scheduler at ``address`` (``tcp://host:8786``), or of a local
-    cluster sized to the machine (one single-threaded worker process per core, closed with the
-    client)."""
-    from distributed import Client
-
-    if address:
-        return Client(address)  # type: ignore[no-untyped-call]
-    return Client(  # type: ignore[no-untyped-call]
-        n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0"
-    )

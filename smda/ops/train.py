@@ -46,6 +46,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from smda.ops.cluster import dask_client
 from smda.ops.runtime import Runtime
 from smda.ops.train_data import (
     LABEL_PRODUCTS,
@@ -61,7 +62,7 @@ from smda.ops.train_data import (
     nudging_gain,
     training_matrix,
 )
-from smda.ops.train_scale import ScaleOptions, cdf_tables_tiled, dask_client, scaled_matrix
+from smda.ops.train_scale import ScaleOptions, cdf_tables_tiled, scaled_matrix
 from smda.ops.train_summary import (
     TrainOutcome,
     cv_summary,

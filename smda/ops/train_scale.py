@@ -29,9 +29,6 @@ process per core, the machine's memory split between them.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,10 +55,8 @@ from smda.science.sampling import cell_fraction, sample_cells
 from smda.storage.store import Store
 
 __all__ = [
-    "DASK_SCHEDULER_ENV",
     "ScaleOptions",
     "cdf_tables_tiled",
-    "dask_client",
     "join_tables",
     "row_bands",
     "sampled_cells",
@@ -69,9 +64,6 @@ __all__ = [
 ]
 
 LOG = logging.getLogger(__name__)
-
-DASK_SCHEDULER_ENV = "SMDA_DASK_SCHEDULER"
-"""Environment variable: address of the Dask scheduler (e.g. ``tcp://host:8786``)."""
 
 Mask = npt.NDArray[np.bool_]
 
@@ -105,37 +97,6 @@ class ScaleOptions:
             raise ConfigError("chunk_days and tile_cells must be ≥ 1")
         if self.row_budget is not None and self.row_budget < 1:
             raise ConfigError(f"the row budget must be ≥ 1 row, got {self.row_budget}")
-
-
-@contextmanager
-def dask_client(address: str | None) -> Iterator[Any]:
-    """A :class:`distributed.Client` of the scheduler at ``address``, or of a LocalCluster
-    (one single-threaded worker process per core) started here and closed on exit."""
-    from distributed import Client, LocalCluster
-
-    if address:
-        try:
-            client = Client(address, timeout="20s")  # type: ignore[no-untyped-call]
-        except OSError as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
-        with client:
-            yield client
-        return
-    import psutil
-
-    workers = max(1, os.cpu_count() or 1)
-    memory = int(psutil.virtual_memory().total // workers)
-    with (
-        LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=memory,
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,  # type: ignore[no-untyped-call]
-    ):
-        yield client
 
 
 def _block(
