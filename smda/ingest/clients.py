@@ -166,8 +166,19 @@ def earthdata_login(endpoints: Endpoints | None = None) -> Any:
 
     system = PROD
     if endpoints is None:
+        from earthaccess.exceptions import LoginStrategyUnavailable
+
+        auth = None
         with file_credentials_env():
-            auth = earthaccess.login(strategy="all", system=system)
+            # earthaccess's "all" would end by prompting on the terminal: a scheduled run must
+            # fail with what to set instead, so only the non-interactive strategies are tried.
+            for strategy in ("environment", "netrc"):
+                try:
+                    auth = earthaccess.login(strategy=strategy, system=system)
+                except LoginStrategyUnavailable:
+                    continue
+                if getattr(auth, "authenticated", False):
+                    break
     else:
         ed = endpoints.earthdata
         edl = f"https://{ed.edl_hostname}/"

@@ -98,7 +98,7 @@ def test_earthdata_login_sees_the_token_of_the_file(
     monkeypatch.setattr(earthaccess, "login", login)
     monkeypatch.setenv("EARTHDATA_TOKEN_FILE", secret(tmp_path, "token", "eyJ.token.sig\n"))
     earthdata_login()
-    assert seen == {"strategy": "all", "token": "eyJ.token.sig"}
+    assert seen == {"strategy": "environment", "token": "eyJ.token.sig"}
     assert "EARTHDATA_TOKEN" not in os.environ
 
 
@@ -108,4 +108,26 @@ def test_earthdata_login_refuses_a_token_given_twice(
     monkeypatch.setenv("EARTHDATA_TOKEN", "a")
     monkeypatch.setenv("EARTHDATA_TOKEN_FILE", secret(tmp_path, "token", "b"))
     with pytest.raises(CredentialsError, match="EARTHDATA_TOKEN_FILE"):
+        earthdata_login()
+
+
+def test_earthdata_login_without_credentials_says_what_to_set_and_never_prompts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """earthaccess's last resort is a terminal prompt; a scheduled run gets the error instead."""
+    import builtins
+    import getpass
+
+    import earthaccess
+    from earthaccess.auth import Auth
+
+    def prompt(*_: Any, **__: Any) -> str:
+        raise AssertionError("prompted for Earthdata credentials")
+
+    monkeypatch.setattr(builtins, "input", prompt)
+    monkeypatch.setattr(getpass, "getpass", prompt)
+    monkeypatch.setattr(earthaccess, "_auth", Auth())
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("NETRC", raising=False)
+    with pytest.raises(CredentialsError, match="EARTHDATA_TOKEN"):
         earthdata_login()
