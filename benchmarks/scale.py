@@ -375,7 +375,7 @@ def report(m: dict[str, Any]) -> list[str]:
             ratio = f"{p.per_day / (per_cell_floor * p.cells):7.1f}"
             note = ", ".join(f"{k} {v:.2f}" for k, v in p.extra.get("sources", {}).items())
         lines.append(
-            f"{p.part:11} {p.cells:7d} {p.days:5d} {p.seconds:9.2f} {p.per_day:8.3f}"
+            f"{p.part:11} {p.cells:7d} {p.days:5d} {p.seconds:9.4g} {p.per_day:8.4g}"
             f" {p.peak_mb:8.0f} {ratio:>7}  {note}"
         )
     fits = _fits(points, cells)
