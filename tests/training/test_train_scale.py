@@ -176,7 +176,7 @@ def test_cli_trains_on_a_dask_scheduler(
         prefixes = client.run_on_scheduler(
             lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)
         )
-    assert "block" in prefixes and "band_tables" in prefixes  # _block, _band_tables
+    assert {"block", "band_tables", "merge_band", "band_series"} <= set(prefixes)
     bad = CliRunner().invoke(app, [*args[:5], "--dask-scheduler", "tcp://127.0.0.1:1"])
     assert bad.exit_code == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in (
         bad.output
