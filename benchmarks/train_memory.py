@@ -1,14 +1,16 @@
 """Memory of the scaled training against the region's size:
-``python -m benchmarks train-memory [--sizes=20,40,80] [--days=60]``.
+``python -m benchmarks train-memory [--sizes=20,40,80] [--days=60] [--budget=12000]``.
 
 Twin regions of n × n cells (0.25°, from 30° N 105° W, seed 42) are staged for ``--days`` days
 (plus 30 days of MSWEP history) with ``tests/staged_world.py`` under
 ``$SMDA_BENCH_DIR/train-memory`` (once). Each size then trains in a fresh process:
-:func:`smda.ops.train.train_from_store` with :class:`smda.ops.train_scale.ScaleOptions` (a row
-budget of 40 % of the rows, bands of 400 cells, 7-day feature blocks) on a local cluster of one
+:func:`smda.ops.train.train_from_store` with :class:`smda.ops.train_scale.ScaleOptions` (the same
+row budget on every region, bands of 400 cells, 7-day feature blocks) on a local cluster of one
 single-threaded worker process per core. Printed per size: the peak RSS of the main (client)
-process (``VmHWM``, workers excluded) and of each worker (their own), the
-wall time and the rows kept; then a linear projection of the client's memory to a global year.
+process (``VmHWM``, workers excluded) and of each worker (their own), the wall time and the
+rows kept; the largest region once more with 4 × the budget (the cost of a kept row); then a
+projection of the client's memory to a global year, linear in the region's cell-days and the
+kept rows, and the row budget that fits 8 GB.
 The figures are only as quiet as the machine: the load average is printed beside them.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,8 +30,7 @@ from typing import Any
 SEED = 42
 START = date(2015, 3, 1)
 CACHE = Path(os.environ.get("SMDA_BENCH_DIR", Path(tempfile.gettempdir()) / "smda-bench"))
-USAGE = "usage: python -m benchmarks train-memory [--sizes=20,40,80] [--days=60]"
-BUDGET_FRACTION = 0.4
+USAGE = "usage: python -m benchmarks train-memory [--sizes=20,40,80] [--days=60] [--budget=12000]"
 GLOBAL_CELLS, GLOBAL_DAYS, GLOBAL_GRID = 360_000, 365, 1440 * 720
 
 
@@ -63,7 +65,14 @@ def _peak_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
-def _train(n: int, days: int) -> dict[str, Any]:
+def _work(folder: Path) -> dict[str, Path]:
+    """The band files' folder, for a ScaleOptions that has one (not before the label bands)."""
+    from smda.ops.train_scale import ScaleOptions
+
+    return {"work_dir": folder} if "work_dir" in ScaleOptions.__dataclass_fields__ else {}
+
+
+def _train(n: int, days: int, budget: int) -> dict[str, Any]:
     """Train on the n × n region in this process; its figures (run in a child process)."""
     from distributed import Client, LocalCluster
 
@@ -76,20 +85,21 @@ def _train(n: int, days: int) -> dict[str, Any]:
     end = START + timedelta(days=days - 1)
     hyper = HyperParams(learning_rate=0.1, max_rounds=60)
     config = TrainConfig(hyper=hyper, cv=CVConfig(n_folds=3, block_deg=1.0), dagger_rounds=0)
-    budget = int(BUDGET_FRACTION * n * n * (days - 1))
     base = _peak_mb()
     workers = max(1, os.cpu_count() or 1)
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
         Client(cluster) as client,
     ):
+        work = Path(tempfile.mkdtemp(prefix="train-memory-", dir=CACHE))  # labels merged anew
         options = ScaleOptions(scheduler=cluster.scheduler_address, row_budget=budget, seed=1,
-                               tile_cells=400)  # fmt: skip
+                               tile_cells=400, **_work(work))  # fmt: skip
         t0 = time.perf_counter()
         outcome = train_from_store(store, START, end, config=config, min_n=30, scale=options)
         wall = time.perf_counter() - t0
         workers_mb = sorted(client.run(_peak_mb).values())
     peak = _peak_mb()
+    shutil.rmtree(work, ignore_errors=True)
     return {
         "cells": n * n,
         "days": days,
@@ -102,49 +112,56 @@ def _train(n: int, days: int) -> dict[str, Any]:
     }
 
 
+def _child(n: int, days: int, budget: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "train-memory", f"--child={n}", f"--days={days}",
+         f"--budget={budget}"],
+        check=True, capture_output=True, text=True, env=os.environ,
+    )  # fmt: skip
+    r: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    workers = ", ".join(f"{mb:.0f}" for mb in r["workers_mb"])
+    print(
+        f"  {n:3d}×{n:<3d} {r['cells']:6d} cells, budget {budget:6d}: client peak"
+        f" {r['client_mb']:5.0f} MB (after imports {r['client_base_mb']:.0f}), workers {workers}"
+        f" MB; {r['rows']} rows kept of {r['labelled'] * (days - 1)}, {r['wall']:.1f} s"
+        f" (load {os.getloadavg()[0]:.1f}, 2 cores shared)",
+        flush=True,
+    )
+    return r
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     opts = dict(a.removeprefix("--").split("=", 1) for a in args if "=" in a)
-    if set(opts) - {"sizes", "days", "child"} or any("=" not in a for a in args):
+    if set(opts) - {"sizes", "days", "budget", "child"} or any("=" not in a for a in args):
         raise SystemExit(f"unknown option(s) {args}; {USAGE}")
-    days = int(opts.get("days", 60))
+    days, budget = int(opts.get("days", 60)), int(opts.get("budget", 12_000))
     if "child" in opts:
-        print(json.dumps(_train(int(opts["child"]), days)))
+        print(json.dumps(_train(int(opts["child"]), days, budget)))
         return
     sizes = [int(s) for s in opts.get("sizes", "20,40,80").split(",")]
-    print(f"train-memory — scaled training, {days} days, row budget {BUDGET_FRACTION:.0%} of rows")
-    rows = []
+    print(f"train-memory — scaled training on {days} days, the same row budget on every region")
     for n in sizes:
         _store(n, days)
-        load = os.getloadavg()[0]
-        out = subprocess.run(
-            [sys.executable, "-m", "benchmarks", "train-memory", f"--child={n}", f"--days={days}"],
-            check=True, capture_output=True, text=True, env=os.environ,
-        )  # fmt: skip
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append(r)
-        workers = ", ".join(f"{mb:.0f}" for mb in r["workers_mb"])
-        print(
-            f"  {n:3d}×{n:<3d} {r['cells']:6d} cells: client peak {r['client_mb']:6.0f} MB"
-            f" (after imports {r['client_base_mb']:.0f}), workers {workers} MB,"
-            f" {r['rows']} rows kept of {r['labelled'] * (days - 1)}, {r['wall']:.1f} s"
-            f" (load {load:.1f}, 2 cores shared)",
-            flush=True,
-        )
-    if len(rows) >= 2:
-        a, b = rows[0], rows[-1]
-        per_cell = (b["client_mb"] - a["client_mb"]) / (b["cells"] - a["cells"])
-        per_row = (b["client_mb"] - a["client_mb"]) / max(b["rows"] - a["rows"], 1)
-        print(
-            f"  client growth {per_cell * 1e3:.2f} MB per 1000 cells of the region"
-            f" ({days} days), or {per_row * 1e6:.0f} MB per million kept rows"
-        )
-        print(
-            f"  projection, a global year ({GLOBAL_CELLS} land cells × {GLOBAL_DAYS} days,"
-            f" {GLOBAL_GRID} grid cells), linear in cells × days from these points:"
-            f" {a['client_mb'] + per_cell * (GLOBAL_CELLS - a['cells']) * GLOBAL_DAYS / days:.0f}"
-            " MB of client at this budget fraction"
-        )
+    rows = [_child(n, days, budget) for n in sizes]
+    more = _child(sizes[-1], days, 4 * budget)  # the cost of a kept row
+    a, b = rows[0], rows[-1]
+    per_cell_day = (b["client_mb"] - a["client_mb"]) / ((b["cells"] - a["cells"]) * days)
+    per_row = (more["client_mb"] - b["client_mb"]) / max(more["rows"] - b["rows"], 1)
+    region = GLOBAL_GRID * GLOBAL_DAYS
+    fixed = b["client_mb"] - per_row * b["rows"] - per_cell_day * b["cells"] * days
+    fits = (8192 - fixed - per_cell_day * region) / per_row if per_row > 0 else float("inf")
+    print(
+        f"  client: {per_cell_day * 1e6:.1f} MB per million region cell-days at a fixed budget,"
+        f" {per_row * 1e6:.0f} MB per million kept rows, {fixed:.0f} MB fixed"
+    )
+    print(
+        f"  projection, a global year ({GLOBAL_GRID} grid cells, {GLOBAL_CELLS} of them land, ×"
+        f" {GLOBAL_DAYS} days), linear in region cell-days and kept rows: the client holds"
+        f" {fixed + per_cell_day * region:.0f} MB before its kept rows; a budget of"
+        f" {max(fits, 0) / 1e6:.1f} M rows ({max(fits, 0) / (GLOBAL_CELLS * GLOBAL_DAYS):.1%} of"
+        f" the global year's) fits 8 GB"
+    )
 
 
 if __name__ == "__main__":

@@ -3,24 +3,31 @@
 :func:`smda.ops.train.train_from_store` takes this path when it is given :class:`ScaleOptions`
 (``smda train --dask-scheduler ADDRESS``, ``SMDA_DASK_SCHEDULER``, or ``--row-budget``):
 
+0. **Labels in bands**: the TC label merge runs one Dask task per band of grid rows holding
+   about ``tile_cells`` land cells (:mod:`smda.ops.train_bands`); the bands' labels and SMAP
+   go to files of the store's work folder, the client gets per-pixel summaries (the flag, the
+   TC statistics, which cells are labelled).
 1. **Cells to train on**: the labelled land cells, thinned to the row budget by the seeded
    cell hash of :func:`smda.science.sampling.sample_cells` (whole cells, every day of each: the
    free-running CV, DAgger, the gain need each cell's series). No budget, or rows within it:
-   every cell, the same matrix as the in-memory path.
+   every cell, the same matrix as the in-memory path. The client reads the kept cells' label
+   and SMAP series from the band files (one task per band).
 2. **Features on the cluster**: the target days are cut into blocks of ``chunk_days``; each
-   block is one Dask task (:func:`smda.ops.train_data.matrix_block`) that reads its ERA5 and
-   MSWEP from the store and returns only the kept cells' rows. The client holds the kept rows
-   and never the full region's matrix. Workers must see the store's path (one machine, or a
-   shared file system).
+   block is one Dask task (:func:`smda.ops.train_data.matrix_block`) that gets the kept cells'
+   labels of its days, reads its ERA5 and MSWEP from the store and returns only the kept
+   cells' rows. The client holds the kept rows and never the full region's matrix. Workers
+   must see the store's path (one machine, or a shared file system).
 3. **Model**: cross-validation, DAgger and the final booster on the kept rows
    (:func:`smda.science.model.train_with_folds`, unchanged).
-4. **CDF tables over every cell**: the grid is cut into bands of rows holding about
-   ``tile_cells`` labelled cells; each band is one Dask task that gets only its band of the
-   label, SMAP and static fields, builds its features block by block (reading its band of
-   ERA5 and MSWEP), runs the final model free and fits the band's tables; the tables are
-   joined (by global cell id). So every cell
-   of the region gets its SMAP CDF table, sampled or not. The gain is estimated on the kept
-   cells (held-out cycles of the CV models); a cell outside them takes the field's default.
+4. **CDF tables over every cell**: one task per band of the label merge reads its band's
+   labels and SMAP from the band's file, builds its features block by block (reading its band
+   of ERA5 and MSWEP), runs the final model free and fits the band's tables; the tables are
+   joined (by global cell id). So every cell of the region gets its SMAP CDF table, sampled or
+   not. The gain is estimated on the kept cells (held-out cycles of the CV models, σ_o² from
+   the per-pixel TC statistics); a cell outside them takes the field's default.
+
+The client's memory is then the kept rows, the per-pixel summaries (a few values per grid
+cell, no time axis) and the static fields, whatever the region's size.
 
 Without an address a :class:`distributed.LocalCluster` is started: one single-threaded worker
 process per core, the machine's memory split between them.
