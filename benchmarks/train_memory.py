@@ -8,7 +8,7 @@ Twin regions of n × n cells (0.25°, from 30° N 105° W, seed 42) are staged f
 row budget on every region, bands of 400 cells, 7-day feature blocks) on a local cluster of one
 single-threaded worker process per core. Printed per size: the peak RSS of the main (client)
 process (``VmHWM``, workers excluded) and of each worker (their own), the wall time and the
-rows kept; the largest region once more with 4 × the budget (the cost of a kept row); then a
+rows kept; the largest region once more with 16 × the budget (the cost of a kept row); then a
 projection of the client's memory to a global year, linear in the region's cell-days and the
 kept rows, and the row budget that fits 8 GB.
 The figures are only as quiet as the machine: the load average is printed beside them.
@@ -144,24 +144,27 @@ def main(argv: list[str] | None = None) -> None:
     for n in sizes:
         _store(n, days)
     rows = [_child(n, days, budget) for n in sizes]
-    more = _child(sizes[-1], days, 4 * budget)  # the cost of a kept row
+    more = _child(sizes[-1], days, 16 * budget)  # the cost of a kept row
     a, b = rows[0], rows[-1]
-    per_cell_day = (b["client_mb"] - a["client_mb"]) / ((b["cells"] - a["cells"]) * days)
+    per_cell = (b["client_mb"] - a["client_mb"]) / (b["cells"] - a["cells"])
     per_row = (more["client_mb"] - b["client_mb"]) / max(more["rows"] - b["rows"], 1)
-    region = GLOBAL_GRID * GLOBAL_DAYS
-    fixed = b["client_mb"] - per_row * b["rows"] - per_cell_day * b["cells"] * days
-    fits = (8192 - fixed - per_cell_day * region) / per_row if per_row > 0 else float("inf")
+    fixed = b["client_mb"] - per_row * b["rows"] - per_cell * b["cells"]
     print(
-        f"  client: {per_cell_day * 1e6:.1f} MB per million region cell-days at a fixed budget,"
-        f" {per_row * 1e6:.0f} MB per million kept rows, {fixed:.0f} MB fixed"
+        f"  client: {per_cell * 1e3:.2f} MB per 1000 region cells ({days} days) at a fixed"
+        f" budget, {per_row * 1e6:.0f} MB per million kept rows, {fixed:.0f} MB fixed"
     )
-    print(
-        f"  projection, a global year ({GLOBAL_GRID} grid cells, {GLOBAL_CELLS} of them land, ×"
-        f" {GLOBAL_DAYS} days), linear in region cell-days and kept rows: the client holds"
-        f" {fixed + per_cell_day * region:.0f} MB before its kept rows; a budget of"
-        f" {max(fits, 0) / 1e6:.1f} M rows ({max(fits, 0) / (GLOBAL_CELLS * GLOBAL_DAYS):.1%} of"
-        f" the global year's) fits 8 GB"
-    )
+    total = GLOBAL_CELLS * GLOBAL_DAYS
+    for how, region in (
+        ("per grid cell (summaries without a time axis)", per_cell * GLOBAL_GRID),
+        ("per grid cell-day (a label cube's growth)", per_cell * GLOBAL_GRID * GLOBAL_DAYS / days),
+    ):
+        rows_8gb = max((8192 - fixed - region) / per_row, 0.0) if per_row > 0 else float("inf")
+        print(
+            f"  projection to a global year ({GLOBAL_GRID} grid cells, {GLOBAL_CELLS} land, ×"
+            f" {GLOBAL_DAYS} days), the region's part linear {how}: {fixed + region:.0f} MB"
+            f" before the kept rows; 8 GB holds {rows_8gb / 1e6:.1f} M kept rows"
+            f" ({rows_8gb / total:.1%} of the year's)"
+        )
 
 
 if __name__ == "__main__":
