@@ -65,13 +65,6 @@ def _peak_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
-def _work(folder: Path) -> dict[str, Path]:
-    """The band files' folder, for a ScaleOptions that has one (not before the label bands)."""
-    from smda.ops.train_scale import ScaleOptions
-
-    return {"work_dir": folder} if "work_dir" in ScaleOptions.__dataclass_fields__ else {}
-
-
 def _train(n: int, days: int, budget: int) -> dict[str, Any]:
     """Train on the n × n region in this process; its figures (run in a child process)."""
     from distributed import Client, LocalCluster
@@ -93,7 +86,7 @@ def _train(n: int, days: int, budget: int) -> dict[str, Any]:
     ):
         work = Path(tempfile.mkdtemp(prefix="train-memory-", dir=CACHE))  # labels merged anew
         options = ScaleOptions(scheduler=cluster.scheduler_address, row_budget=budget, seed=1,
-                               tile_cells=400, **_work(work))  # fmt: skip
+                               tile_cells=400, work_dir=work)  # fmt: skip
         t0 = time.perf_counter()
         outcome = train_from_store(store, START, end, config=config, min_n=30, scale=options)
         wall = time.perf_counter() - t0
