@@ -3,7 +3,7 @@
 Without names every benchmark but ``scale`` and ``train`` runs (``scale`` takes ~10 minutes on
 2 cores: name it; ``--quick`` gives it a tiny configuration; ``train`` trains on a staged
 region-year: name it, ``--before`` adds the protocol before issue 14, ``--data=DIR`` a store
-already staged).
+already staged; ``train-memory`` the scaled training's memory against the region's size).
 """
 
 from __future__ import annotations
@@ -11,7 +11,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from benchmarks import ingest, operations, osse, scale, science, stage_global, train, twin
+from benchmarks import (
+    ingest,
+    operations,
+    osse,
+    scale,
+    science,
+    stage_global,
+    train,
+    train_memory,
+    twin,
+)
 
 BENCHMARKS: dict[str, Callable[[], None]] = {
     "stage": stage_global.main,
@@ -21,7 +31,11 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "osse": osse.main,
     "twin": twin.main,
 }
-OPT_IN: dict[str, Callable[[list[str]], None]] = {"scale": scale.main, "train": train.main}
+OPT_IN: dict[str, Callable[[list[str]], None]] = {
+    "scale": scale.main,
+    "train": train.main,
+    "train-memory": train_memory.main,
+}
 """Benchmarks that run only when named; they take the options."""
 
 

@@ -78,9 +78,11 @@ def train(
     staged over the period, and MSWEP from 28 days before START (`smda fetch`); an error lists
     whatever is missing.
 
-    At scale (--dask-scheduler, SMDA_DASK_SCHEDULER or --row-budget) the features are built and
-    the CDF tables fitted on a Dask cluster block by block, and the model is fitted on the
-    cells sampled to the row budget; otherwise everything is in memory in this process.
+    At scale (--dask-scheduler, SMDA_DASK_SCHEDULER or --row-budget) the labels are merged in
+    bands of grid rows (kept under the data directory's work/<region>/train-labels for a
+    re-run), the features built and the CDF tables fitted on a Dask cluster block by block, and
+    the model is fitted on the cells sampled to the row budget; otherwise everything is in
+    memory in this process.
     """
     cfg = settings()
     from rich.status import Status

@@ -29,8 +29,11 @@
    changes when a staged input changes).
 
 At scale (``scale=``:class:`~smda.ops.train_scale.ScaleOptions`, ``smda train --dask-scheduler``
-or ``--row-budget``) steps 3 and 5 run on a Dask cluster block by block and the model is fitted
-on whole cells sampled to a row budget by a seeded hash (:mod:`smda.ops.train_scale`).
+or ``--row-budget``) steps 2, 3 and 5 run on a Dask cluster: the labels are merged band of rows
+by band into files of the store's work folder (:mod:`smda.ops.train_bands`), the features are
+built block by block for the cells sampled to a row budget by a seeded hash, and the CDF tables
+band by band (:mod:`smda.ops.train_scale`); the main process holds the sampled rows and
+per-pixel summaries, never a label cube.
 
 :func:`describe` renders a :class:`TrainOutcome` as a short markdown summary (label flags, TC,
 CV blocked vs random, teacher-forced vs free-running) for the CLI and Prefect artifacts.
@@ -48,6 +51,7 @@ import pandas as pd
 
 from smda.ops.cluster import dask_client
 from smda.ops.runtime import Runtime
+from smda.ops.train_bands import merge_bands
 from smda.ops.train_data import (
     LABEL_PRODUCTS,
     LABEL_VARIABLES,
@@ -60,9 +64,10 @@ from smda.ops.train_data import (
     label_instrument,
     merge,
     nudging_gain,
+    smap_rows,
     training_matrix,
 )
-from smda.ops.train_scale import ScaleOptions, cdf_tables_tiled, scaled_matrix
+from smda.ops.train_scale import ScaleOptions, cdf_tables_tiled, row_bands, scaled_matrix
 from smda.ops.train_summary import (
     TrainOutcome,
     cv_summary,
@@ -177,36 +182,42 @@ def train_from_store(
     static = load_static(store)
     check_cv(static, cfg)
     land = np.asarray(static["land"].values, dtype=bool)
-    steps.start("labels", f"merging labels of {', '.join(label_products)} (reference {reference})")
-    instrument = label_instrument(store, spec, start, end)
-    merged, smap = merge(store, label_products, reference, (start, end), min_n, instrument)
     days = pd.date_range(start + timedelta(days=1), end)
     hashes = input_hashes(store, label_products, start, end, spec.history_days)
+    merging = f"merging labels of {', '.join(label_products)} (reference {reference})"
     if scale is None:
+        steps.start("labels", merging)
+        instrument = label_instrument(store, spec, start, end)
+        merged, smap = merge(store, label_products, reference, (start, end), min_n, instrument)
+        flag, tc_stats = merged.flag, merged.tc
         steps.start("features", f"building features of {len(days)} days")
         fm, y = training_matrix(store, spec, merged.label, static, days)
         steps.start("model", f"training on {fm.n_cells} cells × {len(days)} days (CV, DAgger)")
         bundle, folds = train_with_folds(fm, y, spec, config=cfg, input_hashes=hashes)
         steps.start("cdf", "fitting SMAP CDF tables against the free-running model")
         cdf = cdf_tables(bundle, fm, smap, cdf_min_samples)
-        sampling = None
+        obs, sampling = smap_rows(fm, smap), None
     else:
         with dask_client(scale.scheduler) as client:
             where = scale.scheduler or "a local cluster"
+            steps.start("labels", f"{merging} in bands of rows on {where}")
+            bands = row_bands(land, np.ones(int(land.sum()), bool), scale.tile_cells)
+            labels = merge_bands(
+                client, store, spec, list(label_products), reference, (start, end), min_n,
+                static, days, hashes, bands, scale.work_dir,
+            )  # fmt: skip
+            flag, tc_stats = labels.flag, labels.tc
             steps.start("features", f"building features of {len(days)} days on {where}")
-            fm, y, labelled, sampling = scaled_matrix(
-                client, store, spec, merged.label, static, days, scale
-            )
+            fm, y, obs, sampling = scaled_matrix(client, store, spec, labels, static, days, scale)
             steps.start("model", f"training on {fm.n_cells} cells × {len(days)} days")
             bundle, folds = train_with_folds(fm, y, spec, config=cfg, input_hashes=hashes)
-            steps.start("cdf", f"fitting SMAP CDF tables of {int(labelled.sum())} cells")
+            steps.start("cdf", f"fitting SMAP CDF tables of {int(labels.labelled.sum())} cells")
             cdf = cdf_tables_tiled(
-                client, store, spec, bundle, merged.label, smap, static, days, labelled,
-                scale, cdf_min_samples,
-            )  # fmt: skip
+                client, store, spec, bundle, labels, static, days, scale, cdf_min_samples
+            )
     steps.start("gain", "estimating the nudging gain from held-out cycles")
-    gain = nudging_gain(fm, folds, smap, cdf, merged, label_products)
-    tc = tc_summary(merged, land, label_products, min_n)
+    gain = nudging_gain(fm, folds, obs, cdf, tc_stats, label_products)
+    tc = tc_summary(tc_stats, land, label_products, min_n)
     tc["period"] = {"start": start.isoformat(), "end": end.isoformat()}
     if sampling is not None:
         tc["sampling"] = sampling
@@ -222,7 +233,7 @@ def train_from_store(
         bundle=bundle,
         start=days[0].date(),
         end=end,
-        labels=label_summary(merged, land),
+        labels=label_summary(flag, land),
         tc=tc,
         cv=cv_summary(dict(bundle.cv_report)),
         cdf={"pixels": int(cdf.cell_ids.size), "median_n": median_or_none(cdf.n.astype(float))},

@@ -146,11 +146,14 @@ def check_cv(static: xr.Dataset, config: TrainConfig) -> None:
             ) from exc
 
 
-def label_instrument(store: Store, spec: FeatureSpec, start: date, end: date) -> xr.DataArray:
+def label_instrument(
+    store: Store, spec: FeatureSpec, start: date, end: date, *, rows: slice | None = None
+) -> xr.DataArray:
     """The antecedent precipitation index of the staged MSWEP over ``start … end`` (warmed up
-    over the staged history before ``start``): the labels' independent instrument."""
+    over the staged history before ``start``): the labels' independent instrument (``rows``:
+    of that band of grid rows)."""
     first = start + timedelta(days=1) - timedelta(days=spec.history_days - 1)
-    precip = load_series(store, "mswep", "precipitation", min(first, start), end)
+    precip = load_series(store, "mswep", "precipitation", min(first, start), end, rows=rows)
     api = antecedent_precipitation(precip, spec.api_decay)
     return api.sel(time=slice(pd.Timestamp(start), pd.Timestamp(end)))
 
@@ -162,10 +165,13 @@ def merge(
     period: tuple[date, date],
     min_n: int,
     instrument: xr.DataArray,
+    *,
+    rows: slice | None = None,
 ) -> tuple[LabelResult, xr.DataArray]:
-    """Merged labels and the staged SMAP (or the reference product) over the period."""
+    """Merged labels and the staged SMAP over the period (``rows``: of that band of grid
+    rows only; TC is per pixel, so the band of the whole grid's merge)."""
     start, end = period
-    series = [load_series(store, p, LABEL_VARIABLES[p], start, end) for p in products]
+    series = [load_series(store, p, LABEL_VARIABLES[p], start, end, rows=rows) for p in products]
     instrument = instrument.assign_coords(time=series[0]["time"])
     merged = merge_labels(
         series,
@@ -177,7 +183,7 @@ def merge(
     )
     smap = series[list(products).index("smap")] if "smap" in products else None
     if smap is None:
-        smap = load_series(store, "smap", "soil_moisture", start, end)
+        smap = load_series(store, "smap", "soil_moisture", start, end, rows=rows)
     return merged, smap
 
 
@@ -296,20 +302,20 @@ def cdf_tables(
 def nudging_gain(
     fm: FeatureMatrix,
     folds: FoldModels,
-    smap: xr.DataArray,
+    smap: npt.NDArray[np.float32],
     cdf: CdfTables,
-    merged: LabelResult,
+    tc: xr.Dataset,
     products: Sequence[str],
 ) -> GainField:
-    """The gain from held-out cycles (:func:`smda.science.gain.estimate_gain`), with SMAP's TC error
-    variance where TC was valid."""
+    """The gain from held-out cycles (:func:`smda.science.gain.estimate_gain`) against the
+    staged SMAP of the matrix's days and cells ``smap`` (:func:`smap_rows`), with SMAP's TC
+    error variance where TC was valid (``tc``: the merge's per-pixel statistics)."""
     err_var = np.full(fm.n_cells, np.nan)
     if "smap" in products:
-        tc = merged.tc
         i = list(products).index("smap")
         var = np.where(tc["valid"].values, tc["err_var"].values[i], np.nan)
         err_var = np.asarray(var, dtype=np.float64).reshape(-1)[fm.cells]
-    return estimate_gain(fm, folds.folds, folds.predictors, smap_rows(fm, smap), cdf, err_var)
+    return estimate_gain(fm, folds.folds, folds.predictors, smap, cdf, err_var)
 
 
 def staged_digest(store: Store, source: str, days: Sequence[date]) -> str | None:

@@ -3,24 +3,31 @@
 :func:`smda.ops.train.train_from_store` takes this path when it is given :class:`ScaleOptions`
 (``smda train --dask-scheduler ADDRESS``, ``SMDA_DASK_SCHEDULER``, or ``--row-budget``):
 
+0. **Labels in bands**: the TC label merge runs one Dask task per band of grid rows holding
+   about ``tile_cells`` land cells (:mod:`smda.ops.train_bands`); the bands' labels and SMAP
+   go to files of the store's work folder, the client gets per-pixel summaries (the flag, the
+   TC statistics, which cells are labelled).
 1. **Cells to train on**: the labelled land cells, thinned to the row budget by the seeded
    cell hash of :func:`smda.science.sampling.sample_cells` (whole cells, every day of each: the
    free-running CV, DAgger, the gain need each cell's series). No budget, or rows within it:
-   every cell, the same matrix as the in-memory path.
+   every cell, the same matrix as the in-memory path. The client reads the kept cells' label
+   and SMAP series from the band files (one task per band).
 2. **Features on the cluster**: the target days are cut into blocks of ``chunk_days``; each
-   block is one Dask task (:func:`smda.ops.train_data.matrix_block`) that reads its ERA5 and
-   MSWEP from the store and returns only the kept cells' rows. The client holds the kept rows
-   and never the full region's matrix. Workers must see the store's path (one machine, or a
-   shared file system).
+   block is one Dask task (:func:`smda.ops.train_data.matrix_block`) that gets the kept cells'
+   labels of its days, reads its ERA5 and MSWEP from the store and returns only the kept
+   cells' rows. The client holds the kept rows and never the full region's matrix. Workers
+   must see the store's path (one machine, or a shared file system).
 3. **Model**: cross-validation, DAgger and the final booster on the kept rows
    (:func:`smda.science.model.train_with_folds`, unchanged).
-4. **CDF tables over every cell**: the grid is cut into bands of rows holding about
-   ``tile_cells`` labelled cells; each band is one Dask task that gets only its band of the
-   label, SMAP and static fields, builds its features block by block (reading its band of
-   ERA5 and MSWEP), runs the final model free and fits the band's tables; the tables are
-   joined (by global cell id). So every cell
-   of the region gets its SMAP CDF table, sampled or not. The gain is estimated on the kept
-   cells (held-out cycles of the CV models); a cell outside them takes the field's default.
+4. **CDF tables over every cell**: one task per band of the label merge reads its band's
+   labels and SMAP from the band's file, builds its features block by block (reading its band
+   of ERA5 and MSWEP), runs the final model free and fits the band's tables; the tables are
+   joined (by global cell id). So every cell of the region gets its SMAP CDF table, sampled or
+   not. The gain is estimated on the kept cells (held-out cycles of the CV models, σ_o² from
+   the per-pixel TC statistics); a cell outside them takes the field's default.
+
+The client's memory is then the kept rows, the per-pixel summaries (a few values per grid
+cell, no time axis) and the static fields, whatever the region's size.
 
 Without an address a :class:`distributed.LocalCluster` is started: one single-threaded worker
 process per core, the machine's memory split between them.
@@ -40,10 +47,10 @@ import xarray as xr
 
 from smda.errors import ConfigError
 from smda.geo.grid import Grid
+from smda.ops.train_bands import Labels, kept_series
 from smda.ops.train_data import (
     block_args,
     join_blocks,
-    labelled_cells,
     matrix_block,
     smap_rows,
 )
@@ -52,6 +59,7 @@ from smda.science.features import FeatureMatrix, FeatureSpec, global_cell_ids
 from smda.science.model import rollout
 from smda.science.nudging import CdfTables, fit_cdf
 from smda.science.sampling import cell_fraction, sample_cells
+from smda.storage.iolock import HDF5_IO
 from smda.storage.store import Store
 
 __all__ = [
@@ -66,6 +74,7 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 Mask = npt.NDArray[np.bool_]
+F32 = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,11 @@ class ScaleOptions:
     chunk_days:
         Days per feature-building task.
     tile_cells:
-        Labelled cells per CDF-table task (a band of whole grid rows).
+        Land cells per band of whole grid rows: one label-merge task and one CDF-table task
+        each.
+    work_dir:
+        Where the bands' merged labels are written (:mod:`smda.ops.train_bands`); None: the
+        store's ``work/<region>/train-labels``. Workers must see it.
     """
 
     scheduler: str | None = None
@@ -91,6 +104,7 @@ class ScaleOptions:
     seed: int = 0
     chunk_days: int = 7
     tile_cells: int = 20_000
+    work_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.chunk_days < 1 or self.tile_cells < 1:
@@ -103,13 +117,25 @@ def _block(
     root: Path,
     grid: Grid,
     spec: FeatureSpec,
-    state: xr.DataArray,
-    target: xr.DataArray,
+    state: F32,
+    target: F32,
+    days: pd.DatetimeIndex,
     static: xr.Dataset,
     keep: Mask,
-) -> tuple[FeatureMatrix, npt.NDArray[np.float32]]:
-    """:func:`matrix_block` on a worker (a store holds locks: it travels as its root and grid)."""
-    return matrix_block(Store(root, grid), spec, state, target, static, keep)  # fmt: skip
+) -> tuple[FeatureMatrix, F32]:
+    """:func:`matrix_block` on a worker (a store holds locks: it travels as its root and
+    grid), from the kept cells' labels (days, kept cells): NaN on the other cells, whose
+    features are dropped."""
+    land = np.asarray(static["land"].values, dtype=bool)
+    flat = np.flatnonzero(land.ravel())[keep]
+    coords = {"time": days, "lat": static["lat"].values, "lon": static["lon"].values}
+
+    def on_grid(values: F32) -> xr.DataArray:
+        cube = np.full((len(days), land.size), np.nan, dtype=np.float32)
+        cube[:, flat] = values
+        return xr.DataArray(cube.reshape(len(days), *land.shape), coords, ("time", "lat", "lon"))
+
+    return matrix_block(Store(root, grid), spec, on_grid(state), on_grid(target), static, keep)
 
 
 def sampled_cells(
@@ -134,22 +160,37 @@ def scaled_matrix(
     client: Any,
     store: Store,
     spec: FeatureSpec,
-    label: xr.DataArray,
+    labels: Labels,
     static: xr.Dataset,
     days: pd.DatetimeIndex,
     options: ScaleOptions,
-) -> tuple[FeatureMatrix, npt.NDArray[np.float32], Mask, dict[str, Any]]:
-    """The training matrix of the sampled cells, built block by block on the cluster; also the
-    mask of all labelled land cells and a description of the sampling."""
-    labelled = labelled_cells(label, static, days)
+) -> tuple[FeatureMatrix, F32, F32, dict[str, Any]]:
+    """The training matrix of the sampled cells, built block by block on the cluster from
+    their label series (:func:`smda.ops.train_bands.kept_series`); also their staged SMAP of
+    the target days (days, cells) and a description of the sampling."""
+    labelled = labels.labelled
     chosen, fraction = sampled_cells(static, labelled, len(days), options)
+    land = np.asarray(static["land"].values, dtype=bool)
+    series, smap = kept_series(client, labels, land, chosen, days)  # series from day 0 − 1
     static_f = client.scatter(static, broadcast=True)
-    futures = [
-        client.submit(
-            _block, store.root, store.grid, spec, state, target, static_f, chosen, pure=False
+    futures = []
+    for i in range(0, len(days), options.chunk_days):
+        block = days[i : i + options.chunk_days]
+        state, target = series[i : i + len(block)], series[i + 1 : i + 1 + len(block)]
+        futures.append(
+            client.submit(
+                _block,
+                store.root,
+                store.grid,
+                spec,
+                state,
+                target,
+                block,
+                static_f,
+                chosen,
+                pure=False,
+            )
         )
-        for state, target in block_args(label, days, options.chunk_days)
-    ]
     fm, y = join_blocks(client.gather(futures))
     sampling = {
         "scheme": "whole cells by seeded SplitMix64 hash of the global cell id",
@@ -161,7 +202,7 @@ def scaled_matrix(
         "rows": int(y.size),
     }
     LOG.info("train: %d of %d labelled cells (%d rows)", chosen.sum(), labelled.sum(), y.size)
-    return fm, y, labelled, sampling
+    return fm, y, smap, sampling
 
 
 def _band_tables(
@@ -169,15 +210,21 @@ def _band_tables(
     grid: Grid,
     spec: FeatureSpec,
     bundle: ModelBundle,
-    blocks: list[tuple[xr.DataArray, xr.DataArray]],
-    smap: xr.DataArray,
+    path: Path,
+    days: pd.DatetimeIndex,
+    chunk_days: int,
     static: xr.Dataset,
     keep: Mask,
     rows: slice,
     min_samples: int,
 ) -> CdfTables:
-    """CDF tables of one band of rows: its features block by block, the model run free."""
+    """CDF tables of one band of rows: its labels and SMAP read from the band's file
+    (:func:`smda.ops.train_bands.merge_band`), its features block by block, the model run
+    free."""
     store = Store(root, grid)
+    with HDF5_IO, xr.open_dataset(path, engine="netcdf4") as ds:
+        label, smap = ds["label"].load(), ds["smap"].sel(time=days).load()
+    blocks = block_args(label, days, chunk_days)
     parts = [matrix_block(store, spec, s, t, static, keep, rows=rows) for s, t in blocks]
     fm, _ = join_blocks(parts)
     free = rollout(bundle.predict, fm)
@@ -217,40 +264,33 @@ def cdf_tables_tiled(
     store: Store,
     spec: FeatureSpec,
     bundle: ModelBundle,
-    label: xr.DataArray,
-    smap: xr.DataArray,
+    labels: Labels,
     static: xr.Dataset,
     days: pd.DatetimeIndex,
-    labelled: Mask,
     options: ScaleOptions,
     min_samples: int,
 ) -> CdfTables:
-    """SMAP CDF tables of every labelled cell: one Dask task per band of grid rows holding
-    about ``tile_cells`` labelled cells; each task gets only its band's label, SMAP and
-    static fields (and reads its band of ERA5 and MSWEP)."""
-    land = np.asarray(static["land"].values, dtype=bool)
-    first_land = np.concatenate([[0], np.cumsum(land.sum(axis=1))])
+    """SMAP CDF tables of every labelled cell: one Dask task per band of the label merge
+    (:func:`row_bands`), which reads its band's labels and SMAP from the band's file and gets
+    only its band of the static fields (and reads its band of ERA5 and MSWEP)."""
     model = client.scatter(bundle, broadcast=True)
-    futures = []
-    for rows in row_bands(land, labelled, options.tile_cells):
-        keep = labelled[first_land[rows.start] : first_land[rows.stop]]
-        if not keep.any():
-            continue
-        band = label.isel(lat=rows)
-        futures.append(
-            client.submit(
-                _band_tables,
-                store.root,
-                store.grid,
-                spec,
-                model,
-                block_args(band, days, options.chunk_days),
-                smap.isel(lat=rows).sel(time=days),
-                static.isel(lat=rows),
-                keep,
-                rows,
-                min_samples,
-                pure=False,
-            )
+    futures = [
+        client.submit(
+            _band_tables,
+            store.root,
+            store.grid,
+            spec,
+            model,
+            band.path,
+            days,
+            options.chunk_days,
+            static.isel(lat=band.rows),
+            band.labelled,
+            band.rows,
+            min_samples,
+            pure=False,
         )
+        for band in labels.bands
+        if band.labelled.any()
+    ]
     return join_tables(client.gather(futures))

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import xarray as xr
 
 from smda.ops.train_data import MERGE_DEFAULTS
 from smda.science.bundle import ModelBundle
-from smda.science.labels import LabelFlag, LabelResult
+from smda.science.labels import LabelFlag
 
 __all__ = [
     "TrainOutcome",
@@ -64,8 +65,8 @@ class TrainOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def label_summary(merged: LabelResult, land: npt.NDArray[np.bool_]) -> dict[str, int]:
-    flags = np.asarray(merged.flag.values)[land]
+def label_summary(flag: xr.DataArray, land: npt.NDArray[np.bool_]) -> dict[str, int]:
+    flags = np.asarray(flag.values)[land]
     return {code.name.lower(): int((flags == code).sum()) for code in LabelFlag}
 
 
@@ -75,15 +76,15 @@ def median_or_none(values: npt.NDArray[np.floating]) -> float | None:
 
 
 def tc_summary(
-    merged: LabelResult, land: npt.NDArray[np.bool_], products: Sequence[str], min_n: int
+    tc: xr.Dataset, land: npt.NDArray[np.bool_], products: Sequence[str], min_n: int
 ) -> dict[str, Any]:
     """Merge settings and the median over valid-TC land pixels of ρ² and the error SD (in
-    the reference's units) per product; products without a valid pixel are left out."""
-    tc = merged.tc
+    the reference's units) per product; products without a valid pixel are left out (``tc``:
+    the merge's per-pixel statistics, :attr:`smda.science.labels.LabelResult.tc`)."""
     valid = np.asarray(tc["valid"].values, dtype=bool) & land
     stats: dict[str, Any] = {
         "products": list(products),
-        "reference": str(merged.label.attrs["reference"]),
+        "reference": str(tc.attrs["reference"]),
         **MERGE_DEFAULTS,
         "min_n": min_n,
         "valid_pixels": int(valid.sum()),

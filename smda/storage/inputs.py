@@ -241,10 +241,14 @@ def _stack(
     variables: Sequence[str] | None,
     *,
     cache: _FieldCache | None = None,
+    rows: slice | None = None,
 ) -> tuple[dict[str, F32], dict[str, dict[str, Any]]]:
     """(n_days, lat, lon) arrays of the staged ``days`` (NaN for days not staged), the
-    files read through ``cache`` when given (``variables`` must then be named)."""
+    files read through ``cache`` when given (``variables`` must then be named); with ``rows``
+    only that band of grid rows is kept (one day of the whole grid is read at a time)."""
     shape = store.grid.shape
+    band = rows or slice(0, shape[0])
+    out_shape = (len(range(shape[0])[band]), shape[1])
     cubes: dict[str, F32] = {}
     attrs: dict[str, dict[str, Any]] = {}
     for i, day in enumerate(days):
@@ -257,11 +261,11 @@ def _stack(
             fields, found = _read(path, variables, shape)
         for name, values in fields.items():
             if name not in cubes:
-                cubes[name] = np.full((len(days), *shape), np.nan, dtype=np.float32)
+                cubes[name] = np.full((len(days), *out_shape), np.nan, dtype=np.float32)
                 attrs[name] = found[name]
-            cubes[name][i] = values
+            cubes[name][i] = values[band]
     for name in variables or ():
-        cubes.setdefault(name, np.full((len(days), *shape), np.nan, dtype=np.float32))
+        cubes.setdefault(name, np.full((len(days), *out_shape), np.nan, dtype=np.float32))
         attrs.setdefault(name, {})
     return cubes, attrs
 
@@ -303,10 +307,12 @@ def load_series(
     end: date,
     *,
     cache: _FieldCache | None = None,
+    rows: slice | None = None,
 ) -> xr.DataArray:
     """One staged variable over ``start … end``: float32 (time, lat, lon), NaN on days not
     staged (e.g. ``load_series(store, "smap", "soil_moisture", …)`` in m3 m-3); the days are
-    read through ``cache`` when given (:data:`FIELD_CACHE`).
+    read through ``cache`` when given (:data:`FIELD_CACHE`); ``rows``: only that band of the
+    grid's rows (the memory of the band, not of the grid).
 
     Raises
     ------
@@ -314,11 +320,14 @@ def load_series(
         If a staged file lacks ``variable`` or is on another grid.
     """
     days = _days(start, end)
-    cubes, attrs = _stack(store, source, days, [variable], cache=cache)
+    cubes, attrs = _stack(store, source, days, [variable], cache=cache, rows=rows)
+    coords = _coords(store, days)
+    if rows is not None:
+        coords["lat"] = coords["lat"][rows]
     return xr.DataArray(
         cubes[variable],
         dims=("time", "lat", "lon"),
-        coords=_coords(store, days),
+        coords=coords,
         name=variable,
         attrs={**attrs[variable], "source": source},
     )

@@ -79,6 +79,17 @@ def test_series_and_era5_equal_the_world(small: Store, world: World) -> None:
     assert int(later.notnull().any(dim=("lat", "lon")).sum()) == 1  # unstaged days are NaN
 
 
+def test_series_of_a_band_of_rows_is_that_band_of_the_grid(small: Store) -> None:
+    whole = load_series(small, "smap", "soil_moisture", D0, D1)  # with the GAP day's NaN
+    band = load_series(small, "smap", "soil_moisture", D0, D1, rows=slice(1, 3))
+    xr.testing.assert_identical(band, whole.isel(lat=slice(1, 3)))
+    assert band.shape == (whole.shape[0], 2, whole.shape[2])
+    later = load_series(
+        small, "gldas", "soil_moisture", D1, D1 + timedelta(days=3), rows=slice(2, 3)
+    )
+    assert later.shape == (4, 1, whole.shape[2]) and int(later.notnull().sum()) == whole.shape[2]
+
+
 def test_static(small: Store, world: World) -> None:
     static = load_static(small)
     assert static["land"].dtype == bool and bool(static["land"].all())

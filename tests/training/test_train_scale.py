@@ -58,15 +58,15 @@ def test_chunked_matrix_is_the_in_memory_matrix(store: Store) -> None:
     assert np.array_equal(y_sub, y[:, cells], equal_nan=True)
 
 
-def _scaled(store: Store, **options: Any) -> TrainOutcome:
-    scale = ScaleOptions(chunk_days=10, tile_cells=5, **options)
+def _scaled(store: Store, work: Path, **options: Any) -> TrainOutcome:
+    scale = ScaleOptions(chunk_days=10, tile_cells=5, work_dir=work, **options)
     return train_from_store(store, START, END, config=TINY_TRAINING, min_n=MIN_N, scale=scale)
 
 
 @pytest.mark.slow
-def test_dask_path_without_budget_is_the_in_memory_model(store: Store) -> None:
+def test_dask_path_without_budget_is_the_in_memory_model(store: Store, tmp_path: Path) -> None:
     memory = train_from_store(store, START, END, config=TINY_TRAINING, min_n=MIN_N)
-    scaled = _scaled(store)  # a LocalCluster: one worker process per core
+    scaled = _scaled(store, tmp_path)  # a LocalCluster: one worker process per core
     assert scaled.bundle.model == memory.bundle.model
     assert scaled.bundle.cv_report == memory.bundle.cv_report
     a, b = scaled.bundle.cdf, memory.bundle.cdf
@@ -75,21 +75,27 @@ def test_dask_path_without_budget_is_the_in_memory_model(store: Store) -> None:
     np.testing.assert_allclose(a.model, b.model, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(a.obs, b.obs)
     assert scaled.tc["sampling"]["fraction"] == 1.0 and scaled.cells == memory.cells
+    # the label flags, TC summary and gain from the bands' summaries are the whole merge's
+    assert scaled.labels == memory.labels and scaled.gain == memory.gain
+    assert {k: v for k, v in scaled.tc.items() if k != "sampling"} == memory.tc
+    g, h = scaled.bundle.gain, memory.bundle.gain
+    assert g is not None and h is not None and g.default == h.default
+    assert np.array_equal(g.cell_ids, h.cell_ids) and np.array_equal(g.values, h.values)
 
 
 @pytest.mark.slow
-def test_row_budget_sampling_is_reproducible_and_valid(store: Store) -> None:
+def test_row_budget_sampling_is_reproducible_and_valid(store: Store, tmp_path: Path) -> None:
     full = train_from_store(store, START, END, config=TINY_TRAINING, min_n=MIN_N)
     budget = full.cells * full.days // 2
     first, again = (
-        _scaled(store, row_budget=budget, seed=3),
-        _scaled(store, row_budget=budget, seed=3),
+        _scaled(store, tmp_path, row_budget=budget, seed=3),
+        _scaled(store, tmp_path, row_budget=budget, seed=3),
     )
     sampling = first.tc["sampling"]
     assert sampling == again.tc["sampling"] and first.bundle.model == again.bundle.model
     assert 2 <= first.cells < full.cells and sampling["rows"] == first.cells * first.days
     assert sampling["labelled_cells"] == full.cells and sampling["seed"] == 3
-    other = _scaled(store, row_budget=budget, seed=4)
+    other = _scaled(store, tmp_path, row_budget=budget, seed=4)
     assert other.tc["sampling"]["cells"] != first.cells or other.bundle.model != first.bundle.model
     report = first.bundle.cv_report["blocked"]
     assert report["cells"] == first.cells and np.isfinite(report["free_running"]["r"])
@@ -176,7 +182,7 @@ def test_cli_trains_on_a_dask_scheduler(
         prefixes = client.run_on_scheduler(
             lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)
         )
-    assert "block" in prefixes and "band_tables" in prefixes  # _block, _band_tables
+    assert {"block", "band_tables", "merge_band", "band_series"} <= set(prefixes)
     bad = CliRunner().invoke(app, [*args[:5], "--dask-scheduler", "tcp://127.0.0.1:1"])
     assert bad.exit_code == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in (
         bad.output
