@@ -201,8 +201,9 @@ def backfill(
     dask_scheduler, tile_cells, block_days:
         Step the days in tiles of about ``tile_cells`` cells advancing ``block_days`` days per
         Dask task (:mod:`smda.ops.tiles`), on the scheduler at ``dask_scheduler`` (default
-        ``SMDA_DASK_SCHEDULER``) or, given only ``tile_cells``, on a local cluster. Without
-        either, the days are stepped one by one in this process.
+        ``SMDA_DASK_SCHEDULER``: :attr:`smda.config.Settings.dask_scheduler`) or, given only
+        ``tile_cells``, on a local cluster. Without either, the days are stepped one by one in
+        this process.
     """
     started = time.time()
     log = get_run_logger()
@@ -212,7 +213,7 @@ def backfill(
     if fetch:
         report = fetch_parallel(run, chunks(days), per_provider=per_provider)
         log.info("fetch: %s", report.counts())
-    scheduler = dask_scheduler or os.environ.get("SMDA_DASK_SCHEDULER") or None
+    scheduler = dask_scheduler or run.settings.dask_scheduler or None
     if scheduler or tile_cells:
         tiling = Tiling(scheduler, tile_cells or DEFAULT_TILE_CELLS, block_days)
         runs = tiled_steps_task(run, start, end, tiling, force=force)

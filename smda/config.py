@@ -28,6 +28,9 @@ variable                    meaning
                             links and local paths).
 ``SMDA_PUSHGATEWAY``        Prometheus Pushgateway URL for run metrics (default: none; metrics are
                             then written to ``<data_dir>/metrics/<job>-<region>.prom``).
+``SMDA_DASK_SCHEDULER``     address of a Dask scheduler (``tcp://host:8786``) that ``smda train``,
+                            ``smda backfill`` and the ``backfill`` flow run on (default: none;
+                            they run in this process). ``--dask-scheduler`` overrides it.
 ==========================  ==================================================================
 
 Provider credentials are not smda settings: they are read by the providers' own clients from
@@ -49,7 +52,11 @@ from smda.errors import ConfigError
 from smda.geo.grid import BBox
 from smda.geo.keys import bbox_of_region
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["DASK_SCHEDULER_ENV", "Settings", "load_settings"]
+
+DASK_SCHEDULER_ENV = "SMDA_DASK_SCHEDULER"
+"""Environment variable of :attr:`Settings.dask_scheduler` (also read by the CLI's
+``--dask-scheduler`` options; :mod:`smda.ops.cluster`)."""
 
 
 class Settings(BaseSettings):
@@ -84,6 +91,10 @@ class Settings(BaseSettings):
         description="HTTP(S) URL at which the products folder is served (STAC hrefs, links).",
     )
     pushgateway: str | None = Field(default=None, description="Prometheus Pushgateway URL.")
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Address of the Dask scheduler training and backfill run on (tcp://host:8786).",
+    )
     lock_timeout: float = Field(
         default=300.0,
         ge=0.0,

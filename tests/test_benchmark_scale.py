@@ -68,6 +68,11 @@ def test_quick_scale_benchmark_prints_every_row_with_positive_finite_figures(
     targets = [line for line in lines if "(≤ " in line or "(≥ " in line]
     assert len(targets) == 3, targets
     assert all(("pass" in t) or ("MISS" in t) for t in targets)
+    per_minute = next(t for t in targets if "days per minute" in t)
+    assert (
+        "publish overlapped with the next step" in per_minute
+        and "one after the other" in per_minute
+    )
     for n in WORKERS:
         projected = [line for line in lines if line.strip().startswith(f"N = {n:2d}:")]
         assert len(projected) == 2, projected  # the backfill and the training

@@ -90,6 +90,15 @@ def test_config_shows_no_credentials_of_urls(monkeypatch: pytest.MonkeyPatch) ->
     assert shown["pushgateway"] == "http://gw.example:9091/?token=***"
 
 
+def test_config_shows_the_dask_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smda.config import DASK_SCHEDULER_ENV
+
+    monkeypatch.setenv(DASK_SCHEDULER_ENV, "tcp://10.0.0.5:8786")
+    result = CliRunner().invoke(app, ["config"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["dask_scheduler"] == "tcp://10.0.0.5:8786"
+
+
 def _smda(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """``python -m smda ARGS`` as a user runs it (the console script's entry point,
     :func:`smda.cli.run`), on this checkout, in an 80-column terminal, without credentials."""

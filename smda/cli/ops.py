@@ -23,6 +23,7 @@ from smda.cli.common import (
     parse_region,
     settings,
 )
+from smda.config import DASK_SCHEDULER_ENV
 from smda.errors import MissingInputs, SmdaError
 from smda.ingest.fetch import DayOutcome, IngestReport
 
@@ -250,7 +251,7 @@ def backfill(
     dask_scheduler: Annotated[
         str | None,
         typer.Option(
-            envvar="SMDA_DASK_SCHEDULER",
+            envvar=DASK_SCHEDULER_ENV,
             help="Step the days in tiles on the Dask scheduler at ADDRESS (tcp://host:8786); "
             "its workers need the data directory.",
         ),
@@ -283,6 +284,7 @@ def backfill(
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
     tiles = None
+    dask_scheduler = dask_scheduler or settings().dask_scheduler  # the option, else the settings
     if dask_scheduler or tile_cells:
         from smda.ops.tiles import DEFAULT_TILE_CELLS, Tiling
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from smda.cli.common import console, parse_date, parse_region, settings
+from smda.config import DASK_SCHEDULER_ENV
 from smda.errors import SmdaError
 
 __all__ = ["train"]
@@ -54,7 +55,7 @@ def train(
     dask_scheduler: Annotated[
         str | None,
         typer.Option(
-            envvar="SMDA_DASK_SCHEDULER",
+            envvar=DASK_SCHEDULER_ENV,
             metavar="ADDRESS",
             help="Dask scheduler (tcp://host:8786) that builds the features and CDF tables.",
         ),
@@ -115,6 +116,7 @@ def train(
         dagger_rounds=dagger_rounds,
     )
     scale = None
+    dask_scheduler = dask_scheduler or cfg.dask_scheduler  # the option, else the settings
     if dask_scheduler or row_budget is not None:
         scale = ScaleOptions(scheduler=dask_scheduler, row_budget=row_budget, seed=sample_seed)
     try:

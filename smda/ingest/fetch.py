@@ -1,8 +1,10 @@
 """Fetch and stage a date range for one or more sources: the ingest every run starts with.
 
-For each source: ask the provider for its newest day; days after it are *not yet available*
-(a normal state); days already staged are skipped unless the source says they may have changed
-upstream; the rest are grouped into provider requests, fetched with bounded concurrency per
+For each source: days already staged (and intact) are skipped unless the source says they may
+have changed upstream — a range that is all staged asks the provider nothing; otherwise ask the
+provider for its newest day (when it cannot be asked, the staged days are used as they are, with
+one warning for the source, and the others fail); days after it are *not yet available* (a
+normal state); the rest are grouped into provider requests, fetched with bounded concurrency per
 provider, staged onto the grid and recorded with provenance (the ledger is saved in batches
 during the run and once at its end: :meth:`smda.storage.store.Ledger.batch`). A failing request fails only its
 days (with the reason); a permanent refusal (credentials, licence) stops that source at once.
@@ -117,34 +119,25 @@ def _ingest_source(
     emit: Callable[[DayOutcome], None],
     workers: int,
 ) -> None:
-    try:
-        newest = source.newest_available(ctx)
-    except SmdaError as exc:
-        for day in days:
-            emit(
-                DayOutcome(
-                    source.name,
-                    day,
-                    "failed",
-                    f"cannot ask {source.provider} what is available: {exc}",
-                )
-            )
-        return
     ledger = ctx.store.ledger(source.name)
+    staged = {day: _intact(ctx, source.name, day) for day in days}
+    try:  # staged, intact days the source does not want re-checked need no provider at all
+        fresh = {d for d in days if staged[d] and not _may_change(source, d, ledger.get(d), ctx)}
+        newest = source.newest_available(ctx) if len(fresh) < len(days) else None
+    except SmdaError as exc:
+        _not_polled(source, days, staged, exc, emit)
+        return
     wanted: list[date] = []
     for day in days:
-        record = ledger.get(day)
-        staged = _intact(ctx, source.name, day)
-        if newest is None or day > newest:
-            if staged:
+        if day in fresh:
+            emit(DayOutcome(source.name, day, "skipped", "already staged"))
+        elif newest is None or day > newest:
+            if staged[day]:
                 emit(DayOutcome(source.name, day, "skipped", "already staged"))
             else:
                 emit(DayOutcome(source.name, day, "not_available", f"newest available is {newest}"))
-            continue
-        if staged and record is not None and not source.needs_refresh(day, record, ctx):
-            emit(DayOutcome(source.name, day, "skipped", "already staged"))
-            continue
-        wanted.append(day)
+        else:
+            wanted.append(day)
     tasks = source.plan(wanted, ctx)
     if not tasks:
         return
@@ -161,6 +154,37 @@ def _ingest_source(
         for future in futures:
             for outcome in future.result():
                 emit(outcome)
+
+
+def _may_change(source: Source, day: date, record: DayRecord | None, ctx: IngestContext) -> bool:
+    """Whether a staged day must be checked at the provider (no ledger record: yes)."""
+    return record is None or source.needs_refresh(day, record, ctx)
+
+
+def _not_polled(
+    source: Source,
+    days: Sequence[date],
+    staged: dict[date, bool],
+    exc: SmdaError,
+    emit: Callable[[DayOutcome], None],
+) -> None:
+    """The provider could not be asked what it has: the staged days are used as they are, the
+    others fail (one log line for the source, not one per day)."""
+    missing = [d for d in days if not staged[d]]
+    LOG.warning(
+        "%s: cannot ask %s what is available (%s); %s",
+        source.name,
+        source.provider,
+        exc,
+        f"{len(missing)} day(s) not staged" if missing else "the staged files are used",
+    )
+    for day in days:
+        if staged[day]:
+            reason = f"already staged ({source.provider} could not be polled: {exc})"
+            emit(DayOutcome(source.name, day, "skipped", reason))
+        else:
+            reason = f"cannot ask {source.provider} what is available: {exc}"
+            emit(DayOutcome(source.name, day, "failed", reason))
 
 
 def _intact(ctx: IngestContext, source: str, day: date) -> bool:

@@ -15,15 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from smda.config import DASK_SCHEDULER_ENV
 from smda.errors import ConfigError
 
 if TYPE_CHECKING:
     from distributed import Client
 
 __all__ = ["DASK_SCHEDULER_ENV", "dask_client"]
-
-DASK_SCHEDULER_ENV = "SMDA_DASK_SCHEDULER"
-"""Environment variable: address of the Dask scheduler (e.g. ``tcp://host:8786``)."""
 
 
 @contextmanager

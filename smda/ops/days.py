@@ -18,18 +18,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 from smda import __version__
 from smda.errors import MalformedFile, SmdaError
-from smda.ops.dayrun import DayRun, Status, forecast_smap_r, innovation_stats, round_or_none
+from smda.ops.dayrun import DayRun, analysis_sd, computed_run, round_or_none
 from smda.ops.mending import broken_link, days_to_recompute, mend_chain
+from smda.ops.overlap import PublishAhead
 from smda.ops.runtime import Runtime
 from smda.science.bundle import ModelBundle, Predict
 from smda.science.cycle import CycleResult, cold_start, step
-from smda.science.drift import expected_innovation_sd
-from smda.science.uncertainty import analysis_uncertainty
 from smda.storage.chain import StateMissing
 from smda.storage.inputs import (
     MissingInputs,
@@ -59,13 +59,6 @@ __all__ = [
 ]
 
 LOG = logging.getLogger(__name__)
-
-DEFAULT_FORECAST_SD = 0.04
-"""Forecast error SD (m3 m-3) when the bundle's CV report has none."""
-
-
-DEFAULT_SMAP_SD = 0.04
-"""SMAP error SD (m3 m-3) when the bundle has no TC statistics for it."""
 
 
 class ChainGap(SmdaError):
@@ -111,19 +104,6 @@ def state_before(rt: Runtime, day: date, bundle: ModelBundle, predict: Predict) 
     LOG.info("cold start of %s: spin-up %s … %s", day, days[0], days[-1])
     inputs = (day_inputs(rt.store, d, history) for d in days)  # one day in memory at a time
     return cold_start(inputs, bundle, n, gain=rt.gain, predict=predict).analysis
-
-
-def _uncertainty(result: CycleResult, bundle: ModelBundle) -> Any:
-    """σ_a of the day from the gain used and the error SDs of the forecast and of SMAP*: the
-    held-out cycles' medians (:mod:`smda.science.gain`) when the model has them, else the CV
-    free-running ubRMSD and SMAP's TC error SD."""
-    cv = bundle.cv_report.get(next(iter(bundle.cv_report), ""), {})
-    forecast_sd = float(cv.get("free_running", {}).get("ubrmsd", DEFAULT_FORECAST_SD))
-    smap_sd = float(bundle.tc_stats.get("error_sd", {}).get("smap", DEFAULT_SMAP_SD))
-    held_out = bundle.gain.provenance if bundle.gain is not None else {}
-    forecast_sd = float(held_out.get("median_sigma_f") or forecast_sd)
-    smap_sd = float(held_out.get("median_sigma_o") or smap_sd)
-    return analysis_uncertainty(result.flags, result.gain, forecast_sd, smap_sd)
 
 
 def _published(rt: Runtime, day: date) -> bool:
@@ -196,11 +176,28 @@ def _run_day(
 ) -> DayRun:
     t0 = time.perf_counter()
     bundle = bundle or rt.registry.current()
+    return _compute_day(rt, day, force=force, bundle=bundle, predict=predict, started=t0)()
+
+
+def _compute_day(
+    rt: Runtime,
+    day: date,
+    *,
+    force: bool,
+    bundle: ModelBundle,
+    predict: Predict | None,
+    started: float,
+    before_writing: Callable[[], None] = lambda: None,
+) -> Callable[[], DayRun]:
+    """Step and commit ``day`` (or skip it, :func:`run_day`); return what finishes it: the
+    publishing of the committed day, or the skipped day's :class:`DayRun`. ``before_writing``
+    runs before anything is written (a backfill waits there for the previous day's publish)."""
     prov = provenance_of(rt, day, bundle)
     if not force and rt.chain.has(day) and same_provenance(rt, day, prov, bundle):
+        before_writing()
         if not _published(rt, day):  # a crash between committing the state and publishing
             _publish(rt, day, bundle)
-        return DayRun(
+        skipped = DayRun(
             day,
             "skipped",
             bundle.version,
@@ -208,8 +205,10 @@ def _run_day(
             item=rt.publisher.location(rt.publisher.item_path(day)),
             state=rt.chain.location(day),
         )
+        return lambda: skipped
     result = _step_day(rt, day, bundle, predict, prov)
-    return commit_day(rt, result, bundle, prov, started=t0)
+    before_writing()
+    return _persist(rt, result, bundle, prov, started=started)
 
 
 def commit_day(
@@ -218,33 +217,28 @@ def commit_day(
     """Persist and publish the computed ``result`` of a day with its provenance; a day that
     replaces one in the chain invalidates (and unpublishes) the later days. The caller holds
     the chain writer lock (:func:`run_day`, :func:`smda.ops.tiles.tiled_backfill`)."""
+    return _persist(rt, result, bundle, prov, started=started)()
+
+
+def _persist(
+    rt: Runtime, result: CycleResult, bundle: ModelBundle, prov: dict[str, Any], *, started: float
+) -> Callable[[], DayRun]:
+    """Commit the state of ``result``'s day (:func:`commit_day`'s first half, in the caller's
+    thread); return its publishing, which needs only the committed state (the second half)."""
     day = result.day
     invalidated = rt.chain.invalidate_after(day) if rt.chain.has(day) else []
     if invalidated:
         rt.publisher.unpublish(invalidated)
         LOG.info("%s re-run: invalidated %d later day(s)", day, len(invalidated))
-    path = rt.chain.write(result, uncertainty=_uncertainty(result, bundle), provenance=prov)
-    published = rt.publisher.publish(day, rt.chain.read(day), prov)
-    mean, sd, n, frac = innovation_stats(result)
-    status: Status = "forecast_only" if result.forecast_only else "analysis"
-    LOG.info("%s %s: %d obs, O-F %.4f ± %.4f", day, status, n, mean, sd)
-    return DayRun(
-        day,
-        status,
-        bundle.version,
-        seconds=time.perf_counter() - started,
-        cog=str(published.cog),
-        item=str(published.item),
-        state=path,
-        innovation_mean=mean,
-        innovation_sd=sd,
-        n_obs=n,
-        assimilated_fraction=frac,
-        invalidated=invalidated,
-        feature_drift=result.feature_drift,
-        innovation_sd_ratio=sd / _expected_sd(bundle) if n else float("nan"),
-        forecast_smap_r=forecast_smap_r(result),
-    )
+    path = rt.chain.write(result, uncertainty=analysis_sd(result, bundle), provenance=prov)
+    run = computed_run(result, bundle, state=path, invalidated=invalidated)
+
+    def publish() -> DayRun:
+        published = rt.publisher.publish(day, rt.chain.read(day), prov)
+        seconds = time.perf_counter() - started
+        return replace(run, seconds=seconds, cog=str(published.cog), item=str(published.item))
+
+    return publish
 
 
 def _step_day(
@@ -313,7 +307,7 @@ def repair_day(
             recorded = None
         prov = provenance_of(rt, day, bundle)
         result = _step_day(rt, day, bundle, predict, prov)
-        path = rt.chain.write(result, uncertainty=_uncertainty(result, bundle), provenance=prov)
+        path = rt.chain.write(result, uncertainty=analysis_sd(result, bundle), provenance=prov)
         if rt.chain.digest(day) != recorded:
             later = rt.chain.invalidate_after(day)
             if later:
@@ -334,11 +328,6 @@ def repair_day(
         )
 
 
-def _expected_sd(bundle: ModelBundle) -> float:
-    """The spread of O−F the bundle's training expects (NaN without a gain estimate)."""
-    return expected_innovation_sd(bundle.gain.provenance) if bundle.gain else float("nan")
-
-
 def backfill_days(
     rt: Runtime,
     start: date,
@@ -355,6 +344,10 @@ def backfill_days(
     resumes where it stopped and gives the same bytes as an uninterrupted one. With ``force`` every
     day of the range is recomputed; the days after ``end`` that this invalidates are recomputed
     too (without ``force``), so the chain stays whole — as the backfill flow does.
+
+    Each day is published on a background thread while the next one steps
+    (:mod:`smda.ops.overlap`): the same bytes, commits and ``progress`` calls in the same order,
+    and the same error on a failed publish (the day after it is stepped but not committed).
     """
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
@@ -366,15 +359,34 @@ def backfill_days(
             check_inputs(rt, [*days, *(d for d in rt.chain.days() if d > end)], bundle)
         runs: list[DayRun] = []
 
-        def one(day: date, *, forced: bool) -> None:
-            run = run_day(rt, day, force=forced, bundle=bundle, predict=predict)
+        def done(run: DayRun) -> None:
             runs.append(run)
             if progress is not None:
                 progress(run)
 
-        for day in days:
-            one(day, forced=force)
-        mend_chain(rt, runs, end, lambda day: one(day, forced=False))
+        with PublishAhead(done) as ahead:  # day D publishes while D+1 steps
+
+            def one(day: date, *, forced: bool) -> None:
+                started = time.perf_counter()
+                finish = _compute_day(
+                    rt,
+                    day,
+                    force=forced,
+                    bundle=bundle,
+                    predict=predict,
+                    started=started,
+                    before_writing=ahead.drain,
+                )
+                ahead.submit(finish)
+
+            def mend(day: date) -> None:  # mending reads the runs as they come
+                one(day, forced=False)
+                ahead.drain()
+
+            for day in days:
+                one(day, forced=force)
+            ahead.drain()
+            mend_chain(rt, runs, end, mend)
         return runs
 
 
