@@ -42,8 +42,11 @@ GRID = Grid(0.25, 216, 300, 8, 12)  # 34–36° N, 105–102° W: 8 × 12 cells
 FINAL = {"era5": {"provisional": False}, "mswep": {"provisional_days": []}}
 
 
-def _month(tmp_path: Path) -> tuple[StateChain, Publisher]:
-    """A month of days in a state chain (forecast-only every fifth day), each published."""
+@pytest.fixture(scope="module")
+def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[StateChain, Publisher]:
+    """A month of days in a state chain (forecast-only every fifth day), each published; the
+    tests that take it only read it."""
+    tmp_path = tmp_path_factory.mktemp("month")
     chain, publisher = StateChain(tmp_path / "state"), Publisher(tmp_path / "pub")
     for i, day in enumerate(JULY):
         result = small_result(day, grid=GRID, smap=i % 5 != 4)
@@ -58,8 +61,10 @@ def _items(publisher: Publisher) -> list[pystac.Item]:
     return list(catalog.get_items(recursive=True))
 
 
-def test_a_month_of_items_loads_with_odc_stac_as_the_state_files(tmp_path: Path) -> None:
-    chain, publisher = _month(tmp_path)
+def test_a_month_of_items_loads_with_odc_stac_as_the_state_files(
+    month: tuple[StateChain, Publisher],
+) -> None:
+    chain, publisher = month
     cube = odc.stac.load(_items(publisher), bands=list(VARIABLES))
     # without `bands=` every band is named as in the state files (no asset key shadows a band)
     assert set(odc.stac.load(_items(publisher)[:1]).data_vars) == set(VARIABLES)
@@ -98,8 +103,8 @@ def test_items_say_which_days_are_provisional(tmp_path: Path) -> None:
         assert item["properties"]["smda:provisional"] is expected
 
 
-def test_items_and_collection_link_the_sources_terms(tmp_path: Path) -> None:
-    _, publisher = _month(tmp_path)
+def test_items_and_collection_link_the_sources_terms(month: tuple[StateChain, Publisher]) -> None:
+    _, publisher = month
     collection = pystac.Collection.from_file(str(publisher.collection_path))
     assert collection.license == "other"
     terms = {s.terms for s in SOURCES}
@@ -110,8 +115,10 @@ def test_items_and_collection_link_the_sources_terms(tmp_path: Path) -> None:
         assert all(link.title and "terms of use" in link.title for link in licenses)
 
 
-def test_collection_describes_item_assets_and_summaries(tmp_path: Path) -> None:
-    _, publisher = _month(tmp_path)
+def test_collection_describes_item_assets_and_summaries(
+    month: tuple[StateChain, Publisher],
+) -> None:
+    _, publisher = month
     collection = json.loads(publisher.collection_path.read_text())
     assets = collection["item_assets"]
     assert (
@@ -140,8 +147,8 @@ def _bitfields(item: pystac.Item) -> list[Bitfield]:
     return [Bitfield(d) for d in flags_band["classification:bitfields"]]
 
 
-def test_one_flag_table_in_stac_cog_state_and_readme(tmp_path: Path) -> None:
-    chain, publisher = _month(tmp_path)
+def test_one_flag_table_in_stac_cog_state_and_readme(month: tuple[StateChain, Publisher]) -> None:
+    chain, publisher = month
     item = _items(publisher)[0]
     assert ClassificationExtension.get_schema_uri() in item.stac_extensions
     assert "classification/v2.0.0" in ClassificationExtension.get_schema_uri()
@@ -199,10 +206,12 @@ def test_a_bad_public_url_is_refused_in_one_line(bad: str) -> None:
 SCHEMAS = Path(__file__).resolve().parent / "stac_schemas"
 
 
-def test_documents_validate_against_the_extension_schemas_offline(tmp_path: Path) -> None:
+def test_documents_validate_against_the_extension_schemas_offline(
+    month: tuple[StateChain, Publisher],
+) -> None:
     """The core schemas (pystac's copies) and every extension schema with a local copy in
     ``stac_schemas/``; classification has none and is checked by the flag-table test."""
-    _, publisher = _month(tmp_path)
+    _, publisher = month
     local = {}
     for path in sorted(SCHEMAS.glob("*.json")):
         schema = json.loads(path.read_text())
