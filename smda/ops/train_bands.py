@@ -33,9 +33,8 @@ import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
-from smda.errors import ConfigError
 from smda.geo.grid import Grid
-from smda.ops.train_data import MERGE_DEFAULTS, label_instrument, merge
+from smda.ops.train_data import MERGE_DEFAULTS, label_instrument, merge, require_labels
 from smda.science.features import FeatureSpec
 from smda.storage.atomic import atomic_path
 from smda.storage.iolock import HDF5_IO
@@ -169,12 +168,7 @@ def merge_bands(
         for rows in bands
     ]
     parts: list[BandLabels] = client.gather(futures)
-    labelled = np.concatenate([p.labelled for p in parts])
-    if not labelled.any():
-        raise ConfigError(
-            f"no land cell has a label over {days[0].date()}..{days[-1].date()}: the reference "
-            "product has no valid value; choose another period or reference"
-        )
+    labelled = require_labels(np.concatenate([p.labelled for p in parts]), days)
     coords = {"lat": static["lat"].values, "lon": static["lon"].values}
     tc = xr.concat([p.tc for p in parts], dim="lat").assign_coords(coords)
     tc.attrs = {"reference": reference, "min_n": min_n, **MERGE_DEFAULTS}

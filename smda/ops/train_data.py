@@ -55,6 +55,7 @@ __all__ = [
     "matrix_block",
     "merge",
     "nudging_gain",
+    "require_labels",
     "smap_rows",
     "training_matrix",
     "training_spans",
@@ -194,12 +195,18 @@ def labelled_cells(label: xr.DataArray, static: xr.Dataset, days: pd.DatetimeInd
     for block in _blocks(days, 31):  # a month of the label cube at a time
         y = label.sel(time=block).values.reshape(len(block), -1)[:, land]
         keep |= np.isfinite(y).any(axis=0)
-    if not keep.any():
+    return require_labels(keep, days)
+
+
+def require_labels(labelled: Mask, days: pd.DatetimeIndex) -> Mask:
+    """``labelled`` (land cells with a label on some of ``days``), or a :class:`ConfigError`
+    saying what to do when there is none."""
+    if not labelled.any():
         raise ConfigError(
             f"no land cell has a label over {days[0].date()}..{days[-1].date()}: the reference "
             "product has no valid value; choose another period or reference"
         )
-    return keep
+    return labelled
 
 
 def _blocks(days: pd.DatetimeIndex, size: int) -> list[pd.DatetimeIndex]:
