@@ -21,6 +21,11 @@ the largest is the whole *universe*: the globe, or a 10° × 10° box with ``--q
 - **publishing**: :meth:`smda.storage.publish.Publisher.publish` (data COG, flags COG,
   quick-look, STAC item and collection) of ``d`` consecutive days.
 
+The day's model is the 500-tree reference model of :mod:`benchmarks.science` (``--quick``: the
+quick run's fit) unless ``--model=FILE`` names a LightGBM model file, e.g. the final model of
+``smda train``'s default protocol that ``python -m benchmarks train`` writes (the trees it
+traverses, not their skill, set the cost of a day).
+
 The **floor** of a universe day: reading the day's staged inputs (ERA5, SMAP, and MSWEP 30
 times for its history window; warm page cache) and one traversal of the trees for every land
 cell with the compiled (tl2cgen) predictor. Figures per day are printed as a ratio to the floor
@@ -259,8 +264,9 @@ def _axis(part: str, config: Config, windows: list[tuple[str, int]], days: tuple
     return runs + [(windows[0][0], windows[0][1], d) for d in days[1:]]
 
 
-def measure(config: Config) -> dict[str, Any]:
-    """Every point of ``config``, the floor and the baseline child."""
+def measure(config: Config, model_file: Path | None = None) -> dict[str, Any]:
+    """Every point of ``config``, the floor and the baseline child (stepping with the model in
+    ``model_file`` when given)."""
     from benchmarks import operations
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -272,10 +278,12 @@ def measure(config: Config) -> dict[str, Any]:
         land = f["static_land"].astype(bool)
     windows = _windows(universe, land, config.cells)
     points = _train_points(config, _windows(universe, land, config.train_cells))
-    if config.universe is None:
-        model = operations._reference_model()
+    if model_file is not None:
+        model, origin = model_file.read_text(), str(model_file)
+    elif config.universe is None:
+        model, origin = operations._reference_model(), "the reference model"
     else:
-        model = (WORK / f"model_{config.name}.txt").read_text()
+        model, origin = (WORK / f"model_{config.name}.txt").read_text(), "the quick run's fit"
     bundle = _bundle(model, config, npz, WORK / f"bundle_{config.name}")
     idle = _run("_child_idle")
     with tempfile.TemporaryDirectory(dir=WORK) as out:
@@ -315,6 +323,7 @@ def measure(config: Config) -> dict[str, Any]:
     return {
         "cycles": cycles,
         "config": config,
+        "model": origin,
         "cells": int(land.sum()),
         "points": points,
         "floor": floor,
@@ -518,15 +527,20 @@ def _projection(config: Config, points: list[Point], fits: dict[str, Any], cells
     return lines
 
 
+USAGE = "usage: python -m benchmarks scale [--quick] [--model=FILE]"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    unknown = [a for a in args if a != "--quick"]
+    unknown = [a for a in args if a != "--quick" and not a.startswith("--model=")]
     if unknown:
-        raise SystemExit(
-            f"unknown option(s) {unknown}; usage: python -m benchmarks scale [--quick]"
-        )
+        raise SystemExit(f"unknown option(s) {unknown}; {USAGE}")
+    given = [Path(a.removeprefix("--model=")) for a in args if a.startswith("--model=")]
+    model = given[-1] if given else None
+    if model is not None and not model.is_file():
+        raise SystemExit(f"--model={model}: no such file; give a LightGBM model text file")
     config = QUICK if "--quick" in args else FULL
-    print("\n".join(report(measure(config))))
+    print("\n".join(report(measure(config, model))))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ stopping tolerance (every fit runs to the 1000-tree cap) and random-cell CV besi
 one (the rows are binned once in both). ``--set=NAME=VALUE`` (repeatable) trains instead with those
 fields of :class:`smda.science.bundle.HyperParams` changed (e.g. ``--set=learning_rate=0.1``), to
 weigh a cheaper protocol by its CV skill against the labels. The machine's load average is printed with the figures:
-the timings are only as quiet as the machine.
+the timings are only as quiet as the machine. The final model of the first protocol run is
+written to ``$SMDA_BENCH_DIR/train/model-<protocol>.txt`` (``python -m benchmarks scale
+--model=FILE`` steps a global day with it).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def _store(data: Path | None) -> Any:
     return store
 
 
-def _run(store: Any, name: str, config: Any) -> list[str]:
+def _run(store: Any, name: str, config: Any, model_out: Path | None = None) -> list[str]:
     from smda.ops.train import train_from_store
 
     load = os.getloadavg()[0]
@@ -83,6 +85,12 @@ def _run(store: Any, name: str, config: Any) -> list[str]:
             f" ubRMSD {fr['ubrmsd']:.4f}",
             f"    trees per fold (early-stopping best): {rep['best_iterations']}",
         ]
+    if model_out is not None:
+        model_out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = model_out.with_name(f".{model_out.name}.{os.getpid()}")
+        tmp.write_text(outcome.bundle.model)
+        tmp.replace(model_out)  # atomic
+        lines.append(f"  final model written to {model_out}")
     return lines
 
 
@@ -103,9 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     if changes:
         name = ", ".join(f"{k}={v}" for k, v in changes.items())
         variant = TrainConfig(hyper=replace(HyperParams(), **changes))
-        print("\n".join(_run(store, f"default protocol with {name}", variant)), flush=True)
+        out = CACHE / "train" / f"model-{'-'.join(f'{k}={v}' for k, v in changes.items())}.txt"
+        print("\n".join(_run(store, f"default protocol with {name}", variant, out)), flush=True)
     else:
-        print("\n".join(_run(store, "default protocol", TrainConfig())), flush=True)
+        out = CACHE / "train" / "model-default.txt"
+        print("\n".join(_run(store, "default protocol", TrainConfig(), out)), flush=True)
     if "--before" in args:
         before = TrainConfig(hyper=HyperParams(early_stopping_min_delta=0.0), compare=("random",))
         print("\n".join(_run(store, "before issue 14", before)), flush=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.scale import PARTS, QUICK, WORKERS
+from benchmarks.scale import PARTS, QUICK, WORKERS, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +65,7 @@ def test_quick_scale_benchmark_prints_every_row_with_positive_finite_figures(
                 ratio = _numbers(row)[5]
                 assert math.isfinite(ratio) and ratio > 0, row
     assert any(line.startswith("floor of a ") for line in lines)
+    assert any(line.startswith("model stepped: the quick run's fit (") for line in lines)
     targets = [line for line in lines if "(≤ " in line or "(≥ " in line]
     assert len(targets) == 3, targets
     assert all(("pass" in t) or ("MISS" in t) for t in targets)
@@ -81,3 +82,13 @@ def test_quick_scale_benchmark_prints_every_row_with_positive_finite_figures(
             assert math.isfinite(hours) and hours > 0, line
     fitted = [line for line in lines if line.startswith("  ") and " = " in line and "per " in line]
     assert {line.split()[0] for line in fitted} >= set(PARTS)
+
+
+def test_a_missing_model_file_is_refused_before_any_measurement(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["--quick", f"--model={tmp_path / 'model.txt'}"])
+
+
+def test_an_unknown_option_is_refused_with_the_usage() -> None:
+    with pytest.raises(SystemExit, match=r"unknown option.*--model=FILE"):
+        main(["--fast"])

@@ -161,6 +161,34 @@ def test_fold_subsets_fit_the_same_model_as_rows_binned_afresh(
     assert rmse(shared) < 1.1 * rmse(own)
 
 
+def test_max_bin_bounds_the_bins_of_every_fit_and_its_dagger_rows(
+    data: tuple[FeatureMatrix, np.ndarray],
+) -> None:
+    """``HyperParams.max_bin`` reaches the binning of the shared rows, the rows binned with
+    their mappers (DAgger's) and a fit that bins its own rows."""
+    fm, y = data
+    hyper = replace(FAST, max_bin=15, max_rounds=5)
+    binned = BinnedRows.of(fm, y, hyper)
+    default = BinnedRows.of(fm, y, FAST)
+    n = len(fm.names)
+    assert max(binned.dataset.feature_num_bin(i) for i in range(n)) <= 15 + 1  # + the NaN bin
+    assert max(default.dataset.feature_num_bin(i) for i in range(n)) > 16
+    x, t = fm.values[:100], np.ones(100, np.float32)
+    other = binned.rows(x, t).construct()
+    assert [other.feature_num_bin(i) for i in range(n)] == [
+        binned.dataset.feature_num_bin(i) for i in range(n)
+    ]
+    folds = assign_folds(fm.lat, fm.lon, CV)
+    fit, stop = folds >= 1, folds == 0
+    pairs = ((fm.select(fit), y[:, fit]), (fm.select(stop), y[:, stop]))
+    own = fit_booster(*pairs, replace(hyper, max_rounds=30), dagger_rounds=0)
+    splits = own.trees_to_dataframe().dropna(subset=["split_feature"])
+    assert splits.groupby("split_feature")["threshold"].nunique().max() <= 15
+    wide = fit_booster(*pairs, replace(FAST, max_rounds=30), dagger_rounds=0)
+    splits = wide.trees_to_dataframe().dropna(subset=["split_feature"])
+    assert splits.groupby("split_feature")["threshold"].nunique().max() > 15
+
+
 def test_early_stopping_ends_a_creeping_loss_before_the_cap(
     data: tuple[FeatureMatrix, np.ndarray],
 ) -> None:
