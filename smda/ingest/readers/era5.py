@@ -247,7 +247,7 @@ def _start_decoding(
             for name in names:
                 node = h5.get(name)
                 if isinstance(node, h5py.Dataset) and node.shape == raw[name].shape:
-                    chunks = read_raw(node)
+                    chunks = read_raw(node, source if isinstance(source, bytes) else None)
                     if chunks is not None:
                         out[name] = decode(chunks, pool)
     except (OSError, KeyError, ValueError) as exc:
