@@ -35,7 +35,7 @@ from smda.ingest.sources.base import FetchTask, IngestContext, Source
 from smda.storage.integrity import note_repair
 from smda.storage.store import DayRecord, RawFile
 
-__all__ = ["DayOutcome", "IngestReport", "fetch_range"]
+__all__ = ["DayOutcome", "IngestReport", "fetch_range", "fetch_ranges"]
 
 LOG = logging.getLogger(__name__)
 
@@ -109,11 +109,28 @@ def fetch_range(
     Raises :class:`~smda.errors.OutsideArchive`, before any request, if [start, end] reaches
     before the first day of one of the sources' archives.
     """
+    return fetch_ranges(
+        [(source, start, end) for source in sources],
+        ctx,
+        progress=progress,
+        concurrency=concurrency,
+        sources_at_once=sources_at_once,
+    )
+
+
+def fetch_ranges(
+    spans: Sequence[tuple[str | Source, date, date]],
+    ctx: IngestContext,
+    *,
+    progress: Callable[[DayOutcome], None] | None = None,
+    concurrency: dict[str, int] | None = None,
+    sources_at_once: int = SOURCES_AT_ONCE,
+) -> IngestReport:
+    """:func:`fetch_range` with a span of days per source: ``(source, first, last)``."""
     limits = {**CONCURRENCY, **(concurrency or {})}
-    days = _days(start, end)
-    chosen = [get_source(s) if isinstance(s, str) else s for s in sources]
-    for source in chosen:
-        source.check_archive(start, end)
+    chosen = [(get_source(s) if isinstance(s, str) else s, _days(a, b)) for s, a, b in spans]
+    for (source, _), (_, first, last) in zip(chosen, spans, strict=True):
+        source.check_archive(first, last)
     outcomes: list[list[DayOutcome]] = [[] for _ in chosen]
     lock = threading.Lock()
 
@@ -133,7 +150,7 @@ def fetch_range(
             pool.submit(
                 _ingest_source, source, days, ctx, emitter(i), limits.get(source.provider, 2)
             )
-            for i, source in enumerate(chosen)
+            for i, (source, days) in enumerate(chosen)
         ]
     report = IngestReport([o for per_source in outcomes for o in per_source])
     for future in futures:  # every source has finished (and saved its ledger): raise the first
