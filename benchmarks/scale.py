@@ -285,6 +285,9 @@ def measure(config: Config) -> dict[str, Any]:
             r = _run("_child_stage", files, box, f"{out}/{i}")
             points.append(Point("staging", n, 1, r["seconds"], r["peak_mb"], r))
             staged = r["staged"]
+        box, n = windows[-1]
+        _say(f"staging {len(files)} sources onto {box}, one source after the other")
+        serial_stage = _run("_child_stage", files, box, f"{out}/serial", 1)
         _say("the floor: reading the staged day, one traversal of the trees")
         floor = _run("_child_floor", str(npz), config.universe, str(bundle), staged)
     for box, n, days in _axis("stepping", config, windows, config.step_days):
@@ -314,6 +317,7 @@ def measure(config: Config) -> dict[str, Any]:
         cycles[mode] = min(runs, key=lambda r: r["seconds"])
     return {
         "cycles": cycles,
+        "serial_stage": serial_stage,
         "config": config,
         "cells": int(land.sum()),
         "points": points,
@@ -427,6 +431,11 @@ def report(m: dict[str, Any]) -> list[str]:
         " not measured: 365 days = 365 × s/day)"
     )
     lines += _targets(config, points, cells, read + traverse, m["cycles"])
+    one = m["serial_stage"]
+    lines.append(
+        f"  the same staging one source after the other (sources_at_once=1): {one['seconds']:.2f} s,"
+        f" peak {one['peak_mb']:.0f} MB"
+    )
     lines += _projection(config, points, fits, cells)
     return lines
 

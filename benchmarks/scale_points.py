@@ -93,12 +93,14 @@ def _on_disk(real: Any, day: date, raw: list[Any]) -> Any:
     return OnDisk()
 
 
-def _child_stage(files: dict[str, list[str]], window: str, out: str) -> dict[str, Any]:
+def _child_stage(
+    files: dict[str, list[str]], window: str, out: str, at_once: int | None = None
+) -> dict[str, Any]:
     """Stage one day of every source in ``files`` onto ``window`` under ``out`` with the
-    production ingest (:func:`smda.ingest.fetch.fetch_range`: sources concurrently, atomic
-    writes, the ledger), the provider's files being already on disk."""
+    production ingest (:func:`smda.ingest.fetch.fetch_range`: ``at_once`` sources concurrently,
+    default its own; atomic writes, the ledger), the provider's files being already on disk."""
     from smda.geo.grid import GLOBAL_025, BBox
-    from smda.ingest.fetch import fetch_range
+    from smda.ingest.fetch import SOURCES_AT_ONCE, fetch_range
     from smda.ingest.sources import get_source
     from smda.ingest.sources.base import IngestContext
     from smda.storage.store import RawFile, Store, sha256_file
@@ -122,6 +124,7 @@ def _child_stage(files: dict[str, list[str]], window: str, out: str) -> dict[str
         STAGE_DAY,
         ctx,
         progress=lambda o: done.__setitem__(o.source, time.perf_counter() - t0),
+        sources_at_once=at_once or SOURCES_AT_ONCE,
     )
     seconds = time.perf_counter() - t0
     if not report.ok or len(report.by_status("fetched")) != len(files):
