@@ -293,6 +293,9 @@ def measure(config: Config, model_file: Path | None = None) -> dict[str, Any]:
             r = _run("_child_stage", files, box, f"{out}/{i}")
             points.append(Point("staging", n, 1, r["seconds"], r["peak_mb"], r))
             staged = r["staged"]
+        box, n = windows[-1]
+        _say(f"staging {len(files)} sources onto {box}, one source after the other")
+        serial_stage = _run("_child_stage", files, box, f"{out}/serial", 1)
         _say("the floor: reading the staged day, one traversal of the trees")
         floor = _run("_child_floor", str(npz), config.universe, str(bundle), staged)
     for box, n, days in _axis("stepping", config, windows, config.step_days):
@@ -322,6 +325,7 @@ def measure(config: Config, model_file: Path | None = None) -> dict[str, Any]:
         cycles[mode] = min(runs, key=lambda r: r["seconds"])
     return {
         "cycles": cycles,
+        "serial_stage": serial_stage,
         "config": config,
         "model": origin,
         "cells": int(land.sum()),
@@ -408,7 +412,8 @@ def report(m: dict[str, Any]) -> list[str]:
             )
         else:
             ratio = f"{p.per_day / (per_cell_floor * p.cells):7.1f}"
-            note = ", ".join(f"{k} {v:.2f}" for k, v in p.extra.get("sources", {}).items())
+            done = p.extra.get("sources", {})
+            note = ("done at " if done else "") + ", ".join(f"{k} {v:.2f}" for k, v in done.items())
         lines.append(
             f"{p.part:11} {p.cells:7d} {p.days:5d} {p.seconds:9.4g} {p.per_day:8.4g}"
             f" {p.peak_mb:8.0f} {ratio:>7}  {note}"
@@ -435,6 +440,11 @@ def report(m: dict[str, Any]) -> list[str]:
         " not measured: 365 days = 365 × s/day)"
     )
     lines += _targets(config, points, cells, read + traverse, m["cycles"])
+    one = m["serial_stage"]
+    lines.append(
+        f"  the same staging one source after the other (sources_at_once=1): {one['seconds']:.2f} s,"
+        f" peak {one['peak_mb']:.0f} MB"
+    )
     lines += _projection(config, points, fits, cells)
     return lines
 
@@ -452,6 +462,8 @@ def _at(points: list[Point], part: str, cells: int) -> Point:
 def _targets(
     config: Config, points: list[Point], cells: int, floor: float, cycles: dict[str, Any]
 ) -> list[str]:
+    from smda.ingest.fetch import SOURCES_AT_ONCE
+
     stage, stepp, pub = (_at(points, part, cells) for part in ("staging", "stepping", "publishing"))
     day = stepp.per_day + pub.per_day
     serial, overlapped = (
@@ -471,7 +483,8 @@ def _targets(
         f" {60 / overlapped:.1f} (≥ 60: {_verdict(60 / overlapped >= 60)}); one after the other"
         f" {60 / serial:.1f} ({serial:.2f} → {overlapped:.2f} s/day, peak"
         f" {cycles['overlapped']['peak_mb']:.0f} MB); from the parts above {60 / day:.1f}",
-        f"  one day of all sources staged: {stage.seconds:.2f} s, peak {stage.peak_mb:.0f} MB"
+        f"  one day of all sources staged (fetch_range, {SOURCES_AT_ONCE} sources at once):"
+        f" {stage.seconds:.2f} s, peak {stage.peak_mb:.0f} MB"
         f" (≤ 8 s: {_verdict(stage.seconds <= 8)}; {stage.seconds / floor:.1f} × floor)",
     ]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
-from smda.ingest.fetch import DayOutcome, IngestReport, fetch_range
+from smda.ingest.fetch import DayOutcome, IngestReport, fetch_range, fetch_ranges
 from smda.ingest.sources import OPERATIONAL, get_source
 from smda.ops.plan import history_days
 from smda.ops.runtime import Runtime
@@ -110,7 +110,8 @@ def fetch_spans(
     *,
     progress: Callable[[DayOutcome], None] | None = None,
 ) -> IngestReport:
-    """The static fields once, then each source's ``first`` … ``last`` (idempotent).
+    """The static fields once, then each source's ``first`` … ``last``, sources concurrently
+    (:func:`smda.ingest.fetch.fetch_ranges`); idempotent.
 
     Raises :class:`~smda.errors.OutsideArchive` before any request if a span reaches before its
     source's archive.
@@ -119,7 +120,8 @@ def fetch_spans(
         get_source(name).check_archive(first, last)
     with rt.store_writer():
         ensure_static(rt)
-        report = IngestReport()
-        for name, (first, last) in spans.items():
-            report.outcomes.extend(fetch_span(rt, name, first, last, progress=progress).outcomes)
-        return report
+        return fetch_ranges(
+            [(name, first, last) for name, (first, last) in spans.items()],
+            rt.ctx,
+            progress=progress,
+        )

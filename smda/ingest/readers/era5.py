@@ -37,18 +37,23 @@ Output
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
+import zlib
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
-from smda.ingest.readers import NETCDF_ERRORS, malformed, open_netcdf
-from smda.storage.iolock import serialized
+from smda.ingest.readers import NETCDF_ERRORS, malformed, netcdf_kind, open_netcdf
+from smda.ingest.readers.chunks import Decoding, decode, decode_workers, read_raw
+from smda.storage.iolock import HDF5_IO
 
 __all__ = ["PACKED_BOUNDS", "open_era5"]
 
@@ -81,6 +86,8 @@ class _Part:
     packed: bool
     variables: dict[str, xr.Variable] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    pending: dict[str, tuple[Decoding, bool, dict[str, Any]]] = field(default_factory=dict)
+    """Variables still decoding on the pool: (decoding, flip latitude, attributes)."""
 
 
 def _expver_code(value: object) -> str:
@@ -139,8 +146,9 @@ def _axis(raw: xr.Dataset, name: str, label: str) -> npt.NDArray[np.float64]:
     return values
 
 
-def _normalise(raw: xr.Dataset, label: str) -> _Part:
-    """Read one CDS netCDF file into normalised, in-memory form (module docstring)."""
+def _normalise(raw: xr.Dataset, label: str, decoding: dict[str, Decoding]) -> _Part:
+    """Read one CDS netCDF file into normalised, in-memory form (module docstring); the
+    variables in ``decoding`` are left pending (:func:`_finish`)."""
     time = _time_name(raw, label)
     lat = _axis(raw, "latitude", label)
     lon = _axis(raw, "longitude", label)
@@ -179,6 +187,11 @@ def _normalise(raw: xr.Dataset, label: str) -> _Part:
         if any(found.sizes[d] != 1 for d in extra):
             raise malformed(label, f"{name} has extra dimensions {dict(found.sizes)}")
         var = found.isel({d: 0 for d in extra}).transpose(time, "latitude", "longitude")
+        attrs = {k: v for k, v in var.attrs.items() if k != "coordinates"}
+        if name in decoding:
+            part.variables[name] = var.variable  # a placeholder keeping the file's order
+            part.pending[name] = (decoding[name], flip, attrs)
+            continue
         encoding = raw[name].encoding  # the file's: collapsing expver drops it from ``var``
         stored = np.dtype(encoding.get("dtype", raw[name].dtype))
         packed = stored.kind in "iu" or "scale_factor" in encoding
@@ -192,7 +205,6 @@ def _normalise(raw: xr.Dataset, label: str) -> _Part:
             part.packed = True
             if name in PACKED_BOUNDS:
                 values = np.clip(values, *PACKED_BOUNDS[name])
-        attrs = {k: v for k, v in var.attrs.items() if k != "coordinates"}
         part.variables[name] = xr.Variable(
             ("time", "latitude", "longitude"),
             np.ascontiguousarray(values, dtype=np.float32),
@@ -201,22 +213,88 @@ def _normalise(raw: xr.Dataset, label: str) -> _Part:
     return part
 
 
-def _read_netcdf(source: Path | bytes, label: str) -> _Part:
-    with open_netcdf(source, name=label) as raw:
-        return _normalise(raw, label)
+def _plain(raw: xr.Dataset, name: str, time: str) -> bool:
+    """Whether ``name`` is stored as decoded values need it: float, (time, latitude, longitude),
+    no packing and no fill other than NaN — so its stored chunks are its values."""
+    var = raw[name]
+    enc = var.encoding
+    fill = enc.get("_FillValue")
+    return (
+        var.dims == (time, "latitude", "longitude")
+        and np.dtype(enc.get("dtype", var.dtype)).kind == "f"
+        and not {"scale_factor", "add_offset", "missing_value"} & set(enc)
+        and (fill is None or bool(np.isnan(fill)))
+    )
 
 
-def _read_zip(path: Path) -> list[_Part]:
+def _start_decoding(
+    source: Path | bytes, raw: xr.Dataset, label: str, pool: Executor
+) -> dict[str, Decoding]:
+    """Read the stored chunks of the plain gridded variables of a netCDF-4 file and start
+    decoding them on ``pool`` (the caller holds ``HDF5_IO``); the rest is left to xarray."""
+    if isinstance(source, bytes):
+        head = source[:2056]
+    else:
+        with source.open("rb") as fh:
+            head = fh.read(2056)
+    time = next((t for t in _TIME_NAMES if t in raw.dims), None)
+    if netcdf_kind(head) != "hdf5" or time is None:
+        return {}
+    names = [str(n) for n in raw.data_vars if _plain(raw, str(n), time)]
+    out: dict[str, Decoding] = {}
+    try:
+        with h5py.File(io.BytesIO(source) if isinstance(source, bytes) else source, "r") as h5:
+            for name in names:
+                node = h5.get(name)
+                if isinstance(node, h5py.Dataset) and node.shape == raw[name].shape:
+                    chunks = read_raw(node, source if isinstance(source, bytes) else None)
+                    if chunks is not None:
+                        out[name] = decode(chunks, pool)
+    except (OSError, KeyError, ValueError) as exc:
+        raise malformed(label, f"cannot be read (truncated or corrupt?): {exc}") from exc
+    return out
+
+
+def _finish(part: _Part, label: str) -> _Part:
+    """Wait for the pending variables (no lock held) and put them in place."""
+    for name, (decoding, flip, attrs) in part.pending.items():
+        try:
+            values = decoding.result()
+        except (zlib.error, ValueError) as exc:
+            raise malformed(label, f"{name} cannot be read (truncated or corrupt?): {exc}") from exc
+        if flip:
+            values = values[:, ::-1, :]
+        part.variables[name] = xr.Variable(
+            ("time", "latitude", "longitude"),
+            np.ascontiguousarray(values, dtype=np.float32),
+            attrs,
+        )
+    part.pending.clear()
+    return part
+
+
+def _read_netcdf(source: Path | bytes, label: str, pool: Executor) -> _Part:
+    """One netCDF file read: metadata and stored chunks under ``HDF5_IO``; the chunks' decoding
+    left running on ``pool`` (:func:`_finish` waits for it)."""
+    with HDF5_IO, open_netcdf(source, name=label) as raw:
+        return _normalise(raw, label, _start_decoding(source, raw, label, pool))
+
+
+def _read_zip(path: Path, pool: Executor) -> list[_Part]:
     label = os.fspath(path)
+    parts = []
     try:
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist() if m.endswith(".nc")]
             if not members:
                 raise malformed(label, f"ZIP holds no .nc member ({archive.namelist()})")
-            contents = [(m, archive.read(m)) for m in members]
+            for member in members:  # one member's bytes in memory at a time
+                content = archive.read(member)
+                parts.append(_read_netcdf(content, f"{label}!{member}", pool))
+                del content
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise malformed(label, f"truncated or corrupt ZIP archive: {exc}") from exc
-    return [_read_netcdf(content, f"{label}!{member}") for member, content in contents]
+    return [_finish(part, label) for part in parts]
 
 
 def _merge(parts: list[_Part], label: str) -> _Part:
@@ -241,7 +319,6 @@ def _merge(parts: list[_Part], label: str) -> _Part:
     return merged
 
 
-@serialized
 def open_era5(path: str | os.PathLike[str]) -> xr.Dataset:
     """Read a CDS ERA5 or ERA5-Land file (netCDF, netCDF-3 packed, or the instant/accum ZIP).
 
@@ -272,12 +349,13 @@ def open_era5(path: str | os.PathLike[str]) -> xr.Dataset:
             head = fh.read(4)
     except OSError as exc:
         raise malformed(label, f"cannot be read ({exc})") from exc
-    if head == _ZIP_MAGIC:
-        part = _merge(_read_zip(path), label)
-        layout = "cds-zip"
-    else:
-        part = _read_netcdf(path, label)
-        layout = "cds-netcdf3-packed" if part.packed else "cds-netcdf"
+    with ThreadPoolExecutor(decode_workers(), thread_name_prefix="era5-decode") as pool:
+        if head == _ZIP_MAGIC:
+            part = _merge(_read_zip(path, pool), label)
+            layout = "cds-zip"
+        else:
+            part = _finish(_read_netcdf(path, label, pool), label)
+            layout = "cds-netcdf3-packed" if part.packed else "cds-netcdf"
     ds = xr.Dataset(
         dict(part.variables),
         coords={

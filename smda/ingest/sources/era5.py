@@ -85,16 +85,18 @@ def _day_digest(ds: xr.Dataset) -> str:
     return digest.hexdigest()
 
 
-def _open_cached(path: Path, ctx: IngestContext) -> xr.Dataset:
-    """Open a (month-sized) raw file once for all the days staged from it (last file kept)."""
+def _open_cached(path: Path, ctx: IngestContext, source: str) -> xr.Dataset:
+    """Open a (month-sized) raw file once for all the days staged from it (the last file of
+    each source kept: ERA5 and ERA5-Land are staged concurrently)."""
     key = (str(path), path.stat().st_mtime_ns)
+    slot = f"{source}-open"
     with ctx.lock:
-        last = ctx.cache.get("era5-open")
+        last = ctx.cache.get(slot)
         if last is not None and last[0] == key:
             return last[1]  # type: ignore[no-any-return]
     ds = open_era5(path)
     with ctx.lock:
-        ctx.cache["era5-open"] = (key, ds)
+        ctx.cache[slot] = (key, ds)
     return ds
 
 
@@ -188,7 +190,7 @@ class _CdsSource(Source):
     def _split_days(
         self, path: Path, wanted: Sequence[date], ctx: IngestContext
     ) -> dict[date, list[RawFile]]:
-        ds = _open_cached(path, ctx)
+        ds = _open_cached(path, ctx, self.name)
         file_sha = sha256_file(path)
         size = path.stat().st_size
         days = np.asarray(ds["time"].values).astype("datetime64[D]")
@@ -235,7 +237,7 @@ class Era5Source(_CdsSource):
     first_day: ClassVar[date | None] = ERA5_FIRST_DAY
 
     def stage(self, day: date, files: list[RawFile], ctx: IngestContext) -> xr.Dataset:
-        ds = _open_cached(files[0].path, ctx)
+        ds = _open_cached(files[0].path, ctx, self.name)
         staged = era5_daily(ds, day, ctx.grid, window=ACCUMULATION_WINDOW)
         staged.attrs["expver"] = files[0].version.removeprefix("expver=")
         return staged
@@ -251,7 +253,7 @@ class Era5LandSource(_CdsSource):
     first_day: ClassVar[date | None] = ERA5_LAND_FIRST_DAY
 
     def stage(self, day: date, files: list[RawFile], ctx: IngestContext) -> xr.Dataset:
-        ds = _open_cached(files[0].path, ctx)
+        ds = _open_cached(files[0].path, ctx, self.name)
         staged = era5land_daily(ds, day, ctx.grid, window=ACCUMULATION_WINDOW)
         return staged if isinstance(staged, xr.Dataset) else staged.to_dataset(name="swvl1")
 
