@@ -5,6 +5,9 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 # Exact versions with hashes (runtime + dev), refreshed from pyproject.toml by `make lock`.
 LOCK    = requirements/dev.lock
+# The default suite runs on this many pytest-xdist workers, each test file whole on one worker
+# (its module fixtures built once); TEST_WORKERS=0 runs it in one process. The slow suite is serial.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-all lint bench clean system-deps lock image
 
@@ -36,7 +39,7 @@ test: $(STAMP) system-deps
 	$(BIN)/ruff check smda smda_twin flows deployments tests benchmarks
 	$(BIN)/ruff format --check smda smda_twin flows deployments tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-all: test
 	$(BIN)/pytest -m slow --durations=0
