@@ -133,7 +133,7 @@ def test_a_source_that_raises_loses_no_other_source_s_staged_days(tmp_path: Path
 def test_sources_are_staged_at_once_and_progress_is_called_one_at_a_time(
     tmp_path: Path,
 ) -> None:
-    both = threading.Barrier(2, timeout=5)  # passes only when two sources stage at once
+    both = threading.Barrier(2, timeout=60)  # passes only when two sources stage at once
     inside = threading.Lock()
     overlaps: list[DayOutcome] = []
 
