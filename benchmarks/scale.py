@@ -390,6 +390,7 @@ def report(m: dict[str, Any]) -> list[str]:
     lines = [
         f"\nscale benchmark ({config.name}; {os.cpu_count()} cores, {science.THREADS} threads;"
         f" {where}: {cells} land cells; {m['wall_s']:.0f} s)",
+        f"model stepped: {m['model']} ({floor['trees']} trees)",
         "peak MB: VmHWM of a fresh child per point (interpreter + imports included; a child"
         f" that only imports: {m['idle_mb']:.0f} MB)",
         f"floor of a {where} day: read staged inputs {read:.3f} s ("
