@@ -149,6 +149,7 @@ def _provider_files(config: Config) -> dict[str, list[str]]:
     if config.universe is None:
         return stage_global._prepare()
     from smda.geo.grid import BBox
+    from smda.storage.atomic import atomic_write_bytes
     from smda_twin.formats import era5 as era5_fmt
     from smda_twin.world import World, WorldSpec
 
@@ -186,9 +187,7 @@ def _provider_files(config: Config) -> dict[str, list[str]]:
             **extra,
         )
         files[name] = [str(path)]
-    tmp = index.with_name(f".files.{os.getpid()}.json")
-    tmp.write_text(json.dumps(files))
-    tmp.replace(index)
+    atomic_write_bytes(index, json.dumps(files).encode())
     return files
 
 

@@ -262,9 +262,9 @@ def _child_train(window: str, days: int, model_out: str | None) -> dict[str, Any
     )
     t3 = time.perf_counter()
     if model_out:
-        tmp = Path(model_out).with_name(f".{Path(model_out).name}.{os.getpid()}")
-        tmp.write_text(str(booster.model_to_string()))
-        tmp.replace(model_out)
+        from smda.storage.atomic import atomic_write_bytes
+
+        atomic_write_bytes(model_out, str(booster.model_to_string()).encode())
     return {
         "seconds": t3 - t0,
         "labels_s": t1 - t0,

@@ -86,10 +86,9 @@ def _run(store: Any, name: str, config: Any, model_out: Path | None = None) -> l
             f"    trees per fold (early-stopping best): {rep['best_iterations']}",
         ]
     if model_out is not None:
-        model_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = model_out.with_name(f".{model_out.name}.{os.getpid()}")
-        tmp.write_text(outcome.bundle.model)
-        tmp.replace(model_out)  # atomic
+        from smda.storage.atomic import atomic_write_bytes
+
+        atomic_write_bytes(model_out, outcome.bundle.model.encode())
         lines.append(f"  final model written to {model_out}")
     return lines
 
