@@ -3,7 +3,8 @@
 Without names every benchmark but ``scale`` and ``train`` runs (``scale`` takes ~10 minutes on
 2 cores: name it; ``--quick`` gives it a tiny configuration; ``train`` trains on a staged
 region-year: name it, ``--before`` adds the protocol before issue 14, ``--data=DIR`` a store
-already staged; ``train-memory`` the scaled training's memory against the region's size).
+already staged; ``train-memory`` the scaled training's memory against the region's size;
+``operations --model=FILE`` steps the global days with any LightGBM model file).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "stage": stage_global.main,
     "ingest": ingest.main,
     "science": science.main,
-    "operations": operations.main,
+    "operations": lambda: operations.main([]),
     "osse": osse.main,
     "twin": twin.main,
 }
@@ -37,6 +38,8 @@ OPT_IN: dict[str, Callable[[list[str]], None]] = {
     "train-memory": train_memory.main,
 }
 """Benchmarks that run only when named; they take the options."""
+WITH_OPTIONS: dict[str, Callable[[list[str]], None]] = {"operations": operations.main}
+"""Benchmarks of the default run that take options when named (``operations --model=FILE``)."""
 
 
 def main(argv: list[str]) -> int:
@@ -47,12 +50,13 @@ def main(argv: list[str]) -> int:
         choices = ", ".join([*BENCHMARKS, *OPT_IN])
         print(f"unknown benchmark(s) {unknown}; choose from {choices}", file=sys.stderr)
         return 2
-    if options and not any(n in OPT_IN for n in names):
-        print(f"options {options} are for {', '.join(OPT_IN)} only", file=sys.stderr)
+    takes = {**OPT_IN, **WITH_OPTIONS}
+    if options and not any(n in takes for n in names):
+        print(f"options {options} are for {', '.join(takes)} only", file=sys.stderr)
         return 2
     for name in names:
-        if name in OPT_IN:
-            OPT_IN[name](options)
+        if name in takes and (options or name in OPT_IN):
+            takes[name](options)
         else:
             BENCHMARKS[name]()
     return 0

@@ -6,7 +6,9 @@
    aggregates, MSWEP over the 30-day history window and SMAP of each day, made from the twin's
    global day of :func:`benchmarks.science._global_inputs` and varied a little per day. The
    model is the reference one (500 trees × 63 leaves, trained as in
-   :mod:`benchmarks.science`) with CDF tables and a climatology for every global land cell,
+   :mod:`benchmarks.science`), or with ``--model=FILE`` the trees of any LightGBM model file
+   (e.g. the final model of ``smda train``'s default protocol that ``python -m benchmarks
+   train`` writes), with CDF tables and a climatology for every global land cell,
    registered in the region's :class:`~smda.storage.registry.ModelRegistry`; its tl2cgen library is
    compiled once (the one-off time is reported apart: it is cached per bundle version).
 
@@ -16,7 +18,10 @@
    analysis of the day before, read from the chain). Each day is split into the calls
    ``run_day`` makes (timed by wrapping them, :class:`_Parts`): input provenance, reading the
    inputs, the state of D−1, the cycle step, the state write (with the uncertainty), publishing
-   (re-reading the state, COG + STAC), and the rest. Peak resident memory is VmHWM.
+   (re-reading the state, COG + STAC), and the rest. The backfill publishes each day while the
+   next one steps (:mod:`smda.ops.overlap`), so a day's parts overlap the next day's and the
+   backfill's wall time per day, not the sum of the parts, is its cost. Peak resident memory is
+   VmHWM.
    Targets: ≤ 5 s and ≤ 4 GB per global day; a backfill ≥ 10 global days per minute.
 2. **Demo-region backfill** (the twin's 10° × 10° demo region, 1600 cells): ~60 days staged
    with ``tests/staged_world.py``, a tiny model trained with
@@ -40,6 +45,7 @@ import pstats
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -61,6 +67,8 @@ COLD_DAY = science.DAY
 N_DAYS = 6
 """Steady-state global days after the cold-start day."""
 SPINUP_DAYS = 1
+GLOBAL_GAIN = 0.3
+"""The nudging gain of the global days (the scale benchmark steps with the same)."""
 DEMO_STAGED = (date(2015, 4, 1), date(2015, 5, 31))
 """Demo-region days staged (and MSWEP over the 29 days before)."""
 DEMO_TRAIN = (date(2015, 4, 1), date(2015, 4, 30))
@@ -98,9 +106,10 @@ def _reference_model() -> str:
     return text
 
 
-def _reference_bundle(land: np.ndarray) -> Any:
+def _reference_bundle(land: np.ndarray, model: str | None = None) -> Any:
     """The reference bundle with CDF tables and a climatology for every land cell of
-    ``land`` (as :func:`benchmarks.science._bundles` builds them)."""
+    ``land`` (as :func:`benchmarks.science._bundles` builds them); ``model``: another
+    LightGBM model string in place of the reference model's."""
     from smda.geo.grid import GLOBAL_025
     from smda.science.bundle import Climatology, ModelBundle
     from smda.science.features import FeatureSpec, global_cell_ids
@@ -114,13 +123,17 @@ def _reference_bundle(land: np.ndarray) -> Any:
     cdf = CdfTables(ids, np.asarray(DEFAULT_PROBS), q.copy(), q.copy(), np.full(ids.size, 500))
     clim = Climatology(ids, np.full((12, ids.size), 0.25, np.float32))
     hyper = science._models()["reference"][0]
-    return ModelBundle(_reference_model(), FeatureSpec(), hyper, 1, {}, {}, clim, cdf)
+    text = model or _reference_model()
+    return ModelBundle(text, FeatureSpec(), hyper, 1, {}, {}, clim, cdf)
 
 
 def _settings(data_dir: Path) -> Any:
+    """The global reference model is not trained by ``smda train``, so it carries no gain of its
+    own: the global store runs with the fixed :data:`GLOBAL_GAIN` (as ``SMDA_GAIN`` would)."""
     from smda.config import Settings
 
-    return Settings(data_dir=data_dir, spinup_days=SPINUP_DAYS, log_level="WARNING")
+    gain = GLOBAL_GAIN if data_dir == GLOBAL_DIR else None
+    return Settings(data_dir=data_dir, spinup_days=SPINUP_DAYS, log_level="WARNING", gain=gain)
 
 
 def _dataset(fields: dict[str, tuple[np.ndarray, str]], attrs: dict[str, Any]) -> Any:
@@ -170,9 +183,10 @@ def _staged_days(a: dict[str, np.ndarray]) -> Iterator[tuple[str, date, Any]]:
         yield "smap", day, _dataset(smap, {})
 
 
-def _stage_global() -> float:
-    """Stage the global days and the static fields, register the reference bundle (each
-    once); returns the seconds it took (0 when already done)."""
+def _stage_global(model: str | None = None) -> float:
+    """Stage the global days and the static fields (once) and make the reference bundle — with
+    ``model`` in place of its trees when given — the current one; returns the seconds it took
+    (0 when already done)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from staged_world import _raw_files
 
@@ -185,10 +199,11 @@ def _stage_global() -> float:
     wanted = {"version": STAGE_VERSION, "days": [d.isoformat() for d in _global_days()]}
     rt = open_runtime(_settings(GLOBAL_DIR), today=COLD_DAY + timedelta(days=90))
     if marker.exists() and json.loads(marker.read_text()) == wanted:
-        if rt.registry.current_version() is not None:
-            return 0.0
         with np.load(science._global_inputs()) as npz:
-            rt.registry.register(_reference_bundle(npz["static_land"].astype(bool)))
+            bundle = _reference_bundle(npz["static_land"].astype(bool), model)
+        if rt.registry.current_version() == bundle.version:
+            return 0.0
+        rt.registry.register(bundle)
         return time.perf_counter() - t0
     with np.load(science._global_inputs()) as npz:
         a = {k: npz[k] for k in npz.files}
@@ -206,7 +221,7 @@ def _stage_global() -> float:
             files = _raw_files(rt.store, source, day, data, 0, None)
             rt.store.write_staged(source, day, data, files, request={"benchmark": "operations"})
     marker.write_text(json.dumps(wanted))
-    rt.registry.register(_reference_bundle(a["static_land"].astype(bool)))
+    rt.registry.register(_reference_bundle(a["static_land"].astype(bool), model))
     return time.perf_counter() - t0
 
 
@@ -232,75 +247,96 @@ def _warm_predictor(data_dir: Path, region: str | None) -> tuple[float, bool]:
 
 # -- timing run_day's parts ---------------------------------------------------------------------
 class _Parts:
-    """Seconds per part of the current day, from wrappers around what ``run_day`` calls.
+    """Seconds per part of each day, from wrappers around what ``run_day`` calls.
 
-    A call made inside another timed call (``day_inputs`` of a cold start's spin-up inside
-    ``_state_before``) counts toward the outer one only. Every ``run_day`` starts a new day
-    (what ``backfill_days`` does before its first day is not a part of it); ``cpu`` is the
-    process's CPU time over the day (every thread).
+    Every ``_run_day`` or ``_compute_day`` (what ``run_day`` and ``backfill_days`` call for
+    each day) opens the day's bucket; a timed call adds to the bucket that was open when it
+    started, except the publish of day D, which runs on the backfill's background thread,
+    possibly after D+1 opened: it counts toward the day it publishes. A call made inside
+    another timed call of the same thread (``day_inputs`` of a cold start's spin-up inside
+    ``state_before``) counts toward the outer one only. ``cpu`` is the process's CPU time from
+    the day's start to its report (every thread: with the overlap it includes the next day's
+    start).
     """
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self._depth = 0
-        self._cpu0 = time.process_time()
+        self._bucket: dict[str, float] = defaultdict(float)
+        self._by_day: dict[date, tuple[dict[str, float], float]] = {}
+        self._local = threading.local()
 
-    def wrap(self, part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(
+        self, part: str, fn: Callable[..., Any], *, by_day: bool = False
+    ) -> Callable[..., Any]:
+        """``fn`` timed as ``part`` of the open day (``by_day``: of the day that is its first
+        argument, for calls that may run after the next day opened)."""
+
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            if self._depth:
+            depth = getattr(self._local, "depth", 0)
+            if depth:
                 return fn(*args, **kwargs)
-            self._depth += 1
+            own = self._by_day.get(args[0]) if by_day and args else None
+            bucket = self._bucket if own is None else own[0]
+            self._local.depth = depth + 1
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds[part] += time.perf_counter() - t0
-                self._depth -= 1
+                bucket[part] += time.perf_counter() - t0
+                self._local.depth = depth
 
         return timed
 
     def new_day(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn(rt, day, ...)`` opening ``day``'s bucket first (unless it is the open one)."""
+
         @functools.wraps(fn)
-        def day(*args: Any, **kwargs: Any) -> Any:
-            self.seconds = defaultdict(float)
-            self._cpu0 = time.process_time()
-            return fn(*args, **kwargs)
+        def day(rt: Any, the_day: date, *args: Any, **kwargs: Any) -> Any:
+            if self._by_day.get(the_day, (None,))[0] is not self._bucket:  # not open yet
+                self._bucket = defaultdict(float)
+                self._by_day[the_day] = (self._bucket, time.process_time())
+            return fn(rt, the_day, *args, **kwargs)
 
         return day
 
-    def take(self, total: float) -> dict[str, float]:
-        """This day's parts, ``other`` (the rest of ``total``), ``total`` and ``cpu``."""
-        out = {p: self.seconds.get(p, 0.0) for p in PARTS}
+    def take(self, day: date, total: float) -> dict[str, float]:
+        """``day``'s parts, ``other`` (the rest of ``total``), ``total`` and ``cpu``."""
+        bucket, cpu0 = self._by_day[day]
+        out = {p: bucket.get(p, 0.0) for p in PARTS}
         out["other"] = total - sum(out.values())
         out["total"] = total
-        out["cpu"] = time.process_time() - self._cpu0
+        out["cpu"] = time.process_time() - cpu0
         return out
 
 
-def _instrument(rt: Any) -> _Parts:
-    """Wrap the functions and methods ``smda.ops.run_day`` calls."""
-    from smda.ops import operations as ops
+MODULE_PARTS = {
+    "input_versions": "provenance",
+    "day_inputs": "inputs",
+    "state_before": "state D-1",
+    "step": "step",
+    "analysis_sd": "write",
+}
+"""What :mod:`smda.ops.days` calls for a day, by the part it is timed as."""
+
+
+def _instrument(rt: Any, patch: Callable[[Any, str, Any], None] = setattr) -> _Parts:
+    """Wrap the functions and methods ``smda.ops.days.run_day`` calls with ``patch`` (by
+    default for good: the benchmark child is a process of its own)."""
+    from smda.ops import days as ops
 
     parts = _Parts()
-    module = {
-        "input_versions": "provenance",
-        "day_inputs": "inputs",
-        "_state_before": "state D-1",
-        "step": "step",
-        "_uncertainty": "write",
-    }
-    for name, part in module.items():
-        setattr(ops, name, parts.wrap(part, getattr(ops, name)))
+    for name, part in MODULE_PARTS.items():
+        patch(ops, name, parts.wrap(part, getattr(ops, name)))
     methods = [
-        (rt.registry, "current", "model"),
-        (rt.chain, "write", "write"),
-        (rt.chain, "read", "publish"),  # run_day re-reads the state to publish it
-        (rt.publisher, "publish", "publish"),
+        (rt.registry, "current", "model", False),
+        (rt.chain, "write", "write", False),
+        (rt.chain, "read", "publish", True),  # the day's publish re-reads the state
+        (rt.publisher, "publish", "publish", True),
     ]
-    for obj, name, part in methods:
-        setattr(obj, name, parts.wrap(part, getattr(obj, name)))
-    ops.run_day = parts.new_day(ops.run_day)
+    for obj, name, part, by_day in methods:
+        patch(obj, name, parts.wrap(part, getattr(obj, name), by_day=by_day))
+    for name in ("_run_day", "_compute_day"):  # run_day loads the model before computing
+        patch(ops, name, parts.new_day(getattr(ops, name)))
     return parts
 
 
@@ -315,8 +351,7 @@ def _backfill_child(
     with ``run_day``, then ``backfill_days`` over the next ``n_days`` days (profiled into
     ``profile`` when given); report every day's parts, the backfill's wall time and VmHWM."""
     from smda.geo.grid import BBox
-    from smda.ops import DayRun, backfill_days, open_runtime
-    from smda.ops import operations as ops
+    from smda.ops import DayRun, backfill_days, open_runtime, run_day
 
     t0 = time.perf_counter()
     rt = open_runtime(
@@ -330,11 +365,13 @@ def _backfill_child(
     first = date.fromisoformat(cold)
     s0 = time.perf_counter()
     load = os.getloadavg()[0]
-    cold_run = ops.run_day(rt, first)
-    days = [{"day": cold, "status": cold_run.status, **parts.take(time.perf_counter() - s0)}]
+    cold_run = run_day(rt, first)
+    days = [{"day": cold, "status": cold_run.status, **parts.take(first, time.perf_counter() - s0)}]
 
     def progress(run: DayRun) -> None:
-        days.append({"day": run.day.isoformat(), "status": run.status, **parts.take(run.seconds)})
+        days.append(
+            {"day": run.day.isoformat(), "status": run.status, **parts.take(run.day, run.seconds)}
+        )
 
     profiler = cProfile.Profile() if profile is not None else None
     b0 = time.perf_counter()
@@ -455,9 +492,34 @@ def _print_run(label: str, run: dict[str, Any], *, every_day: bool = True) -> No
     _print_days(run, every_day)
 
 
-def main() -> None:
+USAGE = "usage: python -m benchmarks operations [--model=FILE]"
+
+
+def _model_option(argv: list[str]) -> Path | None:
+    """The ``--model=FILE`` of ``argv`` (the last one), None without it."""
+    unknown = [a for a in argv if not a.startswith("--model=")]
+    if unknown:
+        raise SystemExit(f"unknown option(s) {unknown}; {USAGE}")
+    given = [Path(a.removeprefix("--model=")) for a in argv]
+    model = given[-1] if given else None
+    if model is not None and not model.is_file():
+        raise SystemExit(f"--model={model}: no such file; give a LightGBM model text file")
+    return model
+
+
+def _describe(model: str) -> str:
+    """``500 trees × 63 leaves`` of a LightGBM model string."""
+    import lightgbm as lgb
+
+    dump = lgb.Booster(model_str=model).dump_model(num_iteration=1)
+    return f"{model.count('Tree=')} trees × {dump['tree_info'][0]['num_leaves']} leaves"
+
+
+def main(argv: list[str] | None = None) -> None:
+    model_file = _model_option(sys.argv[1:] if argv is None else argv)
+    model = model_file.read_text() if model_file is not None else None
     WORK.mkdir(parents=True, exist_ok=True)
-    staged_s = _stage_global()
+    staged_s = _stage_global(model)
     compile_s, compiled = _warm_predictor(GLOBAL_DIR, None)
     runs = [_child(GLOBAL_DIR, None, COLD_DAY, N_DAYS, None) for _ in range(REPEATS)]
     demo_staged_s = _stage_demo()
@@ -469,8 +531,10 @@ def main() -> None:
 
     print(f"\noperations benchmarks ({os.cpu_count()} cores, {THREADS} threads)")
     print(
-        f"global day (0.25°, 720 × 1440, {runs[0]['cells']} land cells), reference model"
-        " (500 trees × 63 leaves, tl2cgen); spin-up 1 day, the first day is a cold start"
+        f"global day (0.25°, 720 × 1440, {runs[0]['cells']} land cells), "
+        + (f"model {model_file}" if model_file else "reference model")
+        + f" ({_describe(model or _reference_model())}, tl2cgen); spin-up 1 day, the first day"
+        " is a cold start"
     )
     print(
         f"one-off: staged {len(_global_days())} days (+29 of MSWEP) "

@@ -19,7 +19,9 @@ the largest is the whole *universe*: the globe, or a 10° × 10° box with ``--q
   hyper-parameters (early stopping on 20 % of the cells, no DAgger round) on the twin's
   products over ``d`` days; the twin's generation of them is not timed.
 - **publishing**: :meth:`smda.storage.publish.Publisher.publish` (data COG, flags COG,
-  quick-look, STAC item and collection) of ``d`` consecutive days.
+  quick-look, STAC item and collection) of ``d`` consecutive days after one untimed warm-up
+  publish of the day before (the first publish of a process, which also loads GDAL's drivers
+  and matplotlib's fonts, is printed beside it).
 
 The day's model is the 500-tree reference model of :mod:`benchmarks.science` (``--quick``: the
 quick run's fit) unless ``--model=FILE`` names a LightGBM model file, e.g. the final model of
@@ -414,6 +416,8 @@ def report(m: dict[str, Any]) -> list[str]:
             ratio = f"{p.per_day / (per_cell_floor * p.cells):7.1f}"
             done = p.extra.get("sources", {})
             note = ("done at " if done else "") + ", ".join(f"{k} {v:.2f}" for k, v in done.items())
+            if "first_s" in p.extra:
+                note = f"first publish of the process {p.extra['first_s']:.2f} s (untimed)"
         lines.append(
             f"{p.part:11} {p.cells:7d} {p.days:5d} {p.seconds:9.4g} {p.per_day:8.4g}"
             f" {p.peak_mb:8.0f} {ratio:>7}  {note}"

@@ -1,0 +1,44 @@
+"""``python -m benchmarks operations``: its timing hooks time what a day of ``run_day`` and of
+``backfill_days`` really calls (a renamed function would leave a part at zero or fail)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from ops_runtime import RUN
+
+from benchmarks.operations import PARTS, _instrument, main
+from smda.ops import DayRun, Runtime, backfill_days, run_day
+
+
+def test_every_part_of_a_run_day_and_of_backfilled_days_is_timed(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = _instrument(rt, monkeypatch.setattr)
+    first = run_day(rt, RUN)
+    days = {RUN: parts.take(RUN, first.seconds)}
+
+    def progress(run: DayRun) -> None:
+        days[run.day] = parts.take(run.day, run.seconds)
+
+    runs = backfill_days(rt, RUN + timedelta(days=1), RUN + timedelta(days=2), progress=progress)
+
+    assert [r.status for r in (first, *runs)] == ["analysis"] * 3
+    assert sorted(days) == [RUN + timedelta(days=i) for i in range(3)]
+    for day, timed in days.items():
+        # the cold start's spin-up reads inputs inside state_before: counted there only
+        zero = {"model"} if day > RUN else set()
+        missing = [p for p in PARTS if p not in zero and timed[p] <= 0]
+        assert not missing, f"{day}: parts never timed: {missing}"
+        assert sum(timed[p] for p in PARTS) <= timed["total"] + 1e-6, timed
+
+
+def test_an_unknown_option_or_a_missing_model_file_is_refused_before_any_staging(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(SystemExit, match="unknown option"):
+        main(["--quick"])
+    with pytest.raises(SystemExit, match="no such file"):
+        main([f"--model={tmp_path / 'absent.txt'}"])
