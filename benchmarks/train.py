@@ -9,8 +9,8 @@ default :class:`smda.science.model.TrainConfig` (blocked CV, one DAgger round, e
 with its RMSE tolerance), and prints the wall and CPU seconds per step, the trees of every fold
 and the blocked CV skill (teacher-forced and free-running median R and ubRMSD against the
 label). ``--before`` also trains with the protocol ``smda train`` had before issue 14: no early
-stopping tolerance (every fit runs to the 1000-tree cap) and random-cell CV beside the blocked
-one (the rows are binned once in both). ``--set=NAME=VALUE`` (repeatable) trains instead with those
+stopping tolerance (every fit runs to the 1000-tree cap), 50 trees of patience and random-cell
+CV beside the blocked one (the rows are binned once in both). ``--set=NAME=VALUE`` (repeatable) trains instead with those
 fields of :class:`smda.science.bundle.HyperParams` changed (e.g. ``--set=learning_rate=0.1``), to
 weigh a cheaper protocol by its CV skill against the labels. The machine's load average is printed with the figures:
 the timings are only as quiet as the machine. The final model of the first protocol run is
@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> None:
         out = CACHE / "train" / "model-default.txt"
         print("\n".join(_run(store, "default protocol", TrainConfig(), out)), flush=True)
     if "--before" in args:
-        before = TrainConfig(hyper=HyperParams(early_stopping_min_delta=0.0), compare=("random",))
+        before = TrainConfig(
+            hyper=HyperParams(early_stopping_rounds=50, early_stopping_min_delta=0.0),
+            compare=("random",),
+        )
         print("\n".join(_run(store, "before issue 14", before)), flush=True)
 
 

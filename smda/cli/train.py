@@ -41,11 +41,17 @@ def train(
     max_rounds: Annotated[
         int, typer.Option(help="Most trees (early stopping ends sooner).")
     ] = 1000,
+    early_stopping_rounds: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Early stopping: trees in a row without an improvement that end a fit."
+        ),
+    ] = 20,
     min_delta: Annotated[
         float,
         typer.Option(
-            help="Early stopping: smallest drop of the held-out RMSE (m3 m-3) over 50 trees "
-            "that keeps training (0: any drop)."
+            help="Early stopping: smallest drop of the held-out RMSE (m3 m-3) over "
+            "--early-stopping-rounds trees that keeps training (0: any drop)."
         ),
     ] = 1e-4,
     dagger_rounds: Annotated[
@@ -108,6 +114,7 @@ def train(
             num_leaves=num_leaves,
             min_data_in_leaf=min_data_in_leaf,
             max_rounds=max_rounds,
+            early_stopping_rounds=early_stopping_rounds,
             early_stopping_min_delta=min_delta,
             num_threads=threads,
         ),

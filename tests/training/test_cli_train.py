@@ -84,3 +84,24 @@ def test_nothing_staged(env: Path) -> None:
     assert f"smda fetch era5 --start 2015-05-02 --end 2015-06-15 --region={REGION}" in text
     assert f"smda fetch gldas --start 2015-05-01 --end 2015-06-15 --region={REGION}" in text
     assert not (env / "models").exists()
+
+
+def test_the_hyper_parameter_options_default_to_the_models_defaults() -> None:
+    import inspect
+
+    from smda.science.bundle import HyperParams
+
+    options = inspect.signature(train).parameters
+    default = HyperParams()
+    fields = {
+        "learning_rate": "learning_rate",
+        "num_leaves": "num_leaves",
+        "min_data_in_leaf": "min_data_in_leaf",
+        "max_rounds": "max_rounds",
+        "early_stopping_rounds": "early_stopping_rounds",
+        "min_delta": "early_stopping_min_delta",
+        "threads": "num_threads",
+    }
+    assert {o: options[o].default for o in fields} == {
+        o: getattr(default, f) for o, f in fields.items()
+    }
