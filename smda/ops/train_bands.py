@@ -17,12 +17,21 @@ the bundle and the gain use, and which land cells have a label on a target day.
 
 The client then holds per-pixel summaries (no time axis) and, through :func:`kept_series`, the
 label and SMAP series of the sampled cells only; the CDF-table tasks read their band's file.
+
+A global year's band files take ~3 GB per period and input version, so the folders do not pile
+up: each merge marks its folder as used, and once it has finished it removes the region's other
+key folders that no training used for :data:`STALE_AFTER` (:func:`prune_label_folders`; a
+training running beside it uses a younger one). A re-run of an older period merges again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import shutil
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -40,7 +49,18 @@ from smda.storage.atomic import atomic_path
 from smda.storage.iolock import HDF5_IO
 from smda.storage.store import Store
 
-__all__ = ["TC_FIELDS", "BandLabels", "Labels", "kept_series", "merge_band", "merge_bands"]
+__all__ = [
+    "STALE_AFTER",
+    "TC_FIELDS",
+    "BandLabels",
+    "Labels",
+    "kept_series",
+    "merge_band",
+    "merge_bands",
+    "prune_label_folders",
+]
+
+LOG = logging.getLogger(__name__)
 
 Mask = npt.NDArray[np.bool_]
 F32 = npt.NDArray[np.float32]
@@ -80,6 +100,38 @@ class Labels:
     flag: xr.DataArray
     tc: xr.Dataset
     labelled: Mask
+
+
+STALE_AFTER = 86_400.0
+"""Seconds after its last use at which another training's label folder is removed."""
+
+
+def prune_label_folders(
+    work: Path, keep: Path, *, stale_after: float = STALE_AFTER, now: float | None = None
+) -> list[Path]:
+    """Remove the key folders under ``work`` other than ``keep`` whose last use (their mtime:
+    a merge marks its folder, and every band file written into it renews it) is more than
+    ``stale_after`` seconds before ``now``; the folders removed. A folder half removed by an
+    interruption holds whole band files only (each was written atomically): a later merge of
+    its key recomputes the missing bands."""
+    now = time.time() if now is None else now
+    removed = []
+    for folder in sorted(work.iterdir()) if work.is_dir() else []:
+        if folder == keep or not folder.is_dir():
+            continue
+        try:
+            idle = now - folder.stat().st_mtime
+        except FileNotFoundError:  # removed by another training meanwhile
+            continue
+        if idle > stale_after:
+            size = sum(f.stat().st_size for f in folder.glob("*") if f.is_file())
+            shutil.rmtree(folder, ignore_errors=True)
+            LOG.info(
+                "removed the label bands %s (%.0f MB), unused for %.0f h",
+                folder, size / 2**20, idle / 3600,
+            )  # fmt: skip
+            removed.append(folder)
+    return removed
 
 
 def _key(hashes: dict[str, str], settings: dict[str, Any]) -> str:
@@ -151,6 +203,8 @@ def merge_bands(
     }  # fmt: skip
     work = work_dir or store.root / "work" / store.region / "train-labels"
     folder = work / _key(hashes, settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)  # in use: another training's pruning leaves it alone
     land = np.asarray(static["land"].values, dtype=bool)
     futures = [
         client.submit(
@@ -168,6 +222,7 @@ def merge_bands(
         for rows in bands
     ]
     parts: list[BandLabels] = client.gather(futures)
+    prune_label_folders(work, folder)
     labelled = require_labels(np.concatenate([p.labelled for p in parts]), days)
     coords = {"lat": static["lat"].values, "lon": static["lon"].values}
     tc = xr.concat([p.tc for p in parts], dim="lat").assign_coords(coords)

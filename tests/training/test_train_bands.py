@@ -4,6 +4,8 @@ gets the kept cells' series and per-pixel summaries only."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,13 @@ import xarray as xr
 from distributed import Client
 from training_helpers import END, MIN_N, START
 
-from smda.ops.train_bands import TC_FIELDS, kept_series, merge_bands
+from smda.ops.train_bands import (
+    STALE_AFTER,
+    TC_FIELDS,
+    kept_series,
+    merge_bands,
+    prune_label_folders,
+)
 from smda.ops.train_data import input_hashes, label_instrument, labelled_cells, merge
 from smda.ops.train_scale import row_bands
 from smda.ops.train_summary import label_summary, tc_summary
@@ -91,3 +99,25 @@ def test_band_files_are_reused_for_the_same_inputs_only(
     changed = _bands(client, store, tmp_path, {**hashes, "staged/smap": "another file"})
     assert changed.bands[0].path.parent != first.bands[0].path.parent
     assert not list(tmp_path.rglob("*.part"))  # written atomically, nothing left over
+
+
+def test_a_merge_removes_the_label_folders_no_training_used_for_a_day(
+    client: Client, store: Store, tmp_path: Path
+) -> None:
+    stale, young = tmp_path / ("0" * 24), tmp_path / ("1" * 24)
+    for folder, idle in ((stale, STALE_AFTER + 3600), (young, 3600)):
+        folder.mkdir()
+        (folder / "rows-00000-00001.nc").write_bytes(b"a band")
+        then = time.time() - idle
+        os.utime(folder, (then, then))
+    hashes = input_hashes(store, PRODUCTS, START, END, FeatureSpec().history_days)
+    labels = _bands(client, store, tmp_path, hashes)
+    current = labels.bands[0].path.parent
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([current.name, young.name])
+    # a merge that reuses a folder marks it as used, however old its files
+    old = time.time() - 2 * STALE_AFTER
+    os.utime(current, (old, old))
+    _bands(client, store, tmp_path, hashes)
+    assert current.stat().st_mtime > time.time() - 600
+    assert prune_label_folders(tmp_path, young, now=time.time() + 2 * STALE_AFTER) == [current]
+    assert [p.name for p in tmp_path.iterdir()] == [young.name]
