@@ -64,6 +64,8 @@ SEA_COLOUR = "#d9d9d9"
 NO_DATA_COLOUR = "#7f7f7f"
 """Colour of land cells without an analysis (dark grey)."""
 DPI = 100
+PNG_LEVEL = 3
+"""zlib compression level of the PNGs."""
 _MAP_PIXELS = (1440, 720)  # the largest map panel (width, height) in pixels: the globe at 1 px/cell
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 150, 64, 44  # margins (pixels): ticks, colour bar, title
 _MIN_HEIGHT = 320  # figure height at least (pixels), so that the colour bar stays readable
@@ -166,7 +168,15 @@ def _subtitle(state: xr.Dataset) -> str:
 def save_png(fig: Figure, out: Path | str) -> Path:
     """Write ``fig`` as a PNG at ``out`` atomically (no software/timestamp metadata)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    # zlib level 3: the global quick-look is as small as at the default 6 (1.19 against
+    # 1.22 MB) and encodes in 70 % of the time
+    fig.savefig(
+        buffer,
+        format="png",
+        dpi=DPI,
+        metadata={"Software": None},
+        pil_kwargs={"compress_level": PNG_LEVEL},
+    )
     target = Path(out)
     atomic_write_bytes(target, buffer.getvalue())
     return target
