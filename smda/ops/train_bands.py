@@ -102,8 +102,10 @@ class Labels:
     labelled: Mask
 
 
-STALE_AFTER = 86_400.0
-"""Seconds after its last use at which another training's label folder is removed."""
+STALE_AFTER = 7 * 86_400.0
+"""Seconds after its last use at which another training's label folder is removed: a week, so
+that a training running beside (whose CDF tables read its band files long after its merge) is
+never robbed of them."""
 
 
 def prune_label_folders(

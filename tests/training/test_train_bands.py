@@ -101,11 +101,11 @@ def test_band_files_are_reused_for_the_same_inputs_only(
     assert not list(tmp_path.rglob("*.part"))  # written atomically, nothing left over
 
 
-def test_a_merge_removes_the_label_folders_no_training_used_for_a_day(
+def test_a_merge_removes_the_label_folders_no_training_used_for_a_week(
     client: Client, store: Store, tmp_path: Path
 ) -> None:
     stale, young = tmp_path / ("0" * 24), tmp_path / ("1" * 24)
-    for folder, idle in ((stale, STALE_AFTER + 3600), (young, 3600)):
+    for folder, idle in ((stale, STALE_AFTER + 3600), (young, STALE_AFTER - 3600)):
         folder.mkdir()
         (folder / "rows-00000-00001.nc").write_bytes(b"a band")
         then = time.time() - idle
