@@ -101,6 +101,29 @@ def test_corrupt_bundle_and_pointer(registry: ModelRegistry, bundle: ModelBundle
         registry.current_version()
 
 
+def test_a_bundle_is_read_once_per_version_of_its_files(
+    registry: ModelRegistry, bundle: ModelBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = registry.register(bundle)
+    reads: list[Path] = []
+
+    def counted(folder: Path) -> ModelBundle:
+        reads.append(folder)
+        return from_files(folder)
+
+    monkeypatch.setattr(registry_module, "from_files", counted)
+    first = registry.current()
+    again = ModelRegistry(registry.root).current()  # another runtime of the same process
+    assert again is first and len(reads) == 1
+    # a changed file is read (and checked) again
+    meta = json.loads((path / "bundle.json").read_text())
+    meta["hyper"]["num_leaves"] = 255
+    (path / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(MalformedFile, match=r"is corrupt .*hashes to"):
+        registry.current()
+    assert len(reads) == 2
+
+
 def test_predictor_compiled_matches_native(registry: ModelRegistry, bundle: ModelBundle) -> None:
     pytest.importorskip("tl2cgen")
     rows = _rows(bundle)
