@@ -1,7 +1,7 @@
 """Run benchmarks and print their figures: ``python -m benchmarks [name ...] [--quick]``.
 
-Without names every benchmark but ``scale`` and ``train`` runs (``scale`` takes ~10 minutes on
-2 cores: name it; ``--quick`` gives it a tiny configuration; ``train`` trains on a staged
+Without names every benchmark but ``scale`` and ``train`` runs (``scale`` takes ~3 minutes on
+2 cores once its global files are made, longer the first time: name it; ``--quick`` gives it a tiny configuration; ``train`` trains on a staged
 region-year: name it, ``--before`` adds the protocol before issue 14, ``--data=DIR`` a store
 already staged; ``train-memory`` the scaled training's memory against the region's size;
 ``operations --model=FILE`` steps the global days with any LightGBM model file).

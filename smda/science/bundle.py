@@ -62,7 +62,7 @@ class HyperParams:
     """Upper bound on the number of trees (early stopping usually ends sooner)."""
     early_stopping_rounds: int = 20
     """Trees in a row without an improvement that end a fit. 20 rather than 50: on the
-    10° × 10° region-year the default protocol then takes 179 s instead of 227 s on 2 cores, at
+    10° × 10° region-year the default protocol then takes 172–179 s instead of 227 s on 2 cores, at
     a blocked-CV skill within 0.001 of R (README, "What it costs")."""
     early_stopping_min_delta: float = 1e-4
     """Smallest drop of the early-stopping cells' RMSE (m3 m-3) that counts as an improvement:
