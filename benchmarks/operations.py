@@ -495,18 +495,6 @@ def _print_run(label: str, run: dict[str, Any], *, every_day: bool = True) -> No
 USAGE = "usage: python -m benchmarks operations [--model=FILE]"
 
 
-def _model_option(argv: list[str]) -> Path | None:
-    """The ``--model=FILE`` of ``argv`` (the last one), None without it."""
-    unknown = [a for a in argv if not a.startswith("--model=")]
-    if unknown:
-        raise SystemExit(f"unknown option(s) {unknown}; {USAGE}")
-    given = [Path(a.removeprefix("--model=")) for a in argv]
-    model = given[-1] if given else None
-    if model is not None and not model.is_file():
-        raise SystemExit(f"--model={model}: no such file; give a LightGBM model text file")
-    return model
-
-
 def _describe(model: str) -> str:
     """``500 trees × 63 leaves`` of a LightGBM model string."""
     import lightgbm as lgb
@@ -516,7 +504,7 @@ def _describe(model: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    model_file = _model_option(sys.argv[1:] if argv is None else argv)
+    model_file = science.model_option(sys.argv[1:] if argv is None else argv, USAGE)
     model = model_file.read_text() if model_file is not None else None
     WORK.mkdir(parents=True, exist_ok=True)
     staged_s = _stage_global(model)

@@ -550,13 +550,7 @@ USAGE = "usage: python -m benchmarks scale [--quick] [--model=FILE]"
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    unknown = [a for a in args if a != "--quick" and not a.startswith("--model=")]
-    if unknown:
-        raise SystemExit(f"unknown option(s) {unknown}; {USAGE}")
-    given = [Path(a.removeprefix("--model=")) for a in args if a.startswith("--model=")]
-    model = given[-1] if given else None
-    if model is not None and not model.is_file():
-        raise SystemExit(f"--model={model}: no such file; give a LightGBM model text file")
+    model = science.model_option(args, USAGE, flags=("--quick",))
     config = QUICK if "--quick" in args else FULL
     print("\n".join(report(measure(config, model))))
 

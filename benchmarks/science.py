@@ -259,6 +259,25 @@ def _step_child(inputs: str, bundle_dir: str, compiled: bool) -> dict[str, float
     return {"load_s": t1 - t0, "step_s": float(np.median(times)), "peak_mb": _peak_rss_mb()}
 
 
+def model_option(argv: list[str], usage: str, flags: tuple[str, ...] = ()) -> Path | None:
+    """The ``--model=FILE`` of a benchmark's ``argv`` (the last one; None without it), the
+    other options being ``flags``.
+
+    Raises
+    ------
+    SystemExit
+        On any other option, or when FILE is not a file.
+    """
+    unknown = [a for a in argv if a not in flags and not a.startswith("--model=")]
+    if unknown:
+        raise SystemExit(f"unknown option(s) {unknown}; {usage}")
+    given = [Path(a.removeprefix("--model=")) for a in argv if a.startswith("--model=")]
+    model = given[-1] if given else None
+    if model is not None and not model.is_file():
+        raise SystemExit(f"--model={model}: no such file; give a LightGBM model text file")
+    return model
+
+
 def _peak_rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
