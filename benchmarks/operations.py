@@ -19,8 +19,10 @@
    ``run_day`` makes (timed by wrapping them, :class:`_Parts`): input provenance, reading the
    inputs, the state of D−1, the cycle step, the state write (with the uncertainty), publishing
    (re-reading the state, COG + STAC), and the rest. The backfill publishes each day while the
-   next one steps (:mod:`smda.ops.overlap`), so a day's parts overlap the next day's and the
-   backfill's wall time per day, not the sum of the parts, is its cost. Peak resident memory is
+   next one steps (:mod:`smda.ops.overlap`) and reads the next day's inputs while one steps
+   (:mod:`smda.ops.readahead`: those reads are the ``inputs`` of the next day and its
+   ``ahead`` column, made before its ``total`` began), so a day's parts overlap its neighbours'
+   and the backfill's wall time per day, not the sum of the parts, is its cost. Peak resident memory is
    VmHWM.
    Targets: ≤ 5 s and ≤ 4 GB per global day; a backfill ≥ 10 global days per minute.
 2. **Demo-region backfill** (the twin's 10° × 10° demo region, 1600 cells): ~60 days staged
@@ -76,7 +78,7 @@ DEMO_DAYS = 30
 DEMO_COLD = date(2015, 5, 1)
 """Cold-start day of the demo backfill, which then runs the next :data:`DEMO_DAYS` days."""
 PARTS = ("model", "provenance", "inputs", "state D-1", "step", "write", "publish")
-COLUMNS = (*PARTS, "other", "total", "cpu")
+COLUMNS = (*PARTS, "other", "total", "cpu", "ahead")
 STAGE_VERSION = 1
 """Bump to re-stage the global days (the layout written by :func:`_stage_global` changed)."""
 
@@ -252,7 +254,10 @@ class _Parts:
     Every ``_run_day`` or ``_compute_day`` (what ``run_day`` and ``backfill_days`` call for
     each day) opens the day's bucket; a timed call adds to the bucket that was open when it
     started, except the publish of day D, which runs on the backfill's background thread,
-    possibly after D+1 opened: it counts toward the day it publishes. A call made inside
+    possibly after D+1 opened: it counts toward the day it publishes; and the inputs of D+1,
+    read on the backfill's read-ahead thread while D steps (before D+1 opens): they count
+    toward D+1 as ``inputs`` and as ``ahead``, the part of its parts spent before its own
+    start (outside its ``total``, so ``other`` leaves it out). A call made inside
     another timed call of the same thread (``day_inputs`` of a cold start's spin-up inside
     ``state_before``) counts toward the outer one only. ``cpu`` is the process's CPU time from
     the day's start to its report (every thread: with the overlap it includes the next day's
@@ -262,13 +267,16 @@ class _Parts:
     def __init__(self) -> None:
         self._bucket: dict[str, float] = defaultdict(float)
         self._by_day: dict[date, tuple[dict[str, float], float]] = {}
+        self._early: dict[date, dict[str, float]] = {}  # read ahead, before the day opened
+        self._ahead: dict[date, float] = defaultdict(float)
         self._local = threading.local()
 
     def wrap(
-        self, part: str, fn: Callable[..., Any], *, by_day: bool = False
+        self, part: str, fn: Callable[..., Any], *, by_day: bool = False, ahead: bool = False
     ) -> Callable[..., Any]:
         """``fn`` timed as ``part`` of the open day (``by_day``: of the day that is its first
-        argument, for calls that may run after the next day opened)."""
+        argument, for calls that may run after the next day opened; ``ahead``: of the day that
+        is its second argument, a read ahead made before that day opens)."""
 
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -277,12 +285,16 @@ class _Parts:
                 return fn(*args, **kwargs)
             own = self._by_day.get(args[0]) if by_day and args else None
             bucket = self._bucket if own is None else own[0]
+            if ahead:
+                bucket = self._early.setdefault(args[1], defaultdict(float))
             self._local.depth = depth + 1
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
                 bucket[part] += time.perf_counter() - t0
+                if ahead:
+                    self._ahead[args[1]] += time.perf_counter() - t0
                 self._local.depth = depth
 
         return timed
@@ -293,17 +305,19 @@ class _Parts:
         @functools.wraps(fn)
         def day(rt: Any, the_day: date, *args: Any, **kwargs: Any) -> Any:
             if self._by_day.get(the_day, (None,))[0] is not self._bucket:  # not open yet
-                self._bucket = defaultdict(float)
+                self._bucket = self._early.pop(the_day, None) or defaultdict(float)
                 self._by_day[the_day] = (self._bucket, time.process_time())
             return fn(rt, the_day, *args, **kwargs)
 
         return day
 
     def take(self, day: date, total: float) -> dict[str, float]:
-        """``day``'s parts, ``other`` (the rest of ``total``), ``total`` and ``cpu``."""
+        """``day``'s parts, ``other`` (the rest of ``total``), ``total``, ``cpu`` and
+        ``ahead`` (its inputs read ahead, before ``total`` began)."""
         bucket, cpu0 = self._by_day[day]
         out = {p: bucket.get(p, 0.0) for p in PARTS}
-        out["other"] = total - sum(out.values())
+        out["ahead"] = self._ahead.get(day, 0.0)
+        out["other"] = total - sum(out[p] for p in PARTS) + out["ahead"]
         out["total"] = total
         out["cpu"] = time.process_time() - cpu0
         return out
@@ -323,10 +337,12 @@ def _instrument(rt: Any, patch: Callable[[Any, str, Any], None] = setattr) -> _P
     """Wrap the functions and methods ``smda.ops.days.run_day`` calls with ``patch`` (by
     default for good: the benchmark child is a process of its own)."""
     from smda.ops import days as ops
+    from smda.ops import readahead
 
     parts = _Parts()
     for name, part in MODULE_PARTS.items():
         patch(ops, name, parts.wrap(part, getattr(ops, name)))
+    patch(readahead, "day_inputs", parts.wrap("inputs", readahead.day_inputs, ahead=True))
     methods = [
         (rt.registry, "current", "model", False),
         (rt.chain, "write", "write", False),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -27,12 +27,14 @@ from smda.errors import MalformedFile, SmdaError
 from smda.ops.dayrun import DayRun, analysis_sd, computed_run, round_or_none
 from smda.ops.mending import broken_link, days_to_recompute, mend_chain
 from smda.ops.overlap import PublishAhead
+from smda.ops.readahead import ReadAhead
 from smda.ops.runtime import Runtime
 from smda.science.bundle import ModelBundle, Predict
-from smda.science.cycle import CycleResult, cold_start, step
+from smda.science.cycle import CycleResult, DayInputs, cold_start, step
 from smda.storage.chain import StateMissing
 from smda.storage.inputs import (
     MissingInputs,
+    check_inputs,
     day_inputs,
     input_versions,
     missing_inputs,
@@ -45,7 +47,6 @@ __all__ = [
     "DayRun",
     "backfill_days",
     "broken_link",
-    "check_inputs",
     "commit_day",
     "days_to_recompute",
     "mend_chain",
@@ -188,10 +189,12 @@ def _compute_day(
     predict: Predict | None,
     started: float,
     before_writing: Callable[[], None] = lambda: None,
+    ahead: ReadAhead | None = None,
 ) -> Callable[[], DayRun]:
     """Step and commit ``day`` (or skip it, :func:`run_day`); return what finishes it: the
     publishing of the committed day, or the skipped day's :class:`DayRun`. ``before_writing``
-    runs before anything is written (a backfill waits there for the previous day's publish)."""
+    runs before anything is written (a backfill waits there for the previous day's publish);
+    ``ahead`` gives the inputs read ahead and reads the next day's while this one steps."""
     prov = provenance_of(rt, day, bundle)
     if not force and rt.chain.has(day) and same_provenance(rt, day, prov, bundle):
         before_writing()
@@ -206,7 +209,10 @@ def _compute_day(
             state=rt.chain.location(day),
         )
         return lambda: skipped
-    result = _step_day(rt, day, bundle, predict, prov)
+    inputs = ahead.take(day, prov["inputs"]) if ahead is not None else None
+    if ahead is not None:
+        ahead.start(day + timedelta(days=1))
+    result = _step_day(rt, day, bundle, predict, prov, inputs)
     before_writing()
     return _persist(rt, result, bundle, prov, started=started)
 
@@ -247,10 +253,13 @@ def _step_day(
     bundle: ModelBundle,
     predict: Predict | None,
     prov: dict[str, Any],
+    inputs: DayInputs | None = None,
 ) -> CycleResult:
-    """Forecast and nudge ``day`` from the state of D−1 (read, repaired or cold-started);
-    ``prov["state_before"]`` is set to the digest of the D−1 actually stepped from."""
-    inputs = day_inputs(rt.store, day, bundle.spec.history_days)  # MissingInputs says what to fetch
+    """Forecast and nudge ``day`` from the state of D−1 (read, repaired or cold-started) with
+    its staged ``inputs`` (read here when not given); ``prov["state_before"]`` is set to the
+    digest of the D−1 actually stepped from."""
+    if inputs is None:  # MissingInputs says what to fetch
+        inputs = day_inputs(rt.store, day, bundle.spec.history_days)
     predict = predict or rt.registry.predictor(bundle)
     state = state_before(rt, day, bundle, predict)
     if prov["state_origin"] == "chain":  # a repair of D−1 may have rewritten it
@@ -348,6 +357,7 @@ def backfill_days(
     Each day is published on a background thread while the next one steps
     (:mod:`smda.ops.overlap`): the same bytes, commits and ``progress`` calls in the same order,
     and the same error on a failed publish (the day after it is stepped but not committed).
+    The next day's inputs are read on another while a day steps (:mod:`smda.ops.readahead`).
     """
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
@@ -356,7 +366,8 @@ def backfill_days(
         predict = rt.registry.predictor(bundle)
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
         if force:  # every input first: a forced run must not withdraw days it cannot redo
-            check_inputs(rt, [*days, *(d for d in rt.chain.days() if d > end)], bundle)
+            later = [d for d in rt.chain.days() if d > end]
+            check_inputs(rt.store, [*days, *later], bundle.spec.history_days)
         runs: list[DayRun] = []
 
         def done(run: DayRun) -> None:
@@ -364,7 +375,10 @@ def backfill_days(
             if progress is not None:
                 progress(run)
 
-        with PublishAhead(done) as ahead:  # day D publishes while D+1 steps
+        with (
+            PublishAhead(done) as ahead,  # day D publishes while D+1 steps
+            ReadAhead(rt.store, bundle.spec.history_days, until=end) as reads,
+        ):
 
             def one(day: date, *, forced: bool) -> None:
                 started = time.perf_counter()
@@ -376,6 +390,7 @@ def backfill_days(
                     predict=predict,
                     started=started,
                     before_writing=ahead.drain,
+                    ahead=reads,
                 )
                 ahead.submit(finish)
 
@@ -386,28 +401,6 @@ def backfill_days(
             for day in days:
                 one(day, forced=force)
             ahead.drain()
+            reads.until = None  # mending steps the invalidated days after ``end`` in order
             mend_chain(rt, runs, end, mend)
         return runs
-
-
-def check_inputs(rt: Runtime, days: Sequence[date], bundle: ModelBundle) -> None:
-    """Check that the inputs of ``days`` are staged and intact, before anything is changed.
-
-    Raises
-    ------
-    smda.storage.inputs.MissingInputs
-        An input is not staged (the message gives the fetch commands).
-    smda.storage.integrity.CorruptFile
-        A staged input does not match its ledger record.
-    """
-    history = bundle.spec.history_days
-    missing: list[tuple[str, date | None]] = list(
-        dict.fromkeys(m for d in days for m in missing_inputs(rt.store, d, history))
-    )
-    if missing:
-        raise MissingInputs(missing_message(rt.store, missing, "the forced re-run"), missing)
-    sources = {("era5", d) for d in days} | {("smap", d) for d in days}
-    sources |= {("mswep", d - timedelta(days=i)) for d in days for i in range(history)}
-    for source, day in sorted(sources):
-        if source != "smap" or rt.store.ledger(source).get(day) is not None:
-            rt.store.verified_path(source, day)

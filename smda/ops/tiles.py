@@ -44,7 +44,6 @@ import xarray as xr
 from smda import __version__
 from smda.ops.days import (
     DayRun,
-    check_inputs,
     commit_day,
     mend_chain,
     provenance,
@@ -58,6 +57,7 @@ from smda.ops.tile import FIELDS, TileJob, TileOutcome, advance_tile, digest, lo
 from smda.science.bundle import ModelBundle, Predict
 from smda.science.cycle import CycleResult
 from smda.storage.chain import canonical_provenance
+from smda.storage.inputs import check_inputs
 from smda.storage.objects import Files
 
 if TYPE_CHECKING:
@@ -274,7 +274,8 @@ def tiled_backfill(
 
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
         if force:  # every input first: a forced run must not withdraw days it cannot redo
-            check_inputs(rt, [*days, *(d for d in rt.chain.days() if d > end)], bundle)
+            later = [d for d in rt.chain.days() if d > end]
+            check_inputs(rt.store, [*days, *later], bundle.spec.history_days)
         days = days[_first_to_compute(rt, days, bundle, force=force, one=one) :]
         if days:
             _advance(rt, days, bundle, predict, client, out, progress, tile_cells, block_days)

@@ -49,6 +49,7 @@ __all__ = [
     "REQUIRED_DAILY",
     "STATIC",
     "MissingInputs",
+    "check_inputs",
     "day_inputs",
     "input_versions",
     "load_era5",
@@ -143,6 +144,28 @@ def missing_message(store: Store, missing: Sequence[tuple[str, date | None]], wh
 def _raise_missing(store: Store, missing: Sequence[tuple[str, date | None]], what: str) -> None:
     if missing:
         raise MissingInputs(missing_message(store, missing, what), list(missing))
+
+
+def check_inputs(store: Store, days: Sequence[date], history_days: int) -> None:
+    """Check that the inputs of ``days`` are staged and intact, before anything is changed
+    (a forced re-run must not withdraw days it cannot redo).
+
+    Raises
+    ------
+    MissingInputs
+        An input is not staged (the message gives the fetch commands).
+    smda.storage.integrity.CorruptFile
+        A staged input does not match its ledger record.
+    """
+    missing: list[tuple[str, date | None]] = list(
+        dict.fromkeys(m for d in days for m in missing_inputs(store, d, history_days))
+    )
+    _raise_missing(store, missing, "the forced re-run")
+    sources = {("era5", d) for d in days} | {("smap", d) for d in days}
+    sources |= {("mswep", d - timedelta(days=i)) for d in days for i in range(history_days)}
+    for source, day in sorted(sources):
+        if source != "smap" or store.ledger(source).get(day) is not None:
+            store.verified_path(source, day)
 
 
 # -- reading ------------------------------------------------------------------------------------
