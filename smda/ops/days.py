@@ -22,6 +22,8 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
+import xarray as xr
+
 from smda import __version__
 from smda.errors import MalformedFile, SmdaError
 from smda.ops.dayrun import DayRun, analysis_sd, computed_run, round_or_none
@@ -194,7 +196,8 @@ def _compute_day(
     """Step and commit ``day`` (or skip it, :func:`run_day`); return what finishes it: the
     publishing of the committed day, or the skipped day's :class:`DayRun`. ``before_writing``
     runs before anything is written (a backfill waits there for the previous day's publish);
-    ``ahead`` gives the inputs read ahead and reads the next day's while this one steps."""
+    ``ahead`` gives the inputs read ahead and the analysis of D−1 kept in memory, reads the
+    next day's inputs while this one steps and keeps this day's analysis."""
     prov = provenance_of(rt, day, bundle)
     if not force and rt.chain.has(day) and same_provenance(rt, day, prov, bundle):
         before_writing()
@@ -209,12 +212,16 @@ def _compute_day(
             state=rt.chain.location(day),
         )
         return lambda: skipped
-    inputs = ahead.take(day, prov["inputs"]) if ahead is not None else None
+    inputs = state = None
     if ahead is not None:
+        inputs, state = ahead.take(day, prov["inputs"]), ahead.state_before(day)
         ahead.start(day + timedelta(days=1))
-    result = _step_day(rt, day, bundle, predict, prov, inputs)
+    result = _step_day(rt, day, bundle, predict, prov, inputs, state)
     before_writing()
-    return _persist(rt, result, bundle, prov, started=started)
+    finish = _persist(rt, result, bundle, prov, started=started)
+    if ahead is not None:
+        ahead.keep(day, result.analysis)
+    return finish
 
 
 def commit_day(
@@ -254,14 +261,16 @@ def _step_day(
     predict: Predict | None,
     prov: dict[str, Any],
     inputs: DayInputs | None = None,
+    state: xr.DataArray | None = None,
 ) -> CycleResult:
-    """Forecast and nudge ``day`` from the state of D−1 (read, repaired or cold-started) with
-    its staged ``inputs`` (read here when not given); ``prov["state_before"]`` is set to the
-    digest of the D−1 actually stepped from."""
+    """Forecast and nudge ``day`` from ``state``, the analysis of D−1 (when not given: read,
+    repaired or cold-started) with its staged ``inputs`` (read here when not given);
+    ``prov["state_before"]`` is set to the digest of the D−1 actually stepped from."""
     if inputs is None:  # MissingInputs says what to fetch
         inputs = day_inputs(rt.store, day, bundle.spec.history_days)
     predict = predict or rt.registry.predictor(bundle)
-    state = state_before(rt, day, bundle, predict)
+    if state is None:
+        state = state_before(rt, day, bundle, predict)
     if prov["state_origin"] == "chain":  # a repair of D−1 may have rewritten it
         prov["state_before"] = rt.chain.digest(day - timedelta(days=1))
     return step(state, inputs, bundle, gain=rt.gain, predict=predict)

@@ -1,10 +1,12 @@
-"""Reading the next day's inputs while this one steps: :class:`ReadAhead`, for a backfill.
+"""What the next day of a backfill needs, ready before it steps: :class:`ReadAhead`.
 
 A one-process backfill (:func:`smda.ops.days.backfill_days`) steps its days in order, and a
 day's staged inputs (ERA5 of D, the MSWEP window, SMAP, the static fields) do not depend on
 the day before. So while day D steps, one background thread reads the inputs of D+1 (netCDF-C
 decompresses outside the GIL; the reads are serialised by :data:`smda.storage.iolock.HDF5_IO`
-as every read is). What the serial loop guarantees is kept:
+as every read is). And D's analysis, once committed, is kept in memory for D+1 to step from,
+instead of being read back from the state chain (the float32 values the state file holds).
+What the serial loop guarantees is kept:
 
 - **the same bytes**: a read ahead is used only when the day's input versions (the ledger
   records its provenance names) are the ones it was read under; otherwise (a fetch re-staged a
@@ -22,9 +24,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 from types import TracebackType
 from typing import Any
+
+import numpy as np
+import xarray as xr
 
 from smda.science.cycle import DayInputs
 from smda.storage.inputs import day_inputs, input_versions
@@ -57,6 +62,7 @@ class ReadAhead:
         self.until = until
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
         self._pending: tuple[date, Future[tuple[Mapping[str, Any], DayInputs]]] | None = None
+        self._kept: tuple[date, xr.DataArray] | None = None
         self.used = 0
         """Days whose inputs came from a read ahead (for logs and benchmarks)."""
 
@@ -89,6 +95,15 @@ class ReadAhead:
             return None
         self.used += 1
         return inputs
+
+    def keep(self, day: date, analysis: xr.DataArray) -> None:
+        """Keep the analysis of ``day``, just committed to the chain, for the next day."""
+        self._kept = (day, analysis.astype(np.float32))  # as the state file stores it
+
+    def state_before(self, day: date) -> xr.DataArray | None:
+        """The analysis kept for the day before ``day``, or None (read it from the chain)."""
+        kept, self._kept = self._kept, None
+        return kept[1] if kept is not None and kept[0] == day - timedelta(days=1) else None
 
     def _drop(self) -> None:
         """Forget the read in flight (cancelled if it has not begun; a read that has runs on,

@@ -70,6 +70,27 @@ def test_every_day_after_the_first_steps_from_inputs_read_ahead_within_the_range
     assert recording.taken == _range(NEXT, LAST)
 
 
+def test_each_day_after_the_first_steps_from_the_analysis_kept_not_read_back(
+    rt: Runtime, template: Path, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_back: list[date] = []
+    state = rt.chain.state
+
+    def spied(day: date) -> Any:
+        read_back.append(day)
+        return state(day)
+
+    monkeypatch.setattr(rt.chain, "state", spied)
+    backfill_days(rt, RUN, LAST)
+    assert read_back == [], "every D−1 came from memory (RUN's from the cold start)"
+
+    shutil.copytree(template, tmp_path / "serial")
+    serial = runtime_for(tmp_path / "serial", world)
+    for day in _range(RUN, LAST):
+        run_day(serial, day)
+    assert digests(rt) == digests(serial)
+
+
 def test_a_resumed_backfill_reads_nothing_ahead_for_the_days_it_skips(
     rt: Runtime, recording: type[Recording]
 ) -> None:
