@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from ops_runtime import RUN
 
-from benchmarks.operations import PARTS, _instrument, main
+from benchmarks.operations import PARTS, _floor_child, _instrument, main
 from smda.ops import DayRun, Runtime, backfill_days, run_day
+from smda_twin.world import World
 
 
 def test_every_part_of_a_run_day_and_of_backfilled_days_is_timed(
@@ -38,6 +39,15 @@ def test_every_part_of_a_run_day_and_of_backfilled_days_is_timed(
     assert [days[d]["ahead"] > 0 for d in sorted(days)] == [False, False, True], (
         "the backfill's second day is read ahead while its first steps"
     )
+
+
+def test_the_floor_reads_a_days_staged_inputs_and_traverses_the_trees_once(
+    rt: Runtime, world: World
+) -> None:
+    b = world.spec.region
+    region = f"{b.west:g},{b.south:g},{b.east:g},{b.north:g}"
+    floor = _floor_child(str(rt.settings.data_dir), region, (RUN + timedelta(days=1)).isoformat())
+    assert floor["read_s"] > 0 and floor["traverse_s"] > 0, floor
 
 
 def test_an_unknown_option_or_a_missing_model_file_is_refused_before_any_staging(
