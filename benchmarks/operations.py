@@ -296,9 +296,10 @@ class _Parts:
             try:
                 return fn(*args, **kwargs)
             finally:
-                bucket[part] += time.perf_counter() - t0
+                elapsed = time.perf_counter() - t0
+                bucket[part] += elapsed
                 if ahead:
-                    self._ahead[args[1]] += time.perf_counter() - t0
+                    self._ahead[args[1]] += elapsed
                 self._local.depth = depth
 
         return timed
@@ -309,7 +310,8 @@ class _Parts:
         @functools.wraps(fn)
         def day(rt: Any, the_day: date, *args: Any, **kwargs: Any) -> Any:
             if self._by_day.get(the_day, (None,))[0] is not self._bucket:  # not open yet
-                self._bucket = self._early.pop(the_day, None) or defaultdict(float)
+                early = self._early.pop(the_day, None)  # empty while its read is in flight
+                self._bucket = early if early is not None else defaultdict(float)
                 self._by_day[the_day] = (self._bucket, time.process_time())
             return fn(rt, the_day, *args, **kwargs)
 

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from ops_runtime import RUN
 
-from benchmarks.operations import PARTS, _floor_child, _instrument, main
+from benchmarks.operations import PARTS, _floor_child, _instrument, _Parts, main
 from smda.ops import DayRun, Runtime, backfill_days, run_day
 from smda_twin.world import World
 
@@ -39,6 +40,24 @@ def test_every_part_of_a_run_day_and_of_backfilled_days_is_timed(
     assert [days[d]["ahead"] > 0 for d in sorted(days)] == [False, False, True], (
         "the backfill's second day is read ahead while its first steps"
     )
+
+
+def test_a_read_ahead_still_in_flight_when_its_day_opens_counts_toward_that_day() -> None:
+    parts, entered, release = _Parts(), threading.Event(), threading.Event()
+    day = RUN + timedelta(days=1)
+
+    def read(store: object, the_day: object) -> None:
+        entered.set()
+        release.wait(timeout=60)
+
+    reader = threading.Thread(target=parts.wrap("inputs", read, ahead=True), args=(None, day))
+    reader.start()
+    assert entered.wait(timeout=60)
+    parts.new_day(lambda rt, the_day: None)(None, day)  # the day opens, its read in flight
+    release.set()
+    reader.join()
+    timed = parts.take(day, total=1.0)
+    assert timed["inputs"] > 0 and timed["inputs"] == timed["ahead"], timed
 
 
 def test_the_floor_reads_a_days_staged_inputs_and_traverses_the_trees_once(
