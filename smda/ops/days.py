@@ -366,7 +366,8 @@ def backfill_days(
     Each day is published on a background thread while the next one steps
     (:mod:`smda.ops.overlap`): the same bytes, commits and ``progress`` calls in the same order,
     and the same error on a failed publish (the day after it is stepped but not committed).
-    The next day's inputs are read on another while a day steps (:mod:`smda.ops.readahead`).
+    The next day's inputs are read on another while a day steps, and each day steps from the
+    analysis of the day before kept in memory (:mod:`smda.ops.readahead`).
     """
     if end < start:
         raise ValueError(f"end {end} is before start {start}")

@@ -41,10 +41,12 @@ LOG = logging.getLogger(__name__)
 
 
 class ReadAhead:
-    """The inputs of the day after the one being stepped, read on one background thread.
+    """What the next day needs: its inputs, read on one background thread while this day
+    steps, and this day's analysis, kept once committed.
 
-    Use as a context manager. :meth:`take` the inputs of a day about to be stepped (None when
-    they were not read ahead, or no longer match), then :meth:`start` reading the next day.
+    Use as a context manager. For a day about to be stepped, :meth:`take` its inputs (None when
+    they were not read ahead, or no longer match) and its :meth:`state_before`, then
+    :meth:`start` reading the next day; once the day is committed, :meth:`keep` its analysis.
 
     Parameters
     ----------
@@ -63,8 +65,6 @@ class ReadAhead:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
         self._pending: tuple[date, Future[tuple[Mapping[str, Any], DayInputs]]] | None = None
         self._kept: tuple[date, xr.DataArray] | None = None
-        self.used = 0
-        """Days whose inputs came from a read ahead (for logs and benchmarks)."""
 
     def _read(self, day: date) -> tuple[Mapping[str, Any], DayInputs]:
         versions = input_versions(self._store, day, self._history)
@@ -93,7 +93,6 @@ class ReadAhead:
         if dict(read_under) != dict(versions):
             LOG.info("inputs of %s changed while they were read ahead: reading them again", day)
             return None
-        self.used += 1
         return inputs
 
     def keep(self, day: date, analysis: xr.DataArray) -> None:
