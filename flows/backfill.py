@@ -4,8 +4,10 @@
 
     fetch: one task per (source, month) chunk, bounded per provider   ┐ parallel (threads, or
            (``per_provider`` chunks in flight, one per source)          ┘ Dask with prefect-dask)
-    step:  run-day start, start+1, … end   (sequential: each day needs the state of the day before)
-           + the later days a re-run invalidated (so the chain stays whole)
+    step:  step-days in blocks of STEP_BLOCK_DAYS consecutive days, in order (each day needs the
+           state of the day before; within a block a day publishes and the next day's inputs
+           are read while a day steps), then run-day for the later days a re-run invalidated
+           (so the chain stays whole)
     validate the days computed → artifacts
 
 Resumable and idempotent: a day already in the state chain with the same provenance is skipped
@@ -49,6 +51,7 @@ from flows.tasks import (
     provider_tag,
     run_context,
     run_day_task,
+    step_days_task,
     tiled_steps_task,
     validate_task,
 )
@@ -64,6 +67,9 @@ LOG = logging.getLogger(__name__)
 
 THREADS = 8
 """Threads of the default task runner (fetch chunks in flight, all providers)."""
+STEP_BLOCK_DAYS = 30
+"""Days per ``step-days`` task: one task run per month of a backfill (a retry resumes the block
+at its first day not done), not one per day."""
 
 
 def task_runner_from_env(value: str | None = None) -> TaskRunner[Any]:
@@ -157,10 +163,13 @@ def _days(start: date, end: date) -> list[date]:
 
 
 def _step(run: RunContext, days: Sequence[date], *, force: bool) -> list[DayRun]:
-    """Run ``days`` in order, then the later days a re-run invalidated
-    (:func:`smda.ops.days_to_recompute`) and the chain after the range when it was not stepped
-    from it (:func:`smda.ops.broken_link`), as the CLI's backfill does."""
-    runs = [run_day_task(run, day, force=force) for day in days]
+    """Run ``days`` in order in blocks of :data:`STEP_BLOCK_DAYS`, then the later days a re-run
+    invalidated (:func:`smda.ops.days_to_recompute`) and the chain after the range when it was
+    not stepped from it (:func:`smda.ops.broken_link`), as the CLI's backfill does."""
+    runs: list[DayRun] = []
+    for first in range(0, len(days), STEP_BLOCK_DAYS):
+        block = days[first : first + STEP_BLOCK_DAYS]
+        runs += step_days_task(run, block[0], block[-1], force=force)
     runs += [run_day_task(run, day) for day in days_to_recompute(runs, days[-1])]
     after = max(r.day for r in runs) + timedelta(days=1)
     if broken_link(open_runtime(run), after):

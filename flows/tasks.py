@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from prefect import State, Task, task
+from prefect import State, Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import FlowRunContext, TaskRunContext
@@ -45,6 +45,7 @@ from smda.ops import (
     DayRun,
     RunContext,
     ValidationReport,
+    backfill_days,
     fetch_days,
     first_day_to_run,
     open_runtime,
@@ -71,6 +72,7 @@ __all__ = [
     "run_context",
     "run_day_task",
     "send_smda_logs",
+    "step_days_task",
     "tiled_steps_task",
     "train_task",
     "validate_task",
@@ -183,6 +185,26 @@ def fetch_task(run: RunContext, days: Sequence[date], sources: Sequence[str]) ->
 def run_day_task(run: RunContext, day: date, force: bool = False) -> DayRun:
     """Forecast, nudge, persist and publish one day (:func:`run_day`; skips a day done)."""
     return run_day(open_runtime(run), day, force=force)
+
+
+@task(
+    name="step-days",
+    task_run_name="step-days {start}…{end}",
+    **RETRY_TRANSIENT,
+    timeout_seconds=24 * 3600,
+    cache_policy=NO_CACHE,
+)
+def step_days_task(run: RunContext, start: date, end: date, force: bool = False) -> list[DayRun]:
+    """Step ``start`` … ``end`` in order in this process (:func:`backfill_days`: a day publishes
+    and the next day's inputs are read while a day steps; days done are skipped, so a retry
+    resumes), without mending the chain after ``end``: the flow mends once, after its last
+    block. Each day is logged as it is committed and published."""
+    log = get_run_logger()
+
+    def progress(day: DayRun) -> None:
+        log.info("%s %s (%.1f s)", day.day, day.status, day.seconds or 0.0)
+
+    return backfill_days(open_runtime(run), start, end, force=force, progress=progress, mend=False)
 
 
 @task(

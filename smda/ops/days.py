@@ -353,10 +353,12 @@ def backfill_days(
     *,
     force: bool = False,
     progress: Callable[[DayRun], None] | None = None,
+    mend: bool = True,
 ) -> list[DayRun]:
     """Step ``start`` … ``end`` in order (inputs must be staged: :func:`smda.ops.fetch.fetch_days`),
     then the later days a re-run invalidated (:func:`days_to_recompute`), and the chain after
-    the range when it was not stepped from it (:func:`broken_link`).
+    the range when it was not stepped from it (:func:`broken_link`) — unless not ``mend``: a
+    caller stepping a longer range in blocks mends once, after the last (the backfill flow).
 
     Days already in the chain with the same provenance are skipped, so an interrupted backfill
     resumes where it stopped and gives the same bytes as an uninterrupted one. With ``force`` every
@@ -404,7 +406,7 @@ def backfill_days(
                 )
                 ahead.submit(finish)
 
-            def mend(day: date) -> None:  # mending reads the runs as they come
+            def mended(day: date) -> None:  # mending reads the runs as they come
                 one(day, forced=False)
                 ahead.drain()
 
@@ -412,5 +414,6 @@ def backfill_days(
                 one(day, forced=force)
             ahead.drain()
             reads.until = None  # mending steps the invalidated days after ``end`` in order
-            mend_chain(rt, runs, end, mend)
+            if mend:
+                mend_chain(rt, runs, end, mended)
         return runs

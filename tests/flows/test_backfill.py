@@ -158,6 +158,26 @@ def test_killed_backfill_resumes_to_identical_bytes(
     assert hash_outputs(data) == uninterrupted.hashes
 
 
+def test_the_flow_steps_in_blocks_of_days_with_the_uninterrupted_runs_bytes(
+    uninterrupted: Reference, on_twin: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = on_twin(uninterrupted.data, outputs=False)  # the inputs are staged, no state yet
+    blocks: list[tuple[date, date]] = []
+
+    def step_days(run: Any, start: date, end: date, **kwargs: Any) -> list[DayRun]:
+        blocks.append((start, end))
+        return flows.tasks.step_days_task(run, start, end, **kwargs)
+
+    monkeypatch.setattr("flows.backfill.STEP_BLOCK_DAYS", 2)
+    monkeypatch.setattr("flows.backfill.step_days_task", step_days)
+    state = backfill(START, END, fetch=False, return_state=True)
+
+    assert state.is_completed(), state.message
+    assert blocks == [(DAYS[0], DAYS[1]), (DAYS[2], DAYS[3]), (DAYS[4], DAYS[4])]
+    assert [(r.day, r.status) for r in state.result()] == [(d, "analysis") for d in DAYS]
+    assert hash_outputs(data) == uninterrupted.hashes
+
+
 def test_a_tiled_backfill_flow_writes_the_uninterrupted_runs_bytes(
     uninterrupted: Reference, on_twin: Callable[..., Path]
 ) -> None:

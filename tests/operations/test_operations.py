@@ -22,6 +22,7 @@ from smda.ops import (
     DailyPlan,
     Runtime,
     backfill_days,
+    days_to_recompute,
     first_day_to_run,
     input_spans,
     report_metrics,
@@ -97,6 +98,21 @@ def test_forced_backfill_of_a_range_recomputes_the_days_it_invalidates(rt: Runti
     assert all(r.status != "skipped" for r in runs)
     assert rt.chain.last() == LAST and rt.publisher.cog_path(LAST).exists()
     assert digests(rt) == whole, "the same inputs and model give the same bytes"
+
+
+def test_a_forced_block_without_mending_leaves_the_later_days_to_its_caller(rt: Runtime) -> None:
+    """The backfill flow steps in blocks and mends once, after the last: a forced block whose
+    re-run invalidates the days after it steps its own days only."""
+    backfill_days(rt, RUN, LAST)
+    whole = digests(rt)
+    first, last = RUN + timedelta(days=1), RUN + timedelta(days=2)
+    runs = backfill_days(rt, first, last, force=True, mend=False)
+    assert [r.day for r in runs] == [first, last]
+    assert rt.chain.last() == last
+    later = days_to_recompute(runs, last)
+    assert later == [last + timedelta(days=i) for i in range(1, (LAST - last).days + 1)]
+    backfill_days(rt, later[0], later[-1], mend=False)
+    assert digests(rt) == whole
 
 
 def test_a_day_after_a_gap_says_how_to_backfill(rt: Runtime) -> None:
