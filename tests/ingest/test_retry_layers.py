@@ -8,11 +8,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import requests
 from ingest_helpers import FAST, context
 
+from smda.errors import CredentialsError, TransientError
 from smda.ingest.fetch import fetch_range
 from smda.ingest.retry import RetryPolicy
 from smda.ingest.sources.base import IngestContext
+from smda.ingest.sources.earthdata import classify_earthdata
 from smda_twin.faults import Fault
 from smda_twin.service import Twin
 
@@ -46,6 +49,25 @@ def test_a_failing_provider_is_asked_once_per_attempt(
     assert outcome.status == "failed" and "gave up after 4 attempt(s)" in outcome.reason, outcome
     assert twin.log.count(provider, method=method, path=path) == FAST.attempts
     assert len(waits) == FAST.attempts - 1  # smda's backoff between its own attempts only
+
+
+def _http_error(status: int, url: str) -> requests.HTTPError:
+    response = requests.Response()
+    response.status_code, response.url, response.reason = status, url, "Server says no"
+    return requests.HTTPError(f"{status} Error: Server says no for url: {url}", response=response)
+
+
+@pytest.mark.parametrize("port", [40155, 34012, 8401])
+def test_an_earthdata_server_error_is_transient_whatever_digits_its_url_holds(port: int) -> None:
+    """A loopback replica's port (or any URL) may hold the digits 401: a 500 stays a 500."""
+    url = f"http://127.0.0.1:{port}/data/SMAP_L3_SM_P_E_20240710_R19240_001.h5"
+    assert isinstance(classify_earthdata(_http_error(500, url), "download"), TransientError)
+    cmr = RuntimeError(f"500 Internal Server Error: {url}")  # earthaccess's bare errors
+    assert isinstance(classify_earthdata(cmr, "search"), TransientError)
+    assert isinstance(classify_earthdata(_http_error(401, url), "download"), CredentialsError)
+    assert isinstance(
+        classify_earthdata(RuntimeError("401 Unauthorized"), "search"), CredentialsError
+    )
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,10 @@ _TRANSIENT_TEXT = (
 
 
 def classify_earthdata(exc: BaseException, what: str) -> SmdaError:
-    """earthaccess raises bare RuntimeErrors for CMR failures: read their text."""
+    """earthaccess raises bare RuntimeErrors for CMR failures: read their text (an HTTP error
+    with its response is classified by its status, never by digits of its URL)."""
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return classify(exc, what)
     text = str(exc)
     name = type(exc).__name__
     if name == "EulaNotAccepted" or "eula" in text.lower():
@@ -68,7 +71,7 @@ def classify_earthdata(exc: BaseException, what: str) -> SmdaError:
             f"{what}: the EULA of this collection is not accepted for your Earthdata account; "
             "accept it at https://urs.earthdata.nasa.gov (Applications → Authorized Apps)"
         )
-    if name == "LoginAttemptFailure" or "401" in text:
+    if name == "LoginAttemptFailure" or re.search(r"\b401\b", text):
         return CredentialsError(
             f"{what}: Earthdata rejected the credentials (EARTHDATA_TOKEN or username/password)"
         )
