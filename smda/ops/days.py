@@ -413,7 +413,7 @@ def backfill_days(
             for day in days:
                 one(day, forced=force)
             ahead.drain()
-            reads.until = None  # mending steps the invalidated days after ``end`` in order
             if mend:
+                reads.until = None  # mending steps the invalidated days after ``end`` in order
                 mend_chain(rt, runs, end, mended)
         return runs
