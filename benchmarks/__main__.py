@@ -4,7 +4,8 @@ Without names every benchmark but ``scale`` and ``train`` runs (``scale`` takes 
 2 cores once its global files are made, longer the first time: name it; ``--quick`` gives it a tiny configuration; ``train`` trains on a staged
 region-year: name it, ``--before`` adds the protocol before issue 14, ``--data=DIR`` a store
 already staged; ``train-memory`` the scaled training's memory against the region's size;
-``operations --model=FILE`` steps the global days with any LightGBM model file).
+``operations --model=FILE`` steps the global days with any LightGBM model file;
+``global-year`` stages a global year day by day and trains on it at scale).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from benchmarks import (
+    global_year,
     ingest,
     operations,
     osse,
@@ -36,6 +38,7 @@ OPT_IN: dict[str, Callable[[list[str]], None]] = {
     "scale": scale.main,
     "train": train.main,
     "train-memory": train_memory.main,
+    "global-year": global_year.main,
 }
 """Benchmarks that run only when named; they take the options."""
 WITH_OPTIONS: dict[str, Callable[[list[str]], None]] = {"operations": operations.main}

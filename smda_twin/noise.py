@@ -333,6 +333,18 @@ class BlockChain[S]:
                 self._values[j] = values
             j += 1
 
+    def forget_before(self, day: int) -> None:
+        """Drop the values and end states of the blocks that end before ``day``, except the
+        last such end state (the next block starts from it): a long walk forward (a year of a
+        global world) then holds a few blocks, not every one. Nothing changes in the values:
+        asking for a forgotten day again integrates from the start once more."""
+        with self._lock:
+            k = (day - self.origin) // self.block  # the block holding ``day``
+            for j in [j for j in self._values if j < k]:
+                del self._values[j]
+            for j in [j for j in self._states if j < k - 1]:
+                del self._states[j]
+
     def get(self, first: int, last: int) -> npt.NDArray[Any]:
         """Values of days ``first … last`` (inclusive), shape (n_days, ...)."""
         if first < self.origin or last < first:

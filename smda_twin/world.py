@@ -382,6 +382,14 @@ class World:
             raise ValueError(f"MSWEP NRT for {day} does not exist on {today} (it is in the future)")
         return min(age, self.spec.mswep_nrt.final_age_days)
 
+    def forget_before(self, day: date) -> None:
+        """Free the memoised days of the truth and of the land products before ``day``
+        (:meth:`smda_twin.noise.BlockChain.forget_before`): what a day-by-day walk through a
+        long period calls to keep its memory flat. Values are unchanged; an earlier day asked
+        again is integrated anew from the spin-up."""
+        for chain in (self._truth.chain, self._era5land.chain, self._gldas.chain):
+            chain.forget_before(day.toordinal())
+
     # -- truth ----------------------------------------------------------------------------------
     def _truth_of(self, first: int, last: int | None = None, *, layer: int = 0) -> F32:
         series = self._truth.series(first, first if last is None else last)

@@ -80,6 +80,21 @@ def test_a_day_does_not_depend_on_what_was_asked_before() -> None:
         np.testing.assert_array_equal(fresh[name], again[name], err_msg=name)
 
 
+def test_forgetting_the_days_before_one_frees_their_blocks_and_keeps_every_value() -> None:
+    early, late = date(2015, 6, 1), date(2016, 2, 1)  # in the first and the second block
+    fresh = _small(5)
+    expected = {d: fresh.truth(d, d).values for d in (early, late)}
+    walked = _small(5)
+    walked.truth(early, late)
+    chains = (walked._truth.chain, walked._era5land.chain, walked._gldas.chain)
+    walked.product_daily("gldas", early, late)
+    assert len(walked._truth.chain._values) >= 2  # (the check can fail: without it, ≥ 2)
+    walked.forget_before(late)
+    assert [len(c._values) for c in chains] == [1, 0, 1]  # era5land was never asked
+    np.testing.assert_array_equal(walked.truth(late, late).values, expected[late])
+    np.testing.assert_array_equal(walked.truth(early, early).values, expected[early])  # anew
+
+
 def test_regional_fields_are_windows_of_larger_requests(world: World) -> None:
     day = date(2015, 8, 1)
     big = world.era5_hourly(day, LAT, LON, ["t2m", "tp"])
