@@ -1,5 +1,6 @@
 """A global year of the twin, staged day by day, and the scaled training on it:
-``python -m benchmarks global-year [--days=365] [--budget=2000000] [--stage-only]``.
+``python -m benchmarks global-year [--days=365] [--budget=2000000] [--tile-cells=10000]
+[--stage-only]``.
 
 1. **Staging** (once, resumable): the twin's served products of every land cell of the globe
    (0.25°, 1440 × 720 cells) for ``--days`` days from 2015-03-01, plus the 29 days of MSWEP
