@@ -1,5 +1,5 @@
 """A global year of the twin, staged day by day, and the scaled training on it:
-``python -m benchmarks global-year [--days=365] [--budget=2000000] [--tile-cells=10000]
+``python -m benchmarks global-year [--days=365] [--budget=2000000] [--tile-cells=20000]
 [--stage-only]``.
 
 1. **Staging** (once, resumable): the twin's served products of every land cell of the globe
@@ -17,7 +17,7 @@
    rounds at learning rate 0.05) at scale (:class:`smda.ops.train_scale.ScaleOptions`: labels
    merged in bands of rows, the cells sampled to ``--budget`` teacher-forced rows, features
    built in 7-day blocks, CDF tables fitted band by band over every labelled cell; bands of
-   ``--tile-cells`` land cells, 10 000 by default: a worker holds a band's features) on a local
+   ``--tile-cells`` land cells, 20 000 by default as in ``smda train``) on a local
    cluster of one single-threaded worker process per core. Printed: the wall time of each step,
    the peak RSS (``VmHWM``) of the client and of each worker, their sum, the rows kept, the
    cells and the CV skill.
@@ -46,7 +46,7 @@ CACHE = Path(os.environ.get("SMDA_BENCH_DIR", Path(tempfile.gettempdir()) / "smd
 ROOT = CACHE / "global-year"
 USAGE = (
     "usage: python -m benchmarks global-year [--days=365] [--budget=2000000]"
-    " [--tile-cells=10000] [--stage-only]"
+    " [--tile-cells=20000] [--stage-only]"
 )
 TARGET_MB = 8192
 GLOBE = BBox(-180.0, -90.0, 180.0, 90.0)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     if set(opts) - {"days", "budget", "tile-cells", "child"} or flags - {"--stage-only"}:
         raise SystemExit(f"unknown option(s) {args}; {USAGE}")
     days, budget = int(opts.get("days", 365)), int(opts.get("budget", 2_000_000))
-    tile_cells = int(opts.get("tile-cells", 10_000))
+    tile_cells = int(opts.get("tile-cells", 20_000))
     if "child" in opts:
         print(json.dumps(_train(days, budget, tile_cells)))
         return
