@@ -36,6 +36,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.procstat import peak_mb, status_mb
 from smda.geo.grid import BBox
 
 SEED = 42
@@ -50,21 +51,6 @@ USAGE = (
 )
 TARGET_MB = 8192
 GLOBE = BBox(-180.0, -90.0, 180.0, 90.0)
-
-
-def _peak_mb() -> float:
-    """This process's peak RSS (MB), ``VmHWM`` (not inherited across ``exec``)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
 
 
 def stage(days: int, root: Path = ROOT, region: BBox = GLOBE) -> int:
@@ -103,8 +89,8 @@ def stage(days: int, root: Path = ROOT, region: BBox = GLOBE) -> int:
         if n_staged == 1 or day.day == 1 or day == last:
             print(
                 f"  staged {day} ({', '.join(sources)}) in {time.perf_counter() - t0:.1f} s;"
-                f" {n_staged} days in {time.perf_counter() - t_all:.0f} s, RSS {_rss_mb():.0f} MB"
-                f" (peak {_peak_mb():.0f})",
+                f" {n_staged} days in {time.perf_counter() - t_all:.0f} s, RSS {status_mb('VmRSS'):.0f} MB"
+                f" (peak {peak_mb():.0f})",
                 flush=True,
             )
     return n_staged
@@ -121,16 +107,13 @@ def _train(days: int, budget: int, tile_cells: int) -> dict[str, Any]:
 
     store = Store(ROOT, GLOBAL_025)
     end = FIRST + timedelta(days=days - 1)
-    steps: list[tuple[str, float]] = []
-    t_prev = [time.perf_counter()]
+    t_start = time.perf_counter()
 
-    def progress(message: str) -> None:
-        now = time.perf_counter()
-        print(f"    [{now - t_prev[0]:6.0f} s] {message}", file=sys.stderr, flush=True)
-        steps.append((message, now - t_prev[0]))
-        t_prev[0] = now
+    def progress(message: str) -> None:  # to stderr: stdout carries the figures
+        elapsed = time.perf_counter() - t_start
+        print(f"    [{elapsed:6.0f} s in] {message}", file=sys.stderr, flush=True)
 
-    base = _peak_mb()
+    base = peak_mb()
     workers = max(1, os.cpu_count() or 1)
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
@@ -147,11 +130,11 @@ def _train(days: int, budget: int, tile_cells: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         outcome = train_from_store(store, FIRST, end, progress=progress, scale=options)
         wall = time.perf_counter() - t0
-        workers_mb = sorted(client.run(_peak_mb).values())
+        workers_mb = sorted(client.run(peak_mb).values())
     shutil.rmtree(work, ignore_errors=True)
     return {
         "wall": wall,
-        "client_mb": _peak_mb(),
+        "client_mb": peak_mb(),
         "client_base_mb": base,
         "workers_mb": workers_mb,
         "sampling": outcome.tc["sampling"],

@@ -27,6 +27,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.procstat import peak_mb
+
 SEED = 42
 START = date(2015, 3, 1)
 CACHE = Path(os.environ.get("SMDA_BENCH_DIR", Path(tempfile.gettempdir()) / "smda-bench"))
@@ -56,15 +58,6 @@ def _store(n: int, days: int) -> Any:
     return store
 
 
-def _peak_mb() -> float:
-    """This process's peak RSS (MB): ``VmHWM``, which, unlike ``ru_maxrss``, does not carry the
-    peak of the process that started it across ``exec``."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
-
-
 def _train(n: int, days: int, budget: int) -> dict[str, Any]:
     """Train on the n × n region in this process; its figures (run in a child process)."""
     from distributed import Client, LocalCluster
@@ -78,7 +71,7 @@ def _train(n: int, days: int, budget: int) -> dict[str, Any]:
     end = START + timedelta(days=days - 1)
     hyper = HyperParams(learning_rate=0.1, max_rounds=60)
     config = TrainConfig(hyper=hyper, cv=CVConfig(n_folds=3, block_deg=1.0), dagger_rounds=0)
-    base = _peak_mb()
+    base = peak_mb()
     workers = max(1, os.cpu_count() or 1)
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
@@ -90,8 +83,8 @@ def _train(n: int, days: int, budget: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         outcome = train_from_store(store, START, end, config=config, min_n=30, scale=options)
         wall = time.perf_counter() - t0
-        workers_mb = sorted(client.run(_peak_mb).values())
-    peak = _peak_mb()
+        workers_mb = sorted(client.run(peak_mb).values())
+    peak = peak_mb()
     shutil.rmtree(work, ignore_errors=True)
     return {
         "cells": n * n,
