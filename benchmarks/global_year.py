@@ -36,7 +36,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procstat import peak_mb, status_mb
+from benchmarks.procstat import peak_mb, reset_peak, status_mb, take_peak_mb
 from smda.geo.grid import BBox
 
 SEED = 42
@@ -107,18 +107,29 @@ def _train(days: int, budget: int, tile_cells: int) -> dict[str, Any]:
 
     store = Store(ROOT, GLOBAL_025)
     end = FIRST + timedelta(days=days - 1)
-    t_start = time.perf_counter()
-
-    def progress(message: str) -> None:  # to stderr: stdout carries the figures
-        elapsed = time.perf_counter() - t_start
-        print(f"    [{elapsed:6.0f} s in] {message}", file=sys.stderr, flush=True)
-
     base = peak_mb()
     workers = max(1, os.cpu_count() or 1)
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
         Client(cluster) as client,
     ):
+        peaks: list[tuple[float, dict[str, float]]] = []  # each step's: client, workers
+        t_start = time.perf_counter()
+
+        def close_step() -> None:
+            on_workers = client.run(take_peak_mb)
+            peaks.append((take_peak_mb(), on_workers))
+
+        begun = False
+
+        def progress(message: str) -> None:  # to stderr: stdout carries the figures
+            nonlocal begun
+            if begun:  # a step ends where the next one begins
+                close_step()
+            begun = True
+            elapsed = time.perf_counter() - t_start
+            print(f"    [{elapsed:6.0f} s in] {message}", file=sys.stderr, flush=True)
+
         work = Path(tempfile.mkdtemp(prefix="global-year-labels-", dir=CACHE))
         options = ScaleOptions(
             scheduler=cluster.scheduler_address,
@@ -127,22 +138,29 @@ def _train(days: int, budget: int, tile_cells: int) -> dict[str, Any]:
             tile_cells=tile_cells,
             work_dir=work,
         )
+        client.run(reset_peak)
+        reset_peak()
         t0 = time.perf_counter()
         outcome = train_from_store(store, FIRST, end, progress=progress, scale=options)
         wall = time.perf_counter() - t0
-        workers_mb = sorted(client.run(peak_mb).values())
+        close_step()
+    by_worker = {w: max(step[w] for _, step in peaks) for w in peaks[0][1]}
     shutil.rmtree(work, ignore_errors=True)
     return {
         "wall": wall,
-        "client_mb": peak_mb(),
+        "client_mb": max(base, *(c for c, _ in peaks)),
         "client_base_mb": base,
-        "workers_mb": workers_mb,
+        "workers_mb": sorted(by_worker.values()),
         "sampling": outcome.tc["sampling"],
         "cells": outcome.cells,
         "days": outcome.days,
         "cv": outcome.cv,
         "trees": outcome.bundle.num_trees,
         "seconds": outcome.seconds,
+        "step_peaks": {
+            name: {"client": c, "workers": [w[k] for k in sorted(w)]}
+            for name, (c, w) in zip(outcome.seconds, peaks, strict=True)
+        },
     }
 
 
@@ -185,6 +203,11 @@ def main(argv: list[str] | None = None) -> None:
         f" (target ≤ {TARGET_MB} MB: {'met' if total <= TARGET_MB else 'MISSED'})"
     )
     print(f"  steps (s): {json.dumps({k: round(v, 1) for k, v in r['seconds'].items()})}")
+    print("  peak RSS of each step (MB): client | workers")
+    for step, p in r["step_peaks"].items():
+        print(
+            f"    {step:9s} {p['client']:6.0f} | {' + '.join(f'{mb:.0f}' for mb in p['workers'])}"
+        )
     print(f"  CV: {json.dumps(r['cv'])}")
 
 

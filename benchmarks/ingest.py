@@ -23,6 +23,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from benchmarks.procstat import reset_peak
 from smda.geo.grid import BBox
 
 REGION = BBox(-105, 30, -95, 40)
@@ -37,15 +38,6 @@ def _peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak_rss() -> bool:
-    """Start a new peak-RSS measurement (Linux ≥ 4.0); False when not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def _cpu_s() -> float:
@@ -75,7 +67,7 @@ def _run(workdir: Path) -> tuple[float, list[Row]]:
             Settings(data_dir=workdir / "data"), region=REGION, endpoints=twin.endpoints()
         )
         for name in SOURCES:
-            _reset_peak_rss()
+            reset_peak()
             t0, c0 = time.perf_counter(), _cpu_s()
             report = fetch_range([name], START, END, ctx)
             elapsed, cpu = time.perf_counter() - t0, _cpu_s() - c0

@@ -17,3 +17,20 @@ def status_mb(field: str) -> float:
 def peak_mb() -> float:
     """This process's peak RSS (MB)."""
     return status_mb("VmHWM")
+
+
+def reset_peak() -> bool:
+    """Start a new peak-RSS measurement (``/proc/self/clear_refs``, Linux ≥ 4.0); False when
+    the kernel does not allow it (the peak then runs on from the process's start)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def take_peak_mb() -> float:
+    """This process's peak RSS (MB) since the last call, and a new measurement started."""
+    peak = peak_mb()
+    reset_peak()
+    return peak

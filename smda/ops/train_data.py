@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -227,25 +227,29 @@ def matrix_block(
     ``state`` the label of each day before, :func:`lagged`) over the land cells where ``keep``;
     reads the block's ERA5 and MSWEP from the store (a Dask worker can run it). With ``rows``
     (a band of the grid's rows) ``state``, ``target`` and ``static`` are that band's, and so
-    are the features (their ``cells`` index the band)."""
+    are the features (their ``cells`` index the band). The features are built for the kept
+    cells only (every feature is the cell's own): the same rows as building them for every
+    land cell and selecting, at the cost of the kept cells."""
     days = pd.DatetimeIndex(target["time"].values)
     first, last = days[0].date(), days[-1].date()
-    era5 = load_era5(store, first, last)
-    precip = load_series(
-        store, "mswep", "precipitation", first - timedelta(days=spec.history_days - 1), last
-    )
-    if rows is not None:
-        era5, precip = era5.isel(lat=rows), precip.isel(lat=rows)
-    fm = build_features(spec, days, era5=era5, precip=precip, static=static, state=state)
+    era5 = load_era5(store, first, last, rows=rows)
+    history = first - timedelta(days=spec.history_days - 1)
+    precip = load_series(store, "mswep", "precipitation", history, last, rows=rows)
+    land = np.asarray(static["land"].values, dtype=bool)
+    kept = np.zeros(land.size, dtype=bool)
+    kept[np.flatnonzero(land.ravel())[keep]] = True
+    only = static.assign(land=(static["land"].dims, kept.reshape(land.shape)))
+    fm = build_features(spec, days, era5=era5, precip=precip, static=only, state=state)
     y = target.values.reshape(len(days), -1)[:, fm.cells]
-    return fm.select(keep), np.ascontiguousarray(y[:, keep], dtype=np.float32)
+    return fm, np.ascontiguousarray(y, dtype=np.float32)
 
 
 def block_args(
     label: xr.DataArray, days: pd.DatetimeIndex, chunk_days: int
-) -> list[tuple[xr.DataArray, xr.DataArray]]:
-    """(state, target) label slices of each block of ``chunk_days`` days (:func:`matrix_block`)."""
-    return [(lagged(label, b), label.sel(time=b)) for b in _blocks(days, max(1, chunk_days))]
+) -> Iterator[tuple[xr.DataArray, xr.DataArray]]:
+    """(state, target) label slices of each block of ``chunk_days`` days (:func:`matrix_block`),
+    each made when it is asked for (a block's slices are copies)."""
+    return ((lagged(label, b), label.sel(time=b)) for b in _blocks(days, max(1, chunk_days)))
 
 
 def join_blocks(

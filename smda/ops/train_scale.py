@@ -219,16 +219,20 @@ def _band_tables(
     min_samples: int,
 ) -> CdfTables:
     """CDF tables of one band of rows: its labels and SMAP read from the band's file
-    (:func:`smda.ops.train_bands.merge_band`), its features block by block, the model run
-    free."""
+    (:func:`smda.ops.train_bands.merge_band`), the model run free block by block (each block
+    of features built, run from the last state of the block before, and dropped), so the
+    task holds one block of features and the band's free run, not the band's year of
+    features."""
     store = Store(root, grid)
     with HDF5_IO, xr.open_dataset(path, engine="netcdf4") as ds:
         label, smap = ds["label"].load(), ds["smap"].sel(time=days).load()
-    blocks = block_args(label, days, chunk_days)
-    parts = [matrix_block(store, spec, s, t, static, keep, rows=rows) for s, t in blocks]
-    fm, _ = join_blocks(parts)
-    free = rollout(bundle.predict, fm)
-    return fit_cdf(free, smap_rows(fm, smap), fm.cell_ids, min_samples=min_samples)
+    free, obs, state = [], [], None
+    for s, t in block_args(label, days, chunk_days):
+        fm, _ = matrix_block(store, spec, s, t, static, keep, rows=rows)
+        free.append(rollout(bundle.predict, fm, init=state))
+        obs.append(smap_rows(fm, smap))
+        state = free[-1][-1]
+    return fit_cdf(np.concatenate(free), np.concatenate(obs), fm.cell_ids, min_samples=min_samples)
 
 
 def join_tables(parts: list[CdfTables]) -> CdfTables:

@@ -30,6 +30,9 @@ CALENDAR_FEATURES = frozenset({"doy_sin", "doy_cos"})
 """Features that follow the calendar, not the inputs: a day outside the training *season* is
 not input drift (a model trained on whole years never sees one), so they are left out."""
 
+FIT_CHUNK_ROWS = 1 << 18
+"""Rows per chunk of :meth:`FeatureStats.fit` (~57 MB of float64 for 27 features)."""
+
 
 @dataclass(frozen=True, eq=False)
 class FeatureStats:
@@ -40,17 +43,27 @@ class FeatureStats:
     sd: npt.NDArray[np.float64]
 
     @classmethod
-    def fit(cls, values: npt.ArrayLike, names: tuple[str, ...]) -> FeatureStats:
-        """From a feature matrix (rows × features), ignoring non-finite values."""
-        x = np.asarray(values, dtype=np.float64)
+    def fit(
+        cls, values: npt.ArrayLike, names: tuple[str, ...], *, chunk_rows: int = FIT_CHUNK_ROWS
+    ) -> FeatureStats:
+        """From a feature matrix (rows × features), ignoring non-finite values; two passes
+        over ``chunk_rows`` rows at a time in float64 (the mean, then the squared deviations),
+        so a matrix of millions of rows costs a few chunks beside it, not float64 copies of it."""
+        x = np.asarray(values)
         if x.ndim != 2 or x.shape[1] != len(names):
             raise ValueError(f"FeatureStats.fit needs rows × {len(names)} features, got {x.shape}")
-        finite = np.isfinite(x)
-        n = finite.sum(axis=0)
-        filled = np.where(finite, x, 0.0)
+        chunks = [x[i : i + chunk_rows] for i in range(0, x.shape[0], max(1, chunk_rows))]
+        total, n = np.zeros(x.shape[1]), np.zeros(x.shape[1], np.int64)
+        for chunk in chunks:
+            sums, counts = column_sums(chunk)
+            total, n = total + sums, n + counts
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = filled.sum(axis=0) / n
-            var = np.where(finite, (x - mean) ** 2, 0.0).sum(axis=0) / n
+            mean = total / n
+            squares = np.zeros(x.shape[1])
+            for chunk in chunks:
+                c = np.asarray(chunk, dtype=np.float64)
+                squares += np.where(np.isfinite(c), (c - mean) ** 2, 0.0).sum(axis=0)
+            var = squares / n
         return cls(tuple(names), mean, np.sqrt(var))
 
     def drift(self, values: npt.ArrayLike) -> float:

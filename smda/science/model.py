@@ -277,9 +277,10 @@ class BinnedRows:
         pos = self.index[:, cells].reshape(-1)
         return self.dataset.subset(np.sort(pos[pos >= 0]).tolist())
 
-    def rows(self, x: F32, y: F32) -> lgb.Dataset:
-        """Other rows (e.g. DAgger's) binned with the same bin mappers."""
-        return lgb.Dataset(x, y, reference=self.dataset)
+    def rows(self, x: F32 | list[F32], y: F32) -> lgb.Dataset:
+        """Other rows (e.g. DAgger's; an array or a list of row blocks) binned with the same
+        bin mappers."""
+        return lgb.Dataset(x, y, reference=self.dataset, params=self.dataset.get_params())
 
 
 def fit_booster(
@@ -308,18 +309,9 @@ def fit_booster(
         bin mappers, without the cost).
     """
     sets = [s for s in (train, valid) if s is not None]
-    rows = [_rows(m, y) for m, y in sets]  # teacher-forced rows
     booster: lgb.Booster | None = None
     for round_ in range(dagger_rounds + 1):
-        if booster is not None:  # add the rows whose lag is the last model's rollout
-            predict = _predictor(booster)
-            for i, (m, y) in enumerate(sets):
-                free = rollout(predict, m)
-                first = m.cube()[0, :, m.state_column]
-                x_dg, y_dg = _rows(m.with_state(_lag_of(free, first)), y)
-                x_tf, y_tf = _rows(m, y)
-                rows[i] = (np.concatenate([x_tf, x_dg]), np.concatenate([y_tf, y_dg]))
-        data, check = _datasets(rows, list(train[0].names), binned, cells if round_ == 0 else ())
+        data, check = _datasets(sets, hyper, binned, cells, booster)
         kwargs: dict[str, Any] = {"num_boost_round": rounds or hyper.max_rounds}
         if valid is not None and rounds is None:
             kwargs["valid_sets"] = [check]
@@ -331,25 +323,50 @@ def fit_booster(
                 )
             ]
         booster = lgb.train(hyper.lgb_params(), data, **kwargs)
-        log.debug("fit round %d: %d trees on %d rows", round_, booster.num_trees(), len(rows[0][1]))
+        log.debug("fit round %d: %d trees on %d rows", round_, booster.num_trees(), data.num_data())
+        booster.free_dataset()  # its binned rows: a fold's predictor outlives its fit
     assert booster is not None
     return booster
 
 
+def _round_rows(m: FeatureMatrix, y: F32, booster: lgb.Booster | None) -> tuple[list[F32], F32]:
+    """The teacher-forced rows of (``m``, ``y``) and, after a fit (``booster``), the same rows
+    with the lag replaced by the booster's rollout (DAgger, module docstring): a list of row
+    blocks LightGBM bins without joining them, and their labels."""
+    x_tf, y_tf = _rows(m, y)
+    if booster is None:
+        return [x_tf], y_tf
+    free = rollout(_predictor(booster), m)
+    lag = _lag_of(free, m.cube()[0, :, m.state_column]).reshape(-1)
+    x_dg = x_tf.copy()
+    x_dg[:, m.state_column] = lag[np.isfinite(np.asarray(y, np.float32).reshape(-1))]
+    return [x_tf, x_dg], np.concatenate([y_tf, y_tf])
+
+
 def _datasets(
-    rows: list[tuple[F32, F32]],
-    names: list[str],
+    sets: list[tuple[FeatureMatrix, F32]],
+    hyper: HyperParams,
     binned: BinnedRows | None,
     cells: tuple[npt.NDArray[np.bool_], ...],
+    booster: lgb.Booster | None,
 ) -> tuple[lgb.Dataset, lgb.Dataset | None]:
-    """The training dataset and the early-stopping one (None without it) of ``rows``."""
-    if binned is None:
-        data = lgb.Dataset(*rows[0], feature_name=names, free_raw_data=True)
-        return data, (lgb.Dataset(*rows[1], reference=data) if len(rows) > 1 else None)
-    made = [
-        binned.subset(cells[i]) if i < len(cells) else binned.rows(*rows[i])
-        for i in range(len(rows))
-    ]
+    """The training dataset and the early-stopping one (None without it) of a round's rows
+    (:func:`_round_rows`). Each is binned before the next is made, so the raw rows of one
+    set at a time are held beside the binned ones: subsets of ``binned`` in the first round
+    (the sets' ``cells`` given), binned with its bin mappers otherwise."""
+    made: list[lgb.Dataset] = []
+    for i, (m, y) in enumerate(sets):
+        if booster is None and binned is not None and i < len(cells):
+            made.append(binned.subset(cells[i]))
+            continue
+        x, labels = _round_rows(m, y, booster)
+        if binned is not None:
+            data = binned.rows(x, labels)
+        elif made:  # the early-stopping rows, binned like the training rows
+            data = lgb.Dataset(x, labels, reference=made[0], params=made[0].get_params())
+        else:
+            data = lgb.Dataset(x, labels, feature_name=list(m.names), params=hyper.lgb_params())
+        made.append(data.construct())
     return made[0], (made[1] if len(made) > 1 else None)
 
 

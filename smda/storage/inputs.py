@@ -169,10 +169,11 @@ def check_inputs(store: Store, days: Sequence[date], history_days: int) -> None:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _decode(var: Any) -> F32:
-    """A netCDF variable as float32 with xarray's CF decoding (fill → NaN, scale, offset)."""
+def _decode(var: Any, rows: slice | None = None) -> F32:
+    """A netCDF variable (or its band of ``rows``) as float32 with xarray's CF decoding
+    (fill → NaN, scale, offset)."""
     var.set_auto_maskandscale(False)
-    raw = np.asarray(var[...])
+    raw = np.asarray(var[...] if rows is None else var[rows])
     values = raw.astype(np.float32)
     fill = getattr(var, "_FillValue", None)
     if fill is not None and not np.isnan(fill):
@@ -186,10 +187,10 @@ def _decode(var: Any) -> F32:
 
 
 def _read(
-    path: Path, variables: Sequence[str] | None, shape: tuple[int, int]
+    path: Path, variables: Sequence[str] | None, shape: tuple[int, int], rows: slice | None = None
 ) -> tuple[dict[str, F32], dict[str, dict[str, Any]]]:
-    """The (lat, lon) variables of a staged file (all when ``variables`` is None) and their
-    attributes, checked against the grid's shape."""
+    """The (lat, lon) variables of a staged file (all when ``variables`` is None), or their
+    band of ``rows``, and their attributes, checked against the grid's shape."""
     with HDF5_IO, netCDF4.Dataset(path) as nc:
         names = [v for v in nc.variables if nc[v].dimensions == ("lat", "lon")]
         wanted = names if variables is None else list(variables)
@@ -199,16 +200,16 @@ def _read(
                 f"staged file {path} has no (lat, lon) variable(s) {absent} (it has {names}); "
                 "re-stage it (move it away and run `smda fetch` again)"
             )
-        out = {v: _decode(nc[v]) for v in wanted}
+        for name in wanted:
+            if nc[name].shape != shape:
+                raise MalformedFile(
+                    f"staged {name} in {path} has shape {nc[name].shape}, but the region's grid "
+                    f"is {shape}: the file belongs to another grid; re-stage it"
+                )
+        out = {v: _decode(nc[v], rows) for v in wanted}
         attrs = {
             v: {k: nc[v].getncattr(k) for k in nc[v].ncattrs() if k != "_FillValue"} for v in wanted
         }
-    for name, values in out.items():
-        if values.shape != shape:
-            raise MalformedFile(
-                f"staged {name} in {path} has shape {values.shape}, but the region's grid is "
-                f"{shape}: the file belongs to another grid; re-stage it"
-            )
     return out, attrs
 
 
@@ -268,7 +269,8 @@ def _stack(
 ) -> tuple[dict[str, F32], dict[str, dict[str, Any]]]:
     """(n_days, lat, lon) arrays of the staged ``days`` (NaN for days not staged), the
     files read through ``cache`` when given (``variables`` must then be named); with ``rows``
-    only that band of grid rows is kept (one day of the whole grid is read at a time)."""
+    only that band of grid rows is read (through the cache: one day of the whole grid at a
+    time, the band kept)."""
     shape = store.grid.shape
     band = rows or slice(0, shape[0])
     out_shape = (len(range(shape[0])[band]), shape[1])
@@ -280,13 +282,14 @@ def _stack(
         path = store.verified_path(source, day)  # CorruptFile says how it is re-staged
         if cache is not None and variables is not None:
             fields, found = cache.read(path, variables, shape)
+            fields = {name: values[band] for name, values in fields.items()}
         else:
-            fields, found = _read(path, variables, shape)
+            fields, found = _read(path, variables, shape, rows)
         for name, values in fields.items():
             if name not in cubes:
                 cubes[name] = np.full((len(days), *out_shape), np.nan, dtype=np.float32)
                 attrs[name] = found[name]
-            cubes[name][i] = values[band]
+            cubes[name][i] = values
     for name in variables or ():
         cubes.setdefault(name, np.full((len(days), *out_shape), np.nan, dtype=np.float32))
         attrs.setdefault(name, {})
@@ -356,9 +359,9 @@ def load_series(
     )
 
 
-def load_era5(store: Store, start: date, end: date) -> xr.Dataset:
+def load_era5(store: Store, start: date, end: date, *, rows: slice | None = None) -> xr.Dataset:
     """Every staged ERA5 daily aggregate over ``start … end``: float32 (time, lat, lon)
-    (``t2m_mean`` … ``tp_sum``, units as staged).
+    (``t2m_mean`` … ``tp_sum``, units as staged); ``rows``: only that band of the grid's rows.
 
     Raises
     ------
@@ -367,11 +370,12 @@ def load_era5(store: Store, start: date, end: date) -> xr.Dataset:
     """
     days = _days(start, end)
     _raise_missing(store, [("era5", d) for d in missing_days(store, "era5", days)], "ERA5")
-    cubes, attrs = _stack(store, "era5", days, None)
-    dims = ("time", "lat", "lon")
+    cubes, attrs = _stack(store, "era5", days, None, rows=rows)
+    dims, coords = ("time", "lat", "lon"), _coords(store, days)
+    if rows is not None:
+        coords["lat"] = coords["lat"][rows]
     return xr.Dataset(
-        {name: (dims, values, attrs[name]) for name, values in cubes.items()},
-        coords=_coords(store, days),
+        {name: (dims, values, attrs[name]) for name, values in cubes.items()}, coords=coords
     )
 
 

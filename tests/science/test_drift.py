@@ -31,6 +31,19 @@ def test_feature_stats_are_the_mean_and_sd_of_the_finite_training_values() -> No
     np.testing.assert_allclose(stats.sd, [rows[:, 0].std(), finite.std(), rows[:, 2].std()])
 
 
+def test_feature_stats_in_chunks_of_rows_are_those_of_the_whole_matrix() -> None:
+    rows = training_rows().astype(np.float32)
+    rows[::7, 1] = np.nan
+
+    whole = FeatureStats.fit(rows, NAMES, chunk_rows=len(rows))
+    chunked = FeatureStats.fit(rows, NAMES, chunk_rows=333)  # a short last chunk
+
+    np.testing.assert_allclose(chunked.mean, whole.mean, rtol=1e-12)
+    np.testing.assert_allclose(chunked.sd, whole.sd, rtol=1e-12)
+    finite = rows[np.isfinite(rows[:, 1]), 1].astype(np.float64)
+    np.testing.assert_allclose(chunked.sd[1], finite.std(), rtol=1e-12)
+
+
 def test_a_day_like_the_training_drifts_little_and_a_shifted_one_by_its_shift() -> None:
     stats = FeatureStats.fit(training_rows(), NAMES)
     today = training_rows(400, seed=1)

@@ -161,6 +161,41 @@ def test_fold_subsets_fit_the_same_model_as_rows_binned_afresh(
     assert rmse(shared) < 1.1 * rmse(own)
 
 
+def test_a_dagger_round_fits_the_rows_of_the_matrix_lagged_by_its_rollout(
+    data: tuple[FeatureMatrix, np.ndarray],
+) -> None:
+    """The DAgger round (its rows handed to LightGBM as two blocks, never joined) fits the
+    booster that the written-out definition gives: the teacher-forced rows, then the same
+    rows with the lag replaced by the first fit's rollout, in one matrix, for the training
+    and the early-stopping cells, binned like the first fit."""
+    fm, y = data
+    hyper = replace(FAST, max_rounds=30)
+    binned = BinnedRows.of(fm, y, hyper)
+    folds = assign_folds(fm.lat, fm.lon, CV)
+    fit, stop = folds >= 1, folds == 0
+    pairs = ((fm.select(fit), y[:, fit]), (fm.select(stop), y[:, stop]))
+    first = fit_booster(*pairs, hyper, dagger_rounds=0, binned=binned, cells=(fit, stop))
+
+    def joined(m: FeatureMatrix, labels: np.ndarray) -> lgb.Dataset:
+        free = rollout(lambda rows: first.predict(rows).astype(np.float32), m)
+        lag = np.concatenate([m.cube()[:1, :, m.state_column], free[:-1]])
+        ok = np.isfinite(labels.reshape(-1))
+        x = np.concatenate([m.values[ok], m.with_state(lag).values[ok]])
+        return binned.rows(x, np.concatenate([labels.reshape(-1)[ok]] * 2))
+
+    train_set, check = joined(*pairs[0]), joined(*pairs[1])
+    by_hand = lgb.train(
+        hyper.lgb_params(),
+        train_set,
+        num_boost_round=hyper.max_rounds,
+        valid_sets=[check],
+        callbacks=[lgb.early_stopping(hyper.early_stopping_rounds, verbose=False,
+                                      min_delta=hyper.early_stopping_min_delta)],
+    )  # fmt: skip
+    dagger = fit_booster(*pairs, hyper, dagger_rounds=1, binned=binned, cells=(fit, stop))
+    assert dagger.model_to_string() == by_hand.model_to_string()
+
+
 def test_max_bin_bounds_the_bins_of_every_fit_and_its_dagger_rows(
     data: tuple[FeatureMatrix, np.ndarray],
 ) -> None:
