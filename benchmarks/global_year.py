@@ -19,8 +19,9 @@
    built in 7-day blocks, CDF tables fitted band by band over every labelled cell; bands of
    ``--tile-cells`` land cells, 20 000 by default as in ``smda train``) on a local
    cluster of one single-threaded worker process per core. Printed: the wall time of each step,
-   the peak RSS (``VmHWM``) of the client and of each worker, their sum, the rows kept, the
-   cells and the CV skill.
+   the peak RSS (``VmHWM``) of the client and of each worker, their sum, each step's peak of
+   each process (the peaks are reset where a step begins, :func:`benchmarks.procstat.reset_peak`),
+   the rows kept, the cells and the CV skill.
 """
 
 from __future__ import annotations
