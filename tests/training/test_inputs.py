@@ -88,6 +88,8 @@ def test_series_of_a_band_of_rows_is_that_band_of_the_grid(small: Store) -> None
         small, "gldas", "soil_moisture", D1, D1 + timedelta(days=3), rows=slice(2, 3)
     )
     assert later.shape == (4, 1, whole.shape[2]) and int(later.notnull().sum()) == whole.shape[2]
+    era5 = load_era5(small, D0, D1, rows=slice(1, 3))  # read from each file's band of rows
+    xr.testing.assert_identical(era5, load_era5(small, D0, D1).isel(lat=slice(1, 3)))
 
 
 def test_static(small: Store, world: World) -> None:
