@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -90,6 +91,17 @@ def test_series_of_a_band_of_rows_is_that_band_of_the_grid(small: Store) -> None
     assert later.shape == (4, 1, whole.shape[2]) and int(later.notnull().sum()) == whole.shape[2]
     era5 = load_era5(small, D0, D1, rows=slice(1, 3))  # read from each file's band of rows
     xr.testing.assert_identical(era5, load_era5(small, D0, D1).isel(lat=slice(1, 3)))
+
+
+def test_a_staged_file_of_another_grid_is_malformed_and_says_to_restage(small: Store) -> None:
+    other = Store(small.root, small.grid)
+    g = small.grid
+    other.grid = replace(g, nrows=g.nrows - 1)  # the same region's files, one row short
+    for rows in (None, slice(0, 1)):
+        with pytest.raises(MalformedFile, match=r"another grid; re-stage it"):
+            load_series(other, "smap", "soil_moisture", D0, D0, rows=rows)
+        with pytest.raises(MalformedFile, match=r"has shape \(4, 4\)"):
+            load_era5(other, D0, D0, rows=rows)
 
 
 def test_static(small: Store, world: World) -> None:
