@@ -39,7 +39,6 @@ __all__ = [
     "client_env",
     "earthdata_login",
     "file_credentials_env",
-    "http_session",
     "single_attempt",
 ]
 
@@ -98,15 +97,6 @@ def single_attempt(session: requests.Session) -> requests.Session:
     adapter = HTTPAdapter(max_retries=Retry(total=0, read=False))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    return session
-
-
-def http_session(endpoints: Endpoints | None = None) -> requests.Session:
-    """A ``requests`` session for plain HTTP file servers (one attempt per request)."""
-    session = single_attempt(requests.Session())
-    session.headers["User-Agent"] = "smda"
-    if endpoints is not None and endpoints.earthdata.ca_bundle:
-        session.verify = endpoints.earthdata.ca_bundle
     return session
 
 
