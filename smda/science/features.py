@@ -227,14 +227,6 @@ class FeatureMatrix:
             self.upper[keep],
         )
 
-    def with_state(self, state: npt.ArrayLike) -> FeatureMatrix:
-        """A copy whose state column is ``state`` (n_days, n_cells) m3 m-3."""
-        values = self.values.copy()
-        values[:, self.state_column] = np.asarray(state, dtype=np.float32).reshape(-1)
-        return FeatureMatrix(
-            values, self.names, self.days, self.cells, self.shape, self.lat, self.lon, self.upper
-        )
-
 
 def global_cell_ids(lat: npt.ArrayLike, lon: npt.ArrayLike) -> IntArray:
     """Id of the global 0.25° cell containing each point: ``row * 1440 + col`` (int64)."""

@@ -238,12 +238,6 @@ def _lag_of(forecasts: F32, first: F32) -> F32:
     return np.concatenate([first[None], forecasts[:-1]])
 
 
-def _rows(matrix: FeatureMatrix, labels: F32) -> tuple[F32, F32]:
-    y = np.asarray(labels, np.float32).reshape(-1)
-    ok = np.isfinite(y)
-    return matrix.values[ok], y[ok]
-
-
 @dataclass(frozen=True, eq=False)
 class BinnedRows:
     """The teacher-forced rows of a matrix binned once (module docstring, "Cost").
@@ -333,13 +327,15 @@ def _round_rows(m: FeatureMatrix, y: F32, booster: lgb.Booster | None) -> tuple[
     """The teacher-forced rows of (``m``, ``y``) and, after a fit (``booster``), the same rows
     with the lag replaced by the booster's rollout (DAgger, module docstring): a list of row
     blocks LightGBM bins without joining them, and their labels."""
-    x_tf, y_tf = _rows(m, y)
+    labels = np.asarray(y, np.float32).reshape(-1)
+    ok = np.isfinite(labels)
+    x_tf, y_tf = m.values[ok], labels[ok]
     if booster is None:
         return [x_tf], y_tf
     free = rollout(_predictor(booster), m)
     lag = _lag_of(free, m.cube()[0, :, m.state_column]).reshape(-1)
     x_dg = x_tf.copy()
-    x_dg[:, m.state_column] = lag[np.isfinite(np.asarray(y, np.float32).reshape(-1))]
+    x_dg[:, m.state_column] = lag[ok]
     return [x_tf, x_dg], np.concatenate([y_tf, y_tf])
 
 

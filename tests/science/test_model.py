@@ -180,7 +180,9 @@ def test_a_dagger_round_fits_the_rows_of_the_matrix_lagged_by_its_rollout(
         free = rollout(lambda rows: first.predict(rows).astype(np.float32), m)
         lag = np.concatenate([m.cube()[:1, :, m.state_column], free[:-1]])
         ok = np.isfinite(labels.reshape(-1))
-        x = np.concatenate([m.values[ok], m.with_state(lag).values[ok]])
+        lagged_rows = m.values.copy()
+        lagged_rows[:, m.state_column] = lag.reshape(-1)
+        x = np.concatenate([m.values[ok], lagged_rows[ok]])
         return binned.rows(x, np.concatenate([labels.reshape(-1)[ok]] * 2))
 
     train_set, check = joined(*pairs[0]), joined(*pairs[1])
